@@ -1,0 +1,149 @@
+"""Linux ABI constants and struct layouts, defined once for the whole package.
+
+Values are the kernel's uapi ones; where an architecture differs, the name says so.
+"""
+
+import struct
+
+# prctl(2)
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# seccomp(2)
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_GET_ACTION_AVAIL = 2
+SECCOMP_GET_NOTIF_SIZES = 3
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_KILL_THREAD = 0x00000000
+SECCOMP_RET_TRAP = 0x00030000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_LOG = 0x7FFC0000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ACTION_FULL = 0xFFFF0000
+SECCOMP_RET_DATA = 0x0000FFFF
+
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1
+SECCOMP_ADDFD_FLAG_SETFD = 1
+SECCOMP_ADDFD_FLAG_SEND = 2
+
+
+def _ioc(direction: int, kind: int, nr: int, size: int) -> int:
+    return (direction << 30) | (size << 16) | (kind << 8) | nr
+
+
+_IOC_WRITE, _IOC_READ = 1, 2
+
+# struct seccomp_notif { u64 id; u32 pid; u32 flags; struct seccomp_data data; }
+# struct seccomp_data { s32 nr; u32 arch; u64 instruction_pointer; u64 args[6]; }
+SECCOMP_NOTIF = struct.Struct("=QIIiIQ6Q")
+# struct seccomp_notif_resp { u64 id; s64 val; s32 error; u32 flags; }
+SECCOMP_NOTIF_RESP = struct.Struct("=QqiI")
+# struct seccomp_notif_addfd { u64 id; u32 flags; u32 srcfd; u32 newfd; u32 newfd_flags; }
+SECCOMP_NOTIF_ADDFD = struct.Struct("=QIIII")
+
+SECCOMP_IOCTL_NOTIF_RECV = _ioc(_IOC_READ | _IOC_WRITE, ord("!"), 0, SECCOMP_NOTIF.size)
+SECCOMP_IOCTL_NOTIF_SEND = _ioc(_IOC_READ | _IOC_WRITE, ord("!"), 1, SECCOMP_NOTIF_RESP.size)
+SECCOMP_IOCTL_NOTIF_ID_VALID = _ioc(_IOC_WRITE, ord("!"), 2, 8)
+SECCOMP_IOCTL_NOTIF_ADDFD = _ioc(_IOC_WRITE, ord("!"), 3, SECCOMP_NOTIF_ADDFD.size)
+SECCOMP_IOCTL_NOTIF_SET_FLAGS = _ioc(_IOC_WRITE, ord("!"), 4, 8)
+
+# struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }
+SOCK_FILTER = struct.Struct("=HBBI")
+
+# BPF opcodes used by the filter generator and its tests.
+BPF_LD_W_ABS = 0x20
+BPF_JMP_JEQ_K = 0x15
+BPF_JMP_JGE_K = 0x35
+BPF_RET_K = 0x06
+
+# Offsets into struct seccomp_data.
+SECCOMP_DATA_NR = 0
+SECCOMP_DATA_ARCH = 4
+SECCOMP_DATA_ARGS = 16
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+AUDIT_ARCH_I386 = 0x40000003
+AUDIT_ARCH_AARCH64 = 0xC00000B7
+# x32 syscalls arrive with AUDIT_ARCH_X86_64 and this bit set in the number.
+X32_SYSCALL_BIT = 0x40000000
+
+# ptrace(2)
+PTRACE_TRACEME = 0
+PTRACE_PEEKUSER = 3
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_GETREGS = 12
+PTRACE_SETREGS = 13
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_GETREGSET = 0x4204
+PTRACE_SETREGSET = 0x4205
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+
+PTRACE_O_TRACESYSGOOD = 1
+PTRACE_O_TRACEFORK = 1 << 1
+PTRACE_O_TRACEVFORK = 1 << 2
+PTRACE_O_TRACECLONE = 1 << 3
+PTRACE_O_TRACEEXEC = 1 << 4
+PTRACE_O_TRACEVFORKDONE = 1 << 5
+PTRACE_O_TRACEEXIT = 1 << 6
+PTRACE_O_TRACESECCOMP = 1 << 7
+PTRACE_O_EXITKILL = 1 << 20
+
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_VFORK_DONE = 5
+PTRACE_EVENT_EXIT = 6
+PTRACE_EVENT_SECCOMP = 7
+PTRACE_EVENT_STOP = 128
+
+NT_PRSTATUS = 1
+NT_ARM_SYSTEM_CALL = 0x404
+
+WALL = 0x40000000  # __WALL
+
+# Namespaces (clone/unshare flags).
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2)
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+# pidfd
+PIDFD_THREAD = 0o200  # O_EXCL
+# struct pidfd_info (first 64 bytes, PIDFD_INFO_SIZE_VER0): mask, cgroupid, pid, tgid, ppid, ...
+PIDFD_INFO = struct.Struct("=QQIII44x")
+PIDFD_INFO_PID = 1
+PIDFD_GET_INFO = _ioc(_IOC_READ | _IOC_WRITE, 0xFF, 11, PIDFD_INFO.size)
+
+# Linux capabilities v3 (two 32-bit words per set).
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CAP_LAST_CAP = 40

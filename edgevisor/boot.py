@@ -1,0 +1,229 @@
+"""Starting a sandbox: the three processes of one run and how they hand over.
+
+    edgevisor (front end) ── fork ──▶ Sentry (pid 1 of a new pid namespace)
+                                         └── fork ──▶ guest (pid 2): namespaces, root,
+                                                      capabilities, filter, exec CMD
+
+The Sentry is init of the guest's pid namespace. That buys three things from the kernel:
+when the Sentry dies, every guest process dies with it; orphans are reparented to it; and
+the ids the kernel reports to it are the ids the guest sees. The Sentry dies with the front
+end (PR_SET_PDEATHSIG), so `kill -9` of edgevisor leaves nothing behind. The guest's command
+is not pid 1 itself: a pid-namespace init is immune to signals it has no handler for, and
+`sh -c 'kill -9 $$'` must die as it does on a host.
+"""
+
+import errno
+import os
+import select
+import signal
+import sys
+
+from . import abi
+from .config import RunConfig
+from .platform import get_platform
+from .platform.base import die_with_parent
+from .platform.bpf import build_filter
+from .platform.isolation import RootfsSpec, build_root, drop_privileges, enter_namespaces
+from .platform.linux import mount, prctl, unshare
+from .sentry.dispatch import Sentry
+from .sentry.kernel.kernel import Kernel
+from .syscall_tables import load as load_table
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+EXIT_SETUP_FAILED = 125  # like docker run and runsc
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+
+
+def run(cfg: RunConfig) -> int:
+    """Run cfg.argv in a sandbox; return the exit code the front end should exit with."""
+    table = load_table()
+    cfg.validate(table)
+    platform = get_platform(cfg.platform)
+    traced = frozenset()
+    if cfg.strace:
+        names = cfg.strace_syscalls or table.by_name.keys()
+        traced = frozenset(table.by_name[n].nr for n in names
+                           if table.by_name[n].action == "passthrough")
+    program = build_filter(table, platform.trap, traced)
+
+    if os.geteuid() != 0:
+        _become_namespace_root()
+    unshare(abi.CLONE_NEWPID)
+    lifeline_r, lifeline_w = os.pipe2(os.O_CLOEXEC)
+    sentry_pid = os.fork()
+    if sentry_pid == 0:
+        os.close(lifeline_w)
+        code = EXIT_SETUP_FAILED
+        try:
+            code = _sentry_main(cfg, table, platform, program, lifeline_r)
+        except BaseException as e:  # noqa: BLE001 - the Sentry reports and exits, always
+            _report(cfg, f"sentry: {e}", e)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(lifeline_r)
+    return _front_end(sentry_pid)
+
+
+def _become_namespace_root() -> None:
+    """Unprivileged: a user namespace of our own, mapping only our ids, lets us create the
+    other namespaces and mount the guest's root."""
+    uid, gid = os.geteuid(), os.getegid()
+    unshare(abi.CLONE_NEWUSER)
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"{gid} {gid} 1")
+
+
+def _front_end(sentry_pid: int) -> int:
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, lambda s, _f: os.kill(sentry_pid, s))
+    _, status = os.waitpid(sentry_pid, 0)
+    _reclaim_terminal()
+    if os.WIFSIGNALED(status):
+        print(f"edgevisor: the sentry was killed by signal {os.WTERMSIG(status)}", file=sys.stderr)
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _reclaim_terminal() -> None:
+    if not os.isatty(0):
+        return
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(0, os.getpgrp())
+    except OSError:
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, old)
+
+
+def _sentry_main(cfg: RunConfig, table, platform, program: bytes, lifeline: int) -> int:
+    die_with_parent()
+    if select.select([lifeline], [], [], 0)[0]:
+        return EXIT_SETUP_FAILED  # the front end died before we could follow it
+    # A /proc of our own shows the guest's pid namespace, where the Sentry is pid 1.
+    unshare(abi.CLONE_NEWNS)
+    mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
+    mount("proc", "/proc", "proc", abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC)
+    # Not dumpable: the guest (root, in the same pid namespace) can neither ptrace the Sentry
+    # nor open its /proc/1/{mem,root,environ,fd}.
+    prctl(abi.PR_SET_DUMPABLE, 0)
+
+    log = _open_log(cfg)
+    strace = None
+    if cfg.strace:
+        from .sentry.strace import Strace
+        strace = Strace(log, cfg.strace_syscalls)
+    sentry = Sentry(table, Kernel(cfg.hostname), strace, log if (cfg.debug or cfg.log) else None)
+
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        _guest_main(cfg, platform, program, go_r, ready_w, err_w)
+    for fd in (go_r, ready_w, err_w):
+        os.close(fd)
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, lambda s, _f: os.kill(pid, s))
+    platform.attach(pid)
+    os.write(go_w, b"g")
+    try:
+        platform.after_filter(pid, ready_r, go_w)
+    except OSError:
+        pass  # the guest failed before its filter: its report is on err_r
+    status = platform.serve(pid, sentry)
+    failure = _read_all(err_r)
+    if failure:
+        stage, code, message = failure.split(b"\0", 2)
+        print(f"edgevisor: {message.decode(errors='replace')}", file=sys.stderr)
+        if stage == b"exec":
+            return EXIT_NOT_FOUND if int(code) == errno.ENOENT else EXIT_CANNOT_EXECUTE
+        return EXIT_SETUP_FAILED
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _guest_main(cfg: RunConfig, platform, program: bytes, go_r: int, ready_w: int, err_w: int):
+    stage = "setup"
+    try:
+        die_with_parent()
+        if os.read(go_r, 1) != b"g":
+            os._exit(EXIT_SETUP_FAILED)
+        for sig in (*FORWARDED_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)  # Python ignores SIGPIPE and SIGXFSZ
+        signal.set_wakeup_fd(-1)
+        cwd = cfg.cwd or os.getcwd()
+        enter_namespaces(cfg.hostname)
+        build_root(RootfsSpec(cfg.rootfs, cfg.overlay))
+        try:
+            os.chdir(cwd)
+        except OSError:
+            os.chdir("/")
+        _take_terminal()
+        drop_privileges()
+        prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
+        platform.load_filter(program, ready_w, go_r)
+        stage = "exec"
+        env = os.environ if cfg.env is None else cfg.env
+        os.execvpe(cfg.argv[0], cfg.argv, env)
+    except BaseException as e:  # noqa: BLE001 - report anything, then exit
+        code = getattr(e, "errno", None) or 0
+        if stage == "exec":
+            text = f"{cfg.argv[0]}: {os.strerror(code) if code else e}"
+        else:
+            text = f"sandbox setup failed: {e}"
+        try:
+            os.write(err_w, f"{stage}\0{code}\0{text}".encode())
+        finally:
+            os._exit(EXIT_SETUP_FAILED)
+
+
+def _take_terminal() -> None:
+    """The guest gets a process group of its own; on a terminal, it becomes the foreground
+    group, so ^C reaches the guest alone (and once), as it would reach a shell job."""
+    os.setpgid(0, 0)
+    if not os.isatty(0):
+        return
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(0, os.getpgrp())
+    except OSError:
+        pass  # not our controlling terminal
+    finally:
+        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+
+
+def _read_all(fd: int) -> bytes:
+    out = b""
+    while chunk := os.read(fd, 4096):
+        out += chunk
+    os.close(fd)
+    return out
+
+
+def _open_log(cfg: RunConfig):
+    stream = open(cfg.log, "a", buffering=1) if cfg.log else sys.stderr
+
+    def write(line: str) -> None:
+        if not line.endswith("\n"):
+            line = f"edgevisor: {line}\n"
+        stream.write(line)
+        stream.flush()
+
+    return write
+
+
+def _report(cfg: RunConfig, message: str, exc: BaseException) -> None:
+    if cfg.debug:
+        import traceback
+        traceback.print_exception(exc)
+    print(f"edgevisor: {message}", file=sys.stderr)

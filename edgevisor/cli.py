@@ -1,0 +1,87 @@
+"""The `edgevisor` command: `do` runs one command sandboxed, `syscalls` prints the table."""
+
+import argparse
+import sys
+
+from . import __version__
+from .config import ConfigError, RunConfig
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .platform import NAMES, default_platform_name
+
+    p = _Parser(prog="edgevisor", description="A gVisor-style user-space kernel sandbox.")
+    p.add_argument("--version", action="version", version=f"edgevisor {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    do = sub.add_parser("do", help="run one command in a sandbox",
+                        usage="edgevisor do [flags] -- CMD [ARGS...]")
+    do.add_argument("--platform", choices=NAMES, default=default_platform_name(),
+                    help="how syscalls are captured (default: %(default)s)")
+    do.add_argument("--hostname", default="edgevisor", help="the sandbox's host name")
+    do.add_argument("--rootfs", default="/", help="root file system (default: the host's /)")
+    do.add_argument("--overlay", choices=("memory", "none"), default="memory",
+                    help="writable in-memory layer over the rootfs, or none (read-only)")
+    do.add_argument("--strace", action="store_true", help="log the syscalls the Sentry sees")
+    do.add_argument("--strace-syscalls", metavar="A,B", help="with --strace: only these syscalls")
+    do.add_argument("--log", metavar="FILE", help="write strace and Sentry logs here (default: stderr)")
+    do.add_argument("--debug", action="store_true", help="log Sentry events; tracebacks on errors")
+    do.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]")
+
+    sc = sub.add_parser("syscalls", help="print the syscall table")
+    sc.add_argument("--arch", choices=("x86_64", "aarch64"), default=None,
+                    help="architecture (default: the host's)")
+    sc.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    return p
+
+
+def _do(args) -> int:
+    from .boot import run
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    only = None
+    if args.strace_syscalls:
+        only = frozenset(n.strip() for n in args.strace_syscalls.split(",") if n.strip())
+    cfg = RunConfig(argv=argv, platform=args.platform, hostname=args.hostname,
+                    rootfs=args.rootfs, overlay=args.overlay == "memory",
+                    strace=args.strace or only is not None, strace_syscalls=only,
+                    log=args.log, debug=args.debug)
+    return run(cfg)
+
+
+def _syscalls(args) -> int:
+    from .syscall_tables import load
+    from .syscall_tables.render import render
+
+    sys.stdout.write(render(load(args.arch), args.format))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "do":
+            return _do(args)
+        return _syscalls(args)
+    except ConfigError as e:
+        print(f"edgevisor: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        if getattr(args, "debug", False):
+            raise
+        print(f"edgevisor: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Thin ctypes bindings for the host system calls the platforms need.
+
+Every wrapper raises OSError with the kernel's errno; nothing here decides policy.
+"""
+
+import ctypes
+import os
+import platform as _pyplatform
+
+from .. import abi
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+_ARCH = _pyplatform.machine()
+# Numbers of syscalls glibc has no wrapper for (or that we call raw on purpose).
+_NR = {
+    "x86_64": {"seccomp": 317, "pidfd_send_signal": 424, "pidfd_getfd": 438, "pivot_root": 155},
+    "aarch64": {"seccomp": 277, "pidfd_send_signal": 424, "pidfd_getfd": 438, "pivot_root": 41},
+}[_ARCH]
+
+libc.syscall.restype = ctypes.c_long
+libc.ptrace.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.unshare.argtypes = [ctypes.c_int]
+
+
+class iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+libc.process_vm_readv.restype = ctypes.c_ssize_t
+libc.process_vm_readv.argtypes = [
+    ctypes.c_int, ctypes.POINTER(iovec), ctypes.c_ulong, ctypes.POINTER(iovec), ctypes.c_ulong, ctypes.c_ulong]
+libc.process_vm_writev.restype = ctypes.c_ssize_t
+libc.process_vm_writev.argtypes = libc.process_vm_readv.argtypes
+
+
+def _check(ret: int) -> int:
+    if ret == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    return _check(libc.prctl(option, a2, a3, a4, a5))
+
+
+def unshare(flags: int) -> None:
+    _check(libc.unshare(flags))
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    enc = lambda s: None if s is None else s.encode()  # noqa: E731
+    _check(libc.mount(enc(source), target.encode(), enc(fstype), flags, enc(data)))
+
+
+def umount2(target: str, flags: int) -> None:
+    _check(libc.umount2(target.encode(), flags))
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(libc.syscall(_NR["pivot_root"], new_root.encode(), put_old.encode()))
+
+
+def seccomp_load(program: bytes, flags: int) -> int:
+    """Load a classic-BPF seccomp program; returns the listener fd if one was asked for."""
+
+    class sock_fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    prog = sock_fprog(len(program) // abi.SOCK_FILTER.size, program)
+    return _check(libc.syscall(_NR["seccomp"], abi.SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)))
+
+
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    _check(libc.syscall(_NR["pidfd_send_signal"], pidfd, sig, None, 0))
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    return _check(libc.syscall(_NR["pidfd_getfd"], pidfd, fd, 0))
+
+
+def ptrace(request: int, pid: int, addr: int = 0, data: int | ctypes.c_void_p = 0) -> int:
+    ctypes.set_errno(0)
+    ret = libc.ptrace(request, pid, addr, data)
+    if ret == -1 and ctypes.get_errno():
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
+def set_capabilities(keep: frozenset[int]) -> None:
+    """Drop every capability not in `keep` from the bounding, ambient and current sets."""
+
+    class cap_header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class cap_data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    for cap in range(abi.CAP_LAST_CAP + 1):
+        if cap not in keep:
+            try:
+                prctl(abi.PR_CAPBSET_DROP, cap)
+            except OSError as e:  # EINVAL: this kernel does not know the capability
+                if e.errno != 22:
+                    raise
+    prctl(abi.PR_CAP_AMBIENT, abi.PR_CAP_AMBIENT_CLEAR_ALL)
+    header = cap_header(abi.LINUX_CAPABILITY_VERSION_3, 0)
+    data = (cap_data * 2)()
+    _check(libc.capget(ctypes.byref(header), data))
+    for word in range(2):
+        mask = sum(1 << (c - 32 * word) for c in keep if 32 * word <= c < 32 * (word + 1))
+        data[word].effective &= mask
+        data[word].permitted &= mask
+        data[word].inheritable &= mask
+    _check(libc.capset(ctypes.byref(header), data))

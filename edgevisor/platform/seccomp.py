@@ -1,0 +1,133 @@
+"""The seccomp user-notification platform.
+
+The guest's filter returns SECCOMP_RET_USER_NOTIF for the syscalls the Sentry handles; the
+Sentry reads each one from the listener fd (NOTIF_RECV), dispatches it and answers with
+NOTIF_SEND: a value, an errno, or FLAG_CONTINUE to let the kernel run the call as issued.
+Children, threads and exec'd images inherit the filter, so the whole guest tree reports to
+the one listener without being followed explicitly.
+
+The listener is created in the guest by seccomp(2). Handing it over with SCM_RIGHTS would
+be a syscall the filter may trap (under --strace) before anyone listens, so the Sentry takes
+it with pidfd_getfd(2) instead: the guest announces the fd number the listener will get,
+loads the filter, and waits until the Sentry has it.
+"""
+
+import errno
+import fcntl
+import os
+import select
+import struct
+import time
+
+from .. import abi
+from ..sentry.dispatch import CONTINUE
+from ..sentry.kernel.task import Task
+from .base import ChildReaper, Platform
+from .linux import pidfd_getfd, seccomp_load
+from .memory import ProcessMemory
+from .tasks import HostTasks
+
+class SeccompPlatform(Platform):
+    name = "seccomp"
+    trap = abi.SECCOMP_RET_USER_NOTIF
+
+    def __init__(self):
+        self.listener = -1
+
+    def load_filter(self, program: bytes, to_sentry: int, from_sentry: int) -> None:
+        probe = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        os.close(probe)  # the listener will get the lowest free number, which is this one
+        os.write(to_sentry, b"%d\n" % probe)
+        listener = seccomp_load(program, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+        if listener != probe:
+            raise OSError(errno.EBADFD, "seccomp listener got an unexpected descriptor")
+        os.read(from_sentry, 1)  # the Sentry now holds its own copy
+        os.close(listener)
+
+    def after_filter(self, pid: int, from_guest: int, to_guest: int) -> None:
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = os.read(from_guest, 16)
+            if not chunk:
+                raise OSError(errno.ECHILD, "the guest exited before loading its filter")
+            line += chunk
+        number = int(line)
+        pidfd = os.pidfd_open(pid)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    self.listener = pidfd_getfd(pidfd, number)
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBADF or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.0001)
+        finally:
+            os.close(pidfd)
+        os.set_inheritable(self.listener, False)
+        try:  # 6.6+: switch to the waiting side on this CPU instead of waking another one
+            fcntl.ioctl(self.listener, abi.SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                        struct.pack("=Q", abi.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP))
+        except OSError:
+            pass
+        os.write(to_guest, b"g")
+
+    def serve(self, pid: int, sentry) -> int:
+        listener = self.listener
+        reaper = ChildReaper(pid)
+        host = HostTasks()
+        poller = select.poll()
+        poller.register(listener, select.POLLIN)
+        poller.register(reaper.wake_r, select.POLLIN)
+
+        notif = bytearray(abi.SECCOMP_NOTIF.size)
+        blank = bytes(abi.SECCOMP_NOTIF.size)
+        resp = bytearray(abi.SECCOMP_NOTIF_RESP.size)
+        unpack, pack = abi.SECCOMP_NOTIF.unpack_from, abi.SECCOMP_NOTIF_RESP.pack_into
+        ioctl = fcntl.ioctl
+        RECV, SEND = abi.SECCOMP_IOCTL_NOTIF_RECV, abi.SECCOMP_IOCTL_NOTIF_SEND
+        ID_VALID = abi.SECCOMP_IOCTL_NOTIF_ID_VALID
+        CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+        handle = sentry.handle
+        gone = (errno.ENOENT, errno.EINTR)
+        try:
+            while True:
+                for fd, events in poller.poll():
+                    if fd != listener:
+                        if reaper.reap():
+                            return reaper.status
+                        continue
+                    if not events & select.POLLIN:
+                        # Every task that used the filter is gone; wait for SIGCHLD.
+                        poller.unregister(listener)
+                        continue
+                    notif[:] = blank  # NOTIF_RECV insists on a zeroed buffer
+                    try:
+                        ioctl(listener, RECV, notif, True)
+                    except OSError as e:
+                        if e.errno in gone:  # the task was interrupted or died meanwhile
+                            continue
+                        raise
+                    nid, tid, _, nr, _, _, *args = unpack(notif)
+                    idbuf = struct.pack("=Q", nid)
+
+                    def still_valid(idbuf=idbuf):
+                        ioctl(listener, ID_VALID, idbuf)
+
+                    result = handle(Task(tid, ProcessMemory(tid, still_valid), host), nr, args)
+                    if result is CONTINUE:
+                        pack(resp, 0, nid, 0, 0, CONTINUE_FLAG)
+                    elif result < 0:
+                        pack(resp, 0, nid, 0, result, 0)
+                    else:
+                        pack(resp, 0, nid, result, 0, 0)
+                    try:
+                        ioctl(listener, SEND, resp)
+                    except OSError as e:
+                        if e.errno not in gone:
+                            raise
+        finally:
+            reaper.close()
+            host.close()
+            os.close(listener)

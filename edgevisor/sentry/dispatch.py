@@ -1,0 +1,60 @@
+"""The Sentry's dispatch: one syscall event in, one result out.
+
+The table decides: an `emulate` row runs its handler; a trapped `passthrough` row (trapped
+only so --strace can show it) is handed back to the kernel to run; a number with no row is
+answered ENOSYS and named in the log. `deny` rows never get here: the filter answers them.
+"""
+
+import errno
+
+from .syscalls import HANDLERS
+
+CONTINUE = object()  # let the host kernel run the syscall exactly as issued
+
+_ENOSYS = -errno.ENOSYS
+
+
+class Sentry:
+    def __init__(self, table, kernel, strace=None, log=None):
+        self.table = table
+        self.kernel = kernel
+        self.strace = strace
+        self.log = log  # callable(str) for one line, or None
+        self._reported: set[int] = set()
+        self._handlers = {}
+        for row in table.by_nr.values():
+            if row.action == "emulate":
+                self._handlers[row.nr] = HANDLERS[row.name]
+        if strace is not None:
+            self.handle = self._handle_traced
+
+    def handle(self, task, nr: int, args) -> object:
+        fn = self._handlers.get(nr)
+        if fn is not None:
+            try:
+                return fn(self.kernel, task, args)
+            except OSError as e:
+                return -e.errno
+        return self._other(task, nr)
+
+    def _other(self, task, nr: int) -> object:
+        row = self.table.by_nr.get(nr)
+        if row is not None and row.action != "emulate":
+            return CONTINUE
+        if nr not in self._reported and self.log is not None:
+            self._reported.add(nr)
+            self.log(f"unsupported syscall {nr} from tid {task.tid}: answered ENOSYS")
+        return _ENOSYS
+
+    def _handle_traced(self, task, nr: int, args) -> object:
+        row = self.table.by_nr.get(nr)
+        name = row.name if row is not None else None
+        if name is not None and not self.strace.wants(name):
+            return Sentry.handle(self, task, nr, args)
+        pending = self.strace.enter(task.tid, name, row.args if row else (), tuple(args), task.mem)
+        result = Sentry.handle(self, task, nr, args)
+        if result is CONTINUE:
+            self.strace.exit(pending, None, row.action)
+        else:
+            self.strace.exit(pending, result, row.action if row else "unsupported")
+        return result

@@ -1,0 +1,19 @@
+"""The Sentry's kernel-wide state."""
+
+import os
+
+
+class Kernel:
+    """State shared by every task of one sandbox.
+
+    `hostname` and `domainname` live here, not in the host's UTS namespace: the guest's
+    uname() and sethostname() are answered from and applied to these fields alone."""
+
+    def __init__(self, hostname: str = "edgevisor", domainname: str = "(none)"):
+        self.hostname = hostname.encode()
+        self.domainname = domainname.encode()
+        host = os.uname()
+        self.sysname = host.sysname.encode()
+        self.release = host.release.encode()
+        self.version = host.version.encode()
+        self.machine = host.machine.encode()

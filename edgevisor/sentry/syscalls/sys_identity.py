@@ -1,0 +1,50 @@
+"""Who the task is and what machine it runs on: uname, hostnames, pids.
+
+Handlers take (kernel, task, args) and return the syscall's result, or raise OSError.
+"""
+
+import errno
+
+_UTS_FIELD = 65  # __NEW_UTS_LEN + 1
+_HOST_NAME_MAX = 64
+
+
+def _field(value: bytes) -> bytes:
+    return value[: _UTS_FIELD - 1].ljust(_UTS_FIELD, b"\0")
+
+
+def sys_uname(k, t, a) -> int:
+    uts = b"".join(_field(v) for v in (k.sysname, k.hostname, k.release, k.version, k.machine,
+                                       k.domainname))
+    t.mem.write(a[0], uts)
+    return 0
+
+
+def _read_name(t, addr: int, length: int) -> bytes:
+    # The kernel takes `len` as an int: a negative one is EINVAL, like an oversized one.
+    length &= 0xFFFFFFFF
+    if length > _HOST_NAME_MAX:
+        raise OSError(errno.EINVAL, "name too long")
+    return t.mem.read(addr, length)
+
+
+def sys_sethostname(k, t, a) -> int:
+    k.hostname = _read_name(t, a[0], a[1])
+    return 0
+
+
+def sys_setdomainname(k, t, a) -> int:
+    k.domainname = _read_name(t, a[0], a[1])
+    return 0
+
+
+def sys_getpid(k, t, a) -> int:
+    return t.tgid
+
+
+def sys_gettid(k, t, a) -> int:
+    return t.tid
+
+
+def sys_getppid(k, t, a) -> int:
+    return t.ppid()
