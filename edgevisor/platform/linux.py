@@ -14,8 +14,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 _ARCH = _pyplatform.machine()
 # Numbers of syscalls glibc has no wrapper for (or that we call raw on purpose).
 _NR = {
-    "x86_64": {"seccomp": 317, "pidfd_send_signal": 424, "pidfd_getfd": 438, "pivot_root": 155},
-    "aarch64": {"seccomp": 277, "pidfd_send_signal": 424, "pidfd_getfd": 438, "pivot_root": 41},
+    "x86_64": {"seccomp": 317, "pidfd_getfd": 438, "pivot_root": 155},
+    "aarch64": {"seccomp": 277, "pidfd_getfd": 438, "pivot_root": 41},
 }[_ARCH]
 
 libc.syscall.restype = ctypes.c_long
@@ -74,10 +74,6 @@ def seccomp_load(program: bytes, flags: int) -> int:
 
     prog = sock_fprog(len(program) // abi.SOCK_FILTER.size, program)
     return _check(libc.syscall(_NR["seccomp"], abi.SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)))
-
-
-def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _check(libc.syscall(_NR["pidfd_send_signal"], pidfd, sig, None, 0))
 
 
 def pidfd_getfd(pidfd: int, fd: int) -> int:

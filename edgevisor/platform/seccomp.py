@@ -15,14 +15,15 @@ loads the filter, and waits until the Sentry has it.
 import errno
 import fcntl
 import os
-import select
+import signal
 import struct
+import threading
 import time
 
 from .. import abi
 from ..sentry.dispatch import CONTINUE
 from ..sentry.kernel.task import Task
-from .base import ChildReaper, Platform
+from .base import Platform
 from .linux import pidfd_getfd, seccomp_load
 from .memory import ProcessMemory
 from .tasks import HostTasks
@@ -68,66 +69,97 @@ class SeccompPlatform(Platform):
         os.set_inheritable(self.listener, False)
         try:  # 6.6+: switch to the waiting side on this CPU instead of waking another one
             fcntl.ioctl(self.listener, abi.SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-                        struct.pack("=Q", abi.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP))
+                        abi.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)  # by value, not a pointer
         except OSError:
             pass
         os.write(to_guest, b"g")
 
     def serve(self, pid: int, sentry) -> int:
+        """The hot loop blocks in NOTIF_RECV itself (no poll per syscall): a reaper thread
+        waits for the guest's processes and ends the loop when the main one exits."""
         listener = self.listener
-        reaper = ChildReaper(pid)
+        done = threading.Event()
+        signal.signal(signal.SIGUSR1, lambda *_: None)  # only to interrupt NOTIF_RECV
+        reaper = threading.Thread(target=self._reap, args=(pid, done), daemon=True)
+        reaper.start()
         host = HostTasks()
-        poller = select.poll()
-        poller.register(listener, select.POLLIN)
-        poller.register(reaper.wake_r, select.POLLIN)
-
         notif = bytearray(abi.SECCOMP_NOTIF.size)
         blank = bytes(abi.SECCOMP_NOTIF.size)
         resp = bytearray(abi.SECCOMP_NOTIF_RESP.size)
         unpack, pack = abi.SECCOMP_NOTIF.unpack_from, abi.SECCOMP_NOTIF_RESP.pack_into
         ioctl = fcntl.ioctl
         RECV, SEND = abi.SECCOMP_IOCTL_NOTIF_RECV, abi.SECCOMP_IOCTL_NOTIF_SEND
-        ID_VALID = abi.SECCOMP_IOCTL_NOTIF_ID_VALID
         CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
         handle = sentry.handle
         gone = (errno.ENOENT, errno.EINTR)
         try:
-            while True:
-                for fd, events in poller.poll():
-                    if fd != listener:
-                        if reaper.reap():
-                            return reaper.status
+            while not done.is_set():
+                notif[:] = blank  # NOTIF_RECV insists on a zeroed buffer
+                try:
+                    ioctl(listener, RECV, notif, True)
+                except OSError as e:
+                    if e.errno in gone:  # interrupted, or the task died meanwhile
                         continue
-                    if not events & select.POLLIN:
-                        # Every task that used the filter is gone; wait for SIGCHLD.
-                        poller.unregister(listener)
-                        continue
-                    notif[:] = blank  # NOTIF_RECV insists on a zeroed buffer
-                    try:
-                        ioctl(listener, RECV, notif, True)
-                    except OSError as e:
-                        if e.errno in gone:  # the task was interrupted or died meanwhile
-                            continue
+                    raise
+                nid, tid, _, nr, _, _, *args = unpack(notif)
+                result = handle(_NotifiedTask(tid, host, listener, nid), nr, args)
+                if result is CONTINUE:
+                    pack(resp, 0, nid, 0, 0, CONTINUE_FLAG)
+                elif result < 0:
+                    pack(resp, 0, nid, 0, result, 0)
+                else:
+                    pack(resp, 0, nid, result, 0, 0)
+                try:
+                    ioctl(listener, SEND, resp)
+                except OSError as e:
+                    if e.errno not in gone:
                         raise
-                    nid, tid, _, nr, _, _, *args = unpack(notif)
-                    idbuf = struct.pack("=Q", nid)
-
-                    def still_valid(idbuf=idbuf):
-                        ioctl(listener, ID_VALID, idbuf)
-
-                    result = handle(Task(tid, ProcessMemory(tid, still_valid), host), nr, args)
-                    if result is CONTINUE:
-                        pack(resp, 0, nid, 0, 0, CONTINUE_FLAG)
-                    elif result < 0:
-                        pack(resp, 0, nid, 0, result, 0)
-                    else:
-                        pack(resp, 0, nid, result, 0, 0)
-                    try:
-                        ioctl(listener, SEND, resp)
-                    except OSError as e:
-                        if e.errno not in gone:
-                            raise
+            return self._status
         finally:
-            reaper.close()
             host.close()
-            os.close(listener)
+
+    _status = 0
+
+    def _reap(self, pid: int, done: threading.Event) -> None:
+        """Reap every child (orphans of the guest are reparented to the Sentry, its pid
+        namespace's init); when the main process goes, wake the loop with SIGUSR1 until it
+        notices, since a signal that lands just before NOTIF_RECV would be missed."""
+        while True:
+            try:
+                child, status = os.waitpid(-1, abi.WALL)
+            except ChildProcessError:
+                time.sleep(0.01)
+                continue
+            if child == pid:
+                self._status = status
+                break
+        done.set()
+        while True:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+            time.sleep(0.01)
+
+
+class _NotifiedTask(Task):
+    """A task whose memory accessor, built on first use, re-validates the notification after
+    every read: if the task died and its tid was reused, the read's result is discarded."""
+
+    __slots__ = ("_listener", "_nid", "_mem")
+
+    def __init__(self, tid: int, host, listener: int, nid: int):
+        self.tid = tid
+        self._host = host
+        self._listener = listener
+        self._nid = nid
+        self._mem = None
+
+    @property
+    def mem(self):
+        if self._mem is None:
+            idbuf = struct.pack("=Q", self._nid)
+            listener = self._listener
+
+            def still_valid():
+                fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ID_VALID, idbuf)
+
+            self._mem = ProcessMemory(self.tid, still_valid)
+        return self._mem

@@ -15,7 +15,7 @@ import fcntl
 import os
 
 from .. import abi
-from .linux import pidfd_send_signal
+from signal import pidfd_send_signal
 
 
 class HostTasks:

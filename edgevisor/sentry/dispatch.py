@@ -7,6 +7,7 @@ answered ENOSYS and named in the log. `deny` rows never get here: the filter ans
 
 import errno
 
+from .strace import unknown_syscall_name
 from .syscalls import HANDLERS
 
 CONTINUE = object()  # let the host kernel run the syscall exactly as issued
@@ -48,13 +49,13 @@ class Sentry:
 
     def _handle_traced(self, task, nr: int, args) -> object:
         row = self.table.by_nr.get(nr)
-        name = row.name if row is not None else None
-        if name is not None and not self.strace.wants(name):
+        if row is not None and not self.strace.wants(row.name):
             return Sentry.handle(self, task, nr, args)
-        pending = self.strace.enter(task.tid, name, row.args if row else (), tuple(args), task.mem)
-        result = Sentry.handle(self, task, nr, args)
-        if result is CONTINUE:
-            self.strace.exit(pending, None, row.action)
+        if row is None:
+            pending = self.strace.enter(task.tid, unknown_syscall_name(nr), None, args, task.mem)
         else:
-            self.strace.exit(pending, result, row.action if row else "unsupported")
+            pending = self.strace.enter(task.tid, row.name, row.args, args, task.mem)
+        result = Sentry.handle(self, task, nr, args)
+        action = "unsupported" if row is None else row.action
+        self.strace.exit(pending, None if result is CONTINUE else result, action)
         return result

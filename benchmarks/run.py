@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Syscall microbenchmarks: native vs edgevisor (seccomp, ptrace) vs runsc vs proot.
+
+    python3 benchmarks/run.py [--runs N] [--only a,b] [--runners native,seccomp,...]
+                              [--scale X] [--json FILE]
+
+Compiles syscall_bench.c with `cc -O2`, then for every run and every runner starts
+ONE process, `syscall_bench all SCALE [names]`, which runs all the benchmarks and
+prints one "NAME ns_per_op" line each, so sandbox start-up cost stays out of the
+numbers. Runs are interleaved across runners so that drift in a noisy machine hits
+all of them alike. See benchmarks/README.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SOURCE = os.path.join(HERE, "syscall_bench.c")
+MIN_ITERS = 20  # must match MIN_ITERS in syscall_bench.c
+
+# Iterations = the program's default (about 0.2-1 s natively) * this scale. Sandboxes
+# that stop on every syscall cost 10-100 us per call, so they get far fewer.
+SCALE = {"native": 1.0, "seccomp": 0.005, "ptrace": 0.005, "runsc": 0.01, "proot": 0.005}
+RUNNERS = list(SCALE)
+
+
+class Unavailable(Exception):
+    pass
+
+
+def edgevisor_cmd():
+    if shutil.which("edgevisor"):
+        return ["edgevisor"]
+    probe = subprocess.run([sys.executable, "-m", "edgevisor.cli", "--help"], cwd=REPO,
+                           capture_output=True, text=True, env=edgevisor_env())
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["exit status %d" % probe.returncode])[-1]
+        raise Unavailable("no `edgevisor` on PATH and `python3 -m edgevisor.cli` fails: " + last)
+    return [sys.executable, "-m", "edgevisor.cli"]
+
+
+def edgevisor_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
+    return env
+
+
+def runner_prefix(name):
+    """The command that runs a program under this runner, or raise Unavailable."""
+    if name == "native":
+        return []
+    if name in ("seccomp", "ptrace"):
+        return edgevisor_cmd() + ["do", "--platform=" + name, "--"]
+    tool = {"runsc": "runsc", "proot": "proot"}[name]
+    if not shutil.which(tool):
+        raise Unavailable("`%s` not found on PATH" % tool)
+    if name == "runsc":
+        return ["runsc", "--network=none", "--platform=ptrace", "do"]
+    return ["proot", "-r", "/"]
+
+
+def machine_info(pin):
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    u = platform.uname()
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "kernel": "%s %s %s" % (u.system, u.release, u.machine),
+        "cpu": "%s (%d CPUs)" % (cpu, os.cpu_count() or 0),
+        "cpus used": "all (not pinned)" if pin is None else "pinned to CPU %d" % pin,
+        "note": "shared, noisy VM: expect run-to-run spread; compare medians and "
+                "orders of magnitude, not small differences",
+    }
+
+
+def run_all(prefix, binary, scale, names, timeout):
+    """One sandboxed process running every benchmark. Returns (env_line, {name: ns or 'FAIL ...'})."""
+    cmd = prefix + [binary, "all", repr(scale), ",".join(names)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           cwd=REPO, env=edgevisor_env(), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise Unavailable("timed out after %d s: %s" % (timeout, " ".join(cmd)))
+    env_line, results = None, {}
+    for line in p.stdout.splitlines():
+        if line.startswith("# "):
+            env_line = line[2:]
+            continue
+        name, _, rest = line.partition(" ")
+        if name in names:
+            results[name] = float(rest) if not rest.startswith("FAIL") else rest
+    if env_line is None or not results:
+        why = (p.stderr.strip().splitlines() or [p.stdout.strip() or "no output"])[-1]
+        raise Unavailable("exit status %d: %s" % (p.returncode, why))
+    return env_line, results
+
+
+def fmt(ns):
+    return "%.1f" % ns if ns < 1000 else "{:,.0f}".format(ns)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="runs per runner (default 3)")
+    ap.add_argument("--only", help="comma-separated benchmark names")
+    ap.add_argument("--runners", default=",".join(RUNNERS), help="default: %(default)s")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply every runner's iteration counts by this")
+    ap.add_argument("--pin", type=int, metavar="CPU",
+                    help="pin every process (and so sandbox and guest) to this one CPU")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per process")
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = ap.parse_args()
+    runners = [r.strip() for r in args.runners.split(",") if r.strip()]
+    bad = [r for r in runners if r not in SCALE]
+    if bad or args.runs < 1 or args.scale <= 0:
+        ap.error("unknown runner(s): %s" % ", ".join(bad) if bad else "--runs and --scale must be positive")
+    if args.pin is not None:
+        try:
+            os.sched_setaffinity(0, {args.pin})  # inherited by everything we start
+        except OSError as e:
+            ap.error("--pin %d: %s" % (args.pin, e.strerror))
+    if not shutil.which("cc"):
+        sys.exit("run.py: no C compiler: `cc` not found on PATH")
+
+    # The binary must be readable inside every sandbox. /var/tmp is part of the host
+    # root that runsc and proot show the guest; a sandbox's /tmp may be a fresh tmpfs.
+    tmp = tempfile.mkdtemp(prefix="syscall_bench-", dir="/var/tmp" if os.access("/var/tmp", os.W_OK) else None)
+    try:
+        binary = os.path.join(tmp, "syscall_bench")
+        subprocess.run(["cc", "-O2", "-o", binary, SOURCE], check=True)
+        os.chmod(tmp, 0o755)
+        defaults = dict(line.split() for line in
+                        subprocess.run([binary, "list"], capture_output=True, text=True, check=True).stdout.splitlines())
+        names = list(defaults)
+        if args.only:
+            names = [n.strip() for n in args.only.split(",") if n.strip()]
+            unknown = [n for n in names if n not in defaults]
+            if unknown:
+                sys.exit("run.py: unknown benchmark(s): %s (known: %s)" % (", ".join(unknown), ", ".join(defaults)))
+        report = run(args, runners, binary, names, defaults)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print_report(report, runners, names)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    failed = any(isinstance(v, str) for r in report["results"] for v in r["runs"])
+    return 1 if failed or "native" in report["unavailable"] else 0
+
+
+def run(args, runners, binary, names, defaults):
+    info = machine_info(args.pin)
+    for key, value in info.items():
+        print("%-10s %s" % (key + ":", value))
+    print(flush=True)
+    prefixes, unavailable, seen = {}, {}, {}
+    for r in runners:
+        try:
+            prefixes[r] = runner_prefix(r)
+        except Unavailable as e:
+            unavailable[r] = str(e)
+    samples = {(b, r): [] for b in names for r in runners}
+    for i in range(args.runs):
+        for r in runners:
+            if r in unavailable:
+                continue
+            scale = SCALE[r] * args.scale
+            print("run %d/%d: %-8s ..." % (i + 1, args.runs, r), end=" ", file=sys.stderr, flush=True)
+            try:
+                seen[r], results = run_all(prefixes[r], binary, scale, names, args.timeout)
+            except Unavailable as e:
+                unavailable[r] = str(e) if i == 0 else "failed on run %d: %s" % (i + 1, e)
+                print("unavailable", file=sys.stderr)
+                continue
+            print("done", file=sys.stderr)
+            for b, v in results.items():
+                samples[(b, r)].append(v)
+
+    results = []
+    for b in names:
+        native = samples[(b, "native")] if "native" in runners else []
+        native_med = statistics.median(native) if native and all(isinstance(v, float) for v in native) else None
+        for r in runners:
+            vals = samples[(b, r)]
+            if r in unavailable or not vals:
+                continue
+            row = {"benchmark": b, "runner": r, "runs": vals,
+                   "iters": max(MIN_ITERS, int(int(defaults[b]) * SCALE[r] * args.scale))}
+            ok = [v for v in vals if isinstance(v, float)]
+            if len(ok) == len(vals):
+                row.update(min=min(ok), median=statistics.median(ok), max=max(ok))
+                row["ratio"] = row["median"] / native_med if native_med else None
+            results.append(row)
+    return {"machine": info, "runners": {r: " ".join(prefixes[r] + ["BIN", "all", "SCALE"])
+                                         for r in prefixes if r not in unavailable},
+            "seen_inside": seen, "unavailable": unavailable, "results": results}
+
+
+def print_report(report, runners, names):
+    host_release = platform.uname().release
+    for r in runners:
+        if r in report["unavailable"]:
+            print("%-8s unavailable: %s" % (r, report["unavailable"][r]))
+        elif r in report["seen_inside"]:
+            env = report["seen_inside"][r]
+            fields = dict(kv.split("=", 1) for kv in env.split())
+            plain = fields.get("kernel") == host_release and fields.get("tracer_pid") in ("0", "-1") \
+                and fields.get("pid") != "1"
+            warn = "   <-- WARNING: looks unsandboxed" if r != "native" and plain else ""
+            print("%-8s %s   [inside: %s]%s" % (r, report["runners"][r], env, warn))
+    print()
+    head = ("benchmark", "runner", "iters", "min ns", "median ns", "max ns", "x native")
+    line = "%-15s %-8s %8s %12s %12s %12s %9s"
+    print(line % head)
+    print("-" * 82)
+    for b in names:
+        rows = [row for row in report["results"] if row["benchmark"] == b]
+        for k, row in enumerate(rows):
+            label = b if k == 0 else ""
+            if "median" not in row:
+                fail = next(v for v in row["runs"] if isinstance(v, str))
+                print("%-15s %-8s %8d   %s" % (label, row["runner"], row["iters"], fail))
+                continue
+            ratio = "-" if row["ratio"] is None else "%.2f" % row["ratio"] if row["ratio"] < 10 \
+                else "{:,.0f}".format(row["ratio"])
+            print(line % (label, row["runner"], row["iters"], fmt(row["min"]),
+                          fmt(row["median"]), fmt(row["max"]), ratio))
+    print()
+    print("ns = nanoseconds per operation (pipe_pingpong: per round trip); "
+          "x native = median / native median.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

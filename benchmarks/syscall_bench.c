@@ -1,0 +1,297 @@
+/* syscall_bench: system call microbenchmarks for edgevisor (native vs sandboxed).
+ *
+ *   syscall_bench list                  names and default iteration counts
+ *   syscall_bench NAME ITERS            run one benchmark; prints "NAME ns_per_op"
+ *   syscall_bench all SCALE [a,b,...]   run every (or the listed) benchmark with
+ *                                       default iterations * SCALE in this one
+ *                                       process; prints a "# ..." line describing
+ *                                       the environment, then "NAME ns_per_op" each
+ *
+ * Each benchmark runs a warm-up of ITERS/10 operations, then ITERS timed with
+ * clock_gettime(CLOCK_MONOTONIC). A failing benchmark prints "NAME FAIL reason"
+ * and the rest still run; the exit status is then 1.
+ * Scratch files live in /tmp and are removed at exit.  Build: cc -O2.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIN_ITERS 20
+
+static char small_path[] = "/tmp/syscall_bench_XXXXXX";
+static char big_path[] = "/tmp/syscall_bench_big_XXXXXX";
+static int big_fd = -1;
+static const char *true_path = "/bin/true";
+static const char *current;
+static jmp_buf on_fail;
+
+/* Prints "NAME FAIL what: strerror(errno)" (no errno text if errno is 0). */
+static void fail(const char *what)
+{
+    printf("%s FAIL %s%s%s\n", current, what, errno ? ": " : "", errno ? strerror(errno) : "");
+    fflush(stdout);
+    longjmp(on_fail, 1);
+}
+
+static void b_getpid(long n)
+{
+    for (long i = 0; i < n; i++)
+        if (syscall(SYS_getpid) < 0) fail("getpid");
+}
+
+static void b_getppid(long n)
+{
+    for (long i = 0; i < n; i++)
+        if (syscall(SYS_getppid) < 0) fail("getppid");
+}
+
+static void b_passthrough(long n)
+{
+    struct timespec ts;
+    for (long i = 0; i < n; i++)   /* raw syscall: no vDSO */
+        if (syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts) < 0) fail("clock_gettime");
+}
+
+static void b_open_close(long n)
+{
+    for (long i = 0; i < n; i++) {
+        int fd = open(small_path, O_RDONLY);
+        if (fd < 0) fail("open");
+        if (close(fd) < 0) fail("close");
+    }
+}
+
+static void b_stat(long n)
+{
+    struct stat st;
+    for (long i = 0; i < n; i++)
+        if (stat(small_path, &st) < 0) fail("stat");
+}
+
+static void b_pread4k(long n)
+{
+    static char buf[4096];
+    for (long i = 0; i < n; i++)
+        if (pread(big_fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) fail("pread");
+}
+
+/* pipe_pingpong: a child echoes one byte from pipe `to` back through `from`. */
+static int to[2] = {-1, -1}, from[2] = {-1, -1};
+static pid_t echo_pid = -1;
+
+static void pingpong_setup(void)
+{
+    if (pipe(to) < 0 || pipe(from) < 0) fail("pipe");
+    echo_pid = fork();
+    if (echo_pid < 0) fail("fork");
+    if (echo_pid == 0) {
+        char c;
+        close(to[1]);
+        close(from[0]);
+        while (read(to[0], &c, 1) == 1 && write(from[1], &c, 1) == 1)
+            ;
+        _exit(0);
+    }
+    close(to[0]);
+    close(from[1]);
+}
+
+static void pingpong_teardown(void)
+{
+    close(to[1]);       /* child sees EOF and exits */
+    close(from[0]);
+    if (echo_pid > 0) waitpid(echo_pid, NULL, 0);
+    echo_pid = -1;
+}
+
+static void b_pipe_pingpong(long n)
+{
+    char c = 'x';
+    for (long i = 0; i < n; i++) {
+        if (write(to[1], &c, 1) != 1) fail("write");
+        if (read(from[0], &c, 1) != 1) fail("read");
+    }
+}
+
+static void wait_ok(pid_t pid)
+{
+    int st;
+    if (waitpid(pid, &st, 0) != pid) fail("waitpid");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        static char msg[64];
+        snprintf(msg, sizeof msg, "child wait status 0x%x, not exit 0", st);
+        errno = 0;
+        fail(msg);
+    }
+}
+
+static void b_fork_wait(long n)
+{
+    for (long i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) fail("fork");
+        if (pid == 0) _exit(0);
+        wait_ok(pid);
+    }
+}
+
+static void b_fork_exec_wait(long n)
+{
+    for (long i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) fail("fork");
+        if (pid == 0) {
+            execl(true_path, "true", (char *)NULL);
+            _exit(127);
+        }
+        wait_ok(pid);
+    }
+}
+
+struct bench {
+    const char *name;
+    long iters;                 /* default: roughly 0.2-1 s natively */
+    void (*run)(long n);
+    void (*setup)(void), (*teardown)(void);
+};
+
+static const struct bench benches[] = {
+    {"getpid", 2000000, b_getpid},
+    {"getppid", 2000000, b_getppid},
+    {"passthrough", 2000000, b_passthrough},
+    {"open_close", 300000, b_open_close},
+    {"stat", 500000, b_stat},
+    {"pread4k", 1000000, b_pread4k},
+    {"pipe_pingpong", 10000, b_pipe_pingpong, pingpong_setup, pingpong_teardown},
+    {"fork_wait", 3000, b_fork_wait},
+    {"fork_exec_wait", 1000, b_fork_exec_wait},
+};
+#define NBENCH (sizeof benches / sizeof benches[0])
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* Returns 0 on success, 1 if the benchmark failed (its FAIL line is printed). */
+static int run_one(const struct bench *b, long n)
+{
+    current = b->name;
+    if (setjmp(on_fail)) {
+        if (b->teardown) b->teardown();
+        return 1;               /* its FAIL line is already printed */
+    }
+    if (b->setup) b->setup();
+    b->run(n / 10 + 1);         /* warm-up */
+    double t0 = now_ns();
+    b->run(n);
+    double t1 = now_ns();
+    if (b->teardown) b->teardown();
+    printf("%s %.1f\n", b->name, (t1 - t0) / n);
+    fflush(stdout);
+    return 0;
+}
+
+static void setup_files(void)
+{
+    static char chunk[65536];
+    int fd = mkstemp(small_path);
+    if (fd < 0 || write(fd, "hello\n", 6) != 6 || close(fd) < 0) {
+        perror("syscall_bench: creating file in /tmp");
+        exit(2);
+    }
+    big_fd = mkstemp(big_path);
+    memset(chunk, 'x', sizeof chunk);
+    for (int i = 0; big_fd >= 0 && i < 16; i++)     /* 1 MiB */
+        if (write(big_fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk) big_fd = -1;
+    if (big_fd < 0) {
+        perror("syscall_bench: creating 1 MiB file in /tmp");
+        unlink(small_path);
+        exit(2);
+    }
+}
+
+static void cleanup_files(void)
+{
+    unlink(small_path);
+    unlink(big_path);
+}
+
+static const struct bench *find(const char *name)
+{
+    for (size_t i = 0; i < NBENCH; i++)
+        if (strcmp(benches[i].name, name) == 0) return &benches[i];
+    return NULL;
+}
+
+/* Identifies the environment, so the runner can check the sandbox really ran us. */
+static void describe(void)
+{
+    struct utsname u;
+    char line[256];
+    long tracer = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "TracerPid: %ld", &tracer) == 1) break;
+    if (f) fclose(f);
+    if (uname(&u) < 0) strcpy(u.release, "?");
+    printf("# pid=%ld ppid=%ld tracer_pid=%ld kernel=%s\n", (long)getpid(),
+           (long)getppid(), tracer, u.release);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: syscall_bench list | NAME ITERS | all SCALE [NAME,NAME...]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "list") == 0) {
+        for (size_t i = 0; i < NBENCH; i++) printf("%s %ld\n", benches[i].name, benches[i].iters);
+        return 0;
+    }
+    if (argc < 3 || argc > 4) return usage();
+    if (getenv("BENCH_TRUE")) true_path = getenv("BENCH_TRUE");
+
+    int all = strcmp(argv[1], "all") == 0;
+    double arg = strtod(argv[2], NULL);
+    const struct bench *one = all ? NULL : find(argv[1]);
+    if (arg <= 0 || (!all && (!one || argc != 3))) return usage();
+
+    setup_files();
+    int failed = 0;
+    if (one) {
+        failed = run_one(one, (long)arg);
+    } else {
+        describe();
+        char *only = argc == 4 ? argv[3] : NULL;
+        for (size_t i = 0; i < NBENCH; i++) {
+            const struct bench *b = &benches[i];
+            if (only) {     /* match a whole comma-separated item */
+                size_t len = strlen(b->name);
+                const char *p = only;
+                while ((p = strstr(p, b->name)) &&
+                       !((p == only || p[-1] == ',') && (p[len] == ',' || p[len] == 0)))
+                    p += len;
+                if (!p) continue;
+            }
+            long n = (long)(b->iters * arg);
+            failed |= run_one(b, n < MIN_ITERS ? MIN_ITERS : n);
+        }
+    }
+    cleanup_files();
+    return failed;
+}
