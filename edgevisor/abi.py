@@ -62,6 +62,7 @@ SOCK_FILTER = struct.Struct("=HBBI")
 
 # BPF opcodes used by the filter generator and its tests.
 BPF_LD_W_ABS = 0x20
+BPF_ALU_AND_K = 0x54
 BPF_JMP_JEQ_K = 0x15
 BPF_JMP_JGE_K = 0x35
 BPF_RET_K = 0x06
@@ -125,6 +126,10 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+
+# Terminal ioctls the guest may not issue (see the syscall policy).
+TIOCSTI = 0x5412  # push bytes into a terminal's input queue
+TIOCLINUX = 0x541C  # virtual-console commands, including pasting a selection
 
 # mount(2)
 MS_RDONLY = 1

@@ -22,9 +22,9 @@ from . import abi
 from .config import RunConfig
 from .platform import get_platform
 from .platform.base import die_with_parent
-from .platform.bpf import build_filter
+from .platform.bpf import build_filter, build_refusals
 from .platform.isolation import RootfsSpec, build_root, drop_privileges, enter_namespaces
-from .platform.linux import mount, prctl, unshare
+from .platform.linux import mount, prctl, seccomp_load, unshare
 from .sentry.dispatch import Sentry
 from .sentry.kernel.kernel import Kernel
 from .syscall_tables import load as load_table
@@ -46,7 +46,7 @@ def run(cfg: RunConfig) -> int:
         names = cfg.strace_syscalls or table.by_name.keys()
         traced = frozenset(table.by_name[n].nr for n in names
                            if table.by_name[n].action == "passthrough")
-    program = build_filter(table, platform.trap, traced)
+    programs = (build_refusals(table), build_filter(table, platform.trap, traced))
 
     if os.geteuid() != 0:
         _become_namespace_root()
@@ -57,7 +57,7 @@ def run(cfg: RunConfig) -> int:
         os.close(lifeline_w)
         code = EXIT_SETUP_FAILED
         try:
-            code = _sentry_main(cfg, table, platform, program, lifeline_r)
+            code = _sentry_main(cfg, table, platform, programs, lifeline_r)
         except BaseException as e:  # noqa: BLE001 - the Sentry reports and exits, always
             _report(cfg, f"sentry: {e}", e)
         finally:
@@ -104,7 +104,7 @@ def _reclaim_terminal() -> None:
         signal.signal(signal.SIGTTOU, old)
 
 
-def _sentry_main(cfg: RunConfig, table, platform, program: bytes, lifeline: int) -> int:
+def _sentry_main(cfg: RunConfig, table, platform, programs, lifeline: int) -> int:
     die_with_parent()
     if select.select([lifeline], [], [], 0)[0]:
         return EXIT_SETUP_FAILED  # the front end died before we could follow it
@@ -128,7 +128,7 @@ def _sentry_main(cfg: RunConfig, table, platform, program: bytes, lifeline: int)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        _guest_main(cfg, platform, program, go_r, ready_w, err_w)
+        _guest_main(cfg, platform, programs, go_r, ready_w, err_w)
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
     for sig in FORWARDED_SIGNALS:
@@ -152,7 +152,7 @@ def _sentry_main(cfg: RunConfig, table, platform, program: bytes, lifeline: int)
     return os.WEXITSTATUS(status)
 
 
-def _guest_main(cfg: RunConfig, platform, program: bytes, go_r: int, ready_w: int, err_w: int):
+def _guest_main(cfg: RunConfig, platform, programs, go_r: int, ready_w: int, err_w: int):
     stage = "setup"
     try:
         die_with_parent()
@@ -171,6 +171,8 @@ def _guest_main(cfg: RunConfig, platform, program: bytes, go_r: int, ready_w: in
         _take_terminal()
         drop_privileges()
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
+        refusals, program = programs
+        seccomp_load(refusals, 0)
         platform.load_filter(program, ready_w, go_r)
         stage = "exec"
         env = os.environ if cfg.env is None else cfg.env

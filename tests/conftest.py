@@ -1,0 +1,48 @@
+"""Shared fixtures: the edgevisor command, both platforms, and C test programs.
+
+The sandbox's /tmp is its own tmpfs, so anything a guest must run is built under /var/tmp,
+which it sees through the read-only host root."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from .support import edgevisor
+
+PROGRAMS = Path(__file__).parent / "programs"
+PLATFORMS = ("seccomp", "ptrace")
+
+
+@pytest.fixture(scope="session")
+def programs():
+    out = Path(tempfile.mkdtemp(prefix="edgevisor-tests-", dir="/var/tmp"))
+    built = {}
+    for src in sorted(PROGRAMS.glob("*.c")):
+        exe = out / src.stem
+        subprocess.run(["cc", "-O2", "-pthread", "-o", str(exe), str(src)], check=True)
+        built[src.stem] = str(exe)
+    yield built
+    shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture(params=PLATFORMS)
+def platform(request):
+    return request.param
+
+
+@pytest.fixture
+def sandbox(platform):
+    """run(CMD...) → CompletedProcess of `edgevisor do --platform=P -- CMD...`."""
+
+    def run(*cmd, flags=(), **kw):
+        return edgevisor("do", f"--platform={platform}", *flags, "--", *cmd, **kw)
+
+    return run
+
+
+def pytest_report_header(config):
+    return f"edgevisor tests as uid {os.geteuid()} on {os.uname().release}"

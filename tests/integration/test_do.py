@@ -1,0 +1,125 @@
+"""`edgevisor do` end to end, on both platforms, with real programs."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from ..support import EDGEVISOR
+
+
+def test_pipeline(sandbox):
+    r = sandbox("/bin/sh", "-c", "echo hi | tr a-z A-Z")
+    assert (r.returncode, r.stdout) == (0, "HI\n"), r.stderr
+
+
+def test_python_stdlib(sandbox):
+    r = sandbox("python3", "-c", "import sqlite3, json, ssl; print(json.dumps([1]))")
+    assert (r.returncode, r.stdout) == (0, "[1]\n"), r.stderr
+
+
+def test_sqlite_cli(sandbox):
+    script = "create table t(x); insert into t values (1),(2),(3); select sum(x) from t;"
+    r = sandbox("sqlite3", ":memory:", script)
+    assert (r.returncode, r.stdout) == (0, "6\n"), r.stderr
+
+
+@pytest.mark.parametrize("code", [0, 1, 7, 255])
+def test_exit_status_propagates(sandbox, code):
+    assert sandbox("sh", "-c", f"exit {code}").returncode == code
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])
+def test_death_by_signal_is_128_plus_n(sandbox, sig):
+    assert sandbox("sh", "-c", f"kill -{int(sig)} $$").returncode == 128 + sig
+
+
+def test_hostname(sandbox):
+    r = sandbox("uname", "-n", flags=("--hostname", "edge1"))
+    assert (r.returncode, r.stdout) == (0, "edge1\n"), r.stderr
+
+
+def test_default_hostname_is_not_the_hosts(sandbox):
+    assert sandbox("uname", "-n").stdout.strip() == "edgevisor"
+
+
+def test_sethostname_changes_only_the_sandbox(sandbox, programs):
+    host = os.uname().nodename
+    r = sandbox(programs["identity"], "inner")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[1] == "nodename=inner"
+    assert lines[2] == "toolong=-1 errno=22"  # EINVAL beyond HOST_NAME_MAX
+    assert lines[3] == "efault=-1 errno=14"   # EFAULT for an unmapped buffer
+    assert os.uname().nodename == host
+
+
+def test_identity_matches_the_guests_own_namespace(sandbox, programs):
+    # The command is pid 2 of the sandbox's pid namespace (the Sentry is its init), so
+    # its parent is 1 and a thread-group leader's tid is its pid.
+    r = sandbox(programs["identity"])
+    assert r.stdout.splitlines()[-1] == "pid=2 tid=2 ppid=1", r.stderr
+
+
+def test_sixteen_threads(sandbox, programs):
+    r = sandbox(programs["threads"])
+    assert (r.returncode, r.stdout) == (0, f"threads=16 total={sum(range(1_600_000))}\n"), r.stderr
+
+
+def test_fifty_forks(sandbox, programs):
+    r = sandbox(programs["forks"])
+    assert (r.returncode, r.stdout) == (0, "children=50 sum=1225\n"), r.stderr
+
+
+def test_stdin_passes_through(sandbox):
+    r = sandbox("tr", "a-z", "A-Z", input="stdin data\n")
+    assert r.stdout == "STDIN DATA\n"
+
+
+def test_sigpipe_is_default_in_the_guest(sandbox):
+    # Python ignores SIGPIPE; the guest must not inherit that.
+    r = sandbox("sh", "-c", "yes | head -n 2")
+    assert (r.returncode, r.stdout) == (0, "y\ny\n"), r.stderr
+
+
+def test_command_not_found(sandbox):
+    r = sandbox("/no/such/command")
+    assert r.returncode == 127
+    assert r.stderr.strip().splitlines() == ["edgevisor: /no/such/command: No such file or directory"]
+
+
+def test_command_not_executable(sandbox):
+    r = sandbox("/etc/hostname")
+    assert r.returncode == 126
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signals_to_edgevisor_reach_the_guest(platform, sig):
+    script = f"trap 'echo caught; exit 42' {sig.name[3:]}; echo ready; while :; do sleep 0.05; done"
+    p = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=30)
+    assert (p.returncode, out) == (42, "caught\n"), err
+
+
+def test_host_root_is_not_written(sandbox):
+    marker = f"/var/tmp/edgevisor-overlay-{os.getpid()}"
+    r = sandbox("sh", "-c", f"echo x > {marker} && cat {marker}")
+    assert (r.returncode, r.stdout) == (0, "x\n"), r.stderr
+    assert not os.path.exists(marker)
+
+
+def test_overlay_none_is_read_only(sandbox):
+    r = sandbox("sh", "-c", "echo x > /var/tmp/ro-test", flags=("--overlay=none",))
+    assert r.returncode != 0
+    assert "Read-only file system" in r.stderr
+
+
+def test_guest_tmp_is_private(sandbox, tmp_path):
+    r = sandbox("ls", "-A", "/tmp")
+    assert (r.returncode, r.stdout) == (0, ""), r.stderr
