@@ -19,7 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -257,8 +261,23 @@ static int usage(void)
     return 2;
 }
 
+/* BENCH_SECCOMP_FLOOR=1: run under a one-instruction allow-all seccomp filter. Any filter at
+ * all sends every syscall through the kernel's slower seccomp entry path; this measures that
+ * fixed cost, the floor under which no seccomp-based sandbox's passthrough can go. */
+static int install_allow_all(void)
+{
+    struct sock_filter allow[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+    struct sock_fprog prog = { 1, allow };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) return -1;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
 int main(int argc, char **argv)
 {
+    if (getenv("BENCH_SECCOMP_FLOOR") && install_allow_all()) {
+        perror("seccomp");
+        return 1;
+    }
     if (argc == 2 && strcmp(argv[1], "list") == 0) {
         for (size_t i = 0; i < NBENCH; i++) printf("%s %ld\n", benches[i].name, benches[i].iters);
         return 0;
