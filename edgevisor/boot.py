@@ -181,6 +181,9 @@ def _guest_main(cfg: RunConfig, platform, programs, go_r: int, ready_w: int, err
         code = getattr(e, "errno", None) or 0
         if stage == "exec":
             text = f"{cfg.argv[0]}: {os.strerror(code) if code else e}"
+        elif isinstance(e, OSError) and e.strerror:
+            where = f" ({e.filename})" if e.filename else ""
+            text = f"sandbox setup failed: {e.strerror}{where}"
         else:
             text = f"sandbox setup failed: {e}"
         try:

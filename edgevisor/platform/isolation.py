@@ -83,6 +83,9 @@ def _readonly_bind(path: str) -> None:
 def build_root(spec: RootfsSpec) -> None:
     """Assemble the guest's root and make it the root of this mount namespace."""
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
+    # Hold the rootfs by descriptor: the scratch tmpfs may shadow its path (a rootfs in /tmp).
+    rootfs = os.open(spec.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    lower = f"/proc/self/fd/{rootfs}"
     mount("tmpfs", SCRATCH, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV, "mode=700")
     root = f"{SCRATCH}/root"
     _mkdirs(root)
@@ -90,10 +93,11 @@ def build_root(spec: RootfsSpec) -> None:
         for d in ("upper", "work"):
             _mkdirs(f"{SCRATCH}/{d}")
         mount("overlay", root, "overlay", 0,
-              f"lowerdir={spec.path},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work")
+              f"lowerdir={lower},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work")
     else:
-        mount(spec.path, root, None, abi.MS_BIND | abi.MS_REC)
+        mount(lower, root, None, abi.MS_BIND | abi.MS_REC)
         mount(None, root, None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY)
+    os.close(rootfs)
 
     nodev = abi.MS_NOSUID | abi.MS_NODEV
     for d, fstype, flags, data in (

@@ -38,10 +38,10 @@ libc.process_vm_writev.restype = ctypes.c_ssize_t
 libc.process_vm_writev.argtypes = libc.process_vm_readv.argtypes
 
 
-def _check(ret: int) -> int:
+def _check(ret: int, filename: str | None = None) -> int:
     if ret == -1:
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+        raise OSError(err, os.strerror(err), filename)
     return ret
 
 
@@ -55,15 +55,16 @@ def unshare(flags: int) -> None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
-    _check(libc.mount(enc(source), target.encode(), enc(fstype), flags, enc(data)))
+    _check(libc.mount(enc(source), target.encode(), enc(fstype), flags, enc(data)),
+           f"mount {fstype or source} on {target}")
 
 
 def umount2(target: str, flags: int) -> None:
-    _check(libc.umount2(target.encode(), flags))
+    _check(libc.umount2(target.encode(), flags), target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(libc.syscall(_NR["pivot_root"], new_root.encode(), put_old.encode()))
+    _check(libc.syscall(_NR["pivot_root"], new_root.encode(), put_old.encode()), "pivot_root")
 
 
 def seccomp_load(program: bytes, flags: int) -> int:

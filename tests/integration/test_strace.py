@@ -1,0 +1,34 @@
+"""--strace through the real platforms."""
+
+import re
+
+
+def test_strace_shows_emulated_and_passthrough_calls(sandbox):
+    r = sandbox("/bin/sh", "-c", "uname -n >/dev/null", flags=("--strace",))
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert any(re.fullmatch(r"\[pid \d+\] uname\(0x[0-9a-f]+\) = 0 \[emulate\]", line) for line in lines)
+    assert any(re.match(r'\[pid \d+\] execve\("/bin/sh", \["/bin/sh", "-c", "uname -n >/dev/null"\], 0x[0-9a-f]+ /\* \d+ vars \*/\) = \? \[passthrough\]', line)
+               for line in lines), lines[:5]
+    assert any("openat(AT_FDCWD, " in line for line in lines)
+
+
+def test_strace_syscalls_limits_the_lines(sandbox):
+    r = sandbox("sh", "-c", "echo $$; uname -n", flags=("--strace-syscalls=getpid",))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == ["[pid 2] getpid() = 2 [emulate]"]
+    assert r.stdout.splitlines() == ["2", "edgevisor"]
+
+
+def test_strace_to_a_log_file(sandbox, tmp_path):
+    log = tmp_path / "trace.log"
+    r = sandbox("sh", "-c", "echo $$", flags=("--strace-syscalls=getpid", "--log", str(log)))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "2\n", "")
+    assert log.read_text() == "[pid 2] getpid() = 2 [emulate]\n"
+
+
+def test_strace_follows_children_with_their_own_tids(sandbox):
+    r = sandbox("sh", "-c", "sh -c 'echo $$'; echo $$", flags=("--strace-syscalls=getpid",))
+    tids = re.findall(r"\[pid (\d+)\] getpid\(\) = (\d+)", r.stderr)
+    assert len(tids) == 2 and tids[0] != tids[1]
+    assert all(tid == result for tid, result in tids)

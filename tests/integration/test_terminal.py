@@ -1,0 +1,52 @@
+"""The controlling terminal passes through: the guest is the foreground job, ^C reaches it once."""
+
+import os
+import pty
+import select
+import sys
+import time
+
+from ..support import EDGEVISOR
+
+
+def _spawn_on_pty(argv):
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execvp(argv[0], argv)
+    return pid, master
+
+
+def _read_until(master, needle: bytes, timeout=30) -> bytes:
+    out = b""
+    deadline = time.monotonic() + timeout
+    while needle not in out and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def test_guest_is_the_foreground_job_and_gets_ctrl_c_once(platform):
+    script = ("import os, signal, sys, time\n"
+              "hits = []\n"
+              "signal.signal(signal.SIGINT, lambda *a: hits.append(1))\n"
+              "print('tty', os.isatty(0), 'fg', os.tcgetpgrp(0) == os.getpgrp(), flush=True)\n"
+              "print('ready', flush=True)\n"
+              "time.sleep(1.5)\n"
+              "print('hits', len(hits), flush=True)\n")
+    pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--",
+                                 sys.executable, "-c", script])
+    out = _read_until(master, b"ready")
+    assert b"tty True fg True" in out, out
+    os.write(master, b"\x03")  # ^C from the terminal
+    out += _read_until(master, b"hits")
+    out += _read_until(master, b"\n", timeout=5)
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    assert b"hits 1" in out, out
+    assert os.waitstatus_to_exitcode(status) == 0
