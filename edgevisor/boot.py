@@ -133,14 +133,24 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, lifeline: int) -> in
         os.close(fd)
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: os.kill(pid, s))
+    if os.read(ready_r, 1) != b"r":
+        os.waitpid(pid, 0)
+        raise OSError(errno.ECHILD, "the guest died before it could be attached")
     platform.attach(pid)
     os.write(go_w, b"g")
     try:
         platform.after_filter(pid, ready_r, go_w)
     except OSError:
-        pass  # the guest failed before its filter: its report is on err_r
-    status = platform.serve(pid, sentry)
-    failure = _read_all(err_r)
+        # Either the guest failed before loading its filter (its report is on err_r), or we
+        # could not take over; either way it goes no further.
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        failure = _read_all(err_r)
+        if not failure:
+            raise
+    else:
+        status = platform.serve(pid, sentry)
+        failure = _read_all(err_r)
     if failure:
         stage, code, message = failure.split(b"\0", 2)
         print(f"edgevisor: {message.decode(errors='replace')}", file=sys.stderr)
@@ -156,6 +166,10 @@ def _guest_main(cfg: RunConfig, platform, programs, go_r: int, ready_w: int, err
     stage = "setup"
     try:
         die_with_parent()
+        # We inherited the Sentry's "not dumpable"; until exec resets it, that would keep an
+        # unprivileged Sentry from attaching to us (ptrace, pidfd_getfd).
+        prctl(abi.PR_SET_DUMPABLE, 1)
+        os.write(ready_w, b"r")
         if os.read(go_r, 1) != b"g":
             os._exit(EXIT_SETUP_FAILED)
         for sig in (*FORWARDED_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD):

@@ -8,10 +8,12 @@ with a minimal /dev and without the capabilities that reach beyond the sandbox.
 Everything here runs in the freshly forked guest before exec, as root in its namespaces.
 """
 
+import errno
 import fcntl
 import os
 import socket
 import struct
+import sys
 from dataclasses import dataclass
 
 from .. import abi
@@ -92,9 +94,21 @@ def build_root(spec: RootfsSpec) -> None:
     if spec.overlay:
         for d in ("upper", "work"):
             _mkdirs(f"{SCRATCH}/{d}")
-        mount("overlay", root, "overlay", 0,
-              f"lowerdir={lower},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work")
-    else:
+        options = f"lowerdir={lower},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work"
+        if os.geteuid() != 0:
+            # In a user namespace overlayfs cannot use trusted.* xattrs for its whiteouts.
+            options += ",userxattr"
+        try:
+            mount("overlay", root, "overlay", 0, options)
+        except OSError as e:
+            # Unprivileged, overlayfs refuses a lower layer with mounts beneath it (the host's
+            # /), since those are locked in our user namespace. Read-only is the safe fallback.
+            if e.errno != errno.EINVAL or os.geteuid() == 0:
+                raise
+            print(f"edgevisor: warning: no overlay over {spec.path} without root; "
+                  "the rootfs is read-only", file=sys.stderr)
+            spec = RootfsSpec(spec.path, overlay=False)
+    if not spec.overlay:
         mount(lower, root, None, abi.MS_BIND | abi.MS_REC)
         mount(None, root, None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY)
     os.close(rootfs)

@@ -104,7 +104,7 @@ class PtracePlatform(Platform):
                 try:
                     if event == EVENT_SECCOMP:
                         nr, args = regs.syscall(tid)
-                        result = handle(Task(tid, ProcessMemory(tid), host), nr, args)
+                        result = handle(Task(tid, ProcessMemory(tid), host, regs.regs), nr, args)
                         if result is not CONTINUE:
                             regs.skip(tid, result)
                         ptrace(CONT, tid, 0, 0)

@@ -147,6 +147,7 @@ class _NotifiedTask(Task):
 
     def __init__(self, tid: int, host, listener: int, nid: int):
         self.tid = tid
+        self.regs = None
         self._host = host
         self._listener = listener
         self._nid = nid

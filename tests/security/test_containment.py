@@ -144,3 +144,31 @@ def test_clone_into_new_namespaces_is_refused(sandbox, flag):
 def test_ordinary_ioctls_and_clones_still_work(sandbox):
     r = sandbox("sh", "-c", "stty size </dev/null 2>&1; (echo sub) ; echo done")
     assert r.stdout.splitlines()[-2:] == ["sub", "done"], r.stderr
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            kids += [int(k) for k in f.read().split()]
+    return kids
+
+
+def test_killing_the_sentry_kills_every_guest_process(platform):
+    marker = f"edgevisor-sentry-death-{uuid.uuid4().hex}"
+    script = f"(exec -a {marker}-bg sleep 1000) & echo ready; exec -a {marker}-fg sleep 1000"
+    p = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}", "--", "bash", "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    deadline = time.monotonic() + 10
+    while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (sentry,) = _children(p.pid)
+    os.kill(sentry, signal.SIGKILL)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 128 + signal.SIGKILL
+    assert "killed by signal 9" in err
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(marker) == []
