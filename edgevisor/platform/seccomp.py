@@ -25,6 +25,7 @@ from ..sentry.dispatch import CONTINUE
 from ..sentry.kernel.task import Task
 from .base import Platform
 from .linux import pidfd_getfd, seccomp_load
+from ._notify import ffi, lib
 from .memory import ProcessMemory
 from .tasks import HostTasks
 
@@ -75,47 +76,44 @@ class SeccompPlatform(Platform):
         os.write(to_guest, b"g")
 
     def serve(self, pid: int, sentry) -> int:
-        """The hot loop blocks in NOTIF_RECV itself (no poll per syscall): a reaper thread
-        waits for the guest's processes and ends the loop when the main one exits."""
+        """The hot loop (in C, see c/notify.c) blocks in NOTIF_RECV itself, with no poll per
+        syscall: a reaper thread waits for the guest's processes and ends the loop when the
+        main one exits. Answers the Sentry marks per-task constant are remembered in C."""
         listener = self.listener
         done = threading.Event()
         signal.signal(signal.SIGUSR1, lambda *_: None)  # only to interrupt NOTIF_RECV
         reaper = threading.Thread(target=self._reap, args=(pid, done), daemon=True)
         reaper.start()
         host = HostTasks()
-        notif = bytearray(abi.SECCOMP_NOTIF.size)
-        blank = bytes(abi.SECCOMP_NOTIF.size)
-        resp = bytearray(abi.SECCOMP_NOTIF_RESP.size)
-        unpack, pack = abi.SECCOMP_NOTIF.unpack_from, abi.SECCOMP_NOTIF_RESP.pack_into
-        ioctl = fcntl.ioctl
-        RECV, SEND = abi.SECCOMP_IOCTL_NOTIF_RECV, abi.SECCOMP_IOCTL_NOTIF_SEND
-        CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+        memo = sorted(sentry.per_task_constant)
+        lib.ev_set_memo(ffi.new("int32_t[]", memo), len(memo))
+        memo = frozenset(memo)
+        out = ffi.new("struct ev_notif *")
         handle = sentry.handle
-        gone = (errno.ENOENT, errno.EINTR)
+        CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+        gone = (-errno.ENOENT, -errno.EINTR)
         try:
             while not done.is_set():
-                notif[:] = blank  # NOTIF_RECV insists on a zeroed buffer
-                try:
-                    ioctl(listener, RECV, notif, True)
-                except OSError as e:
-                    if e.errno in gone:  # interrupted, or the task died meanwhile
+                err = lib.ev_next(listener, out)
+                if err:
+                    if err in gone:  # interrupted, or the task died meanwhile
                         continue
-                    raise
-                nid, tid, _, nr, _, _, *args = unpack(notif)
-                result = handle(_NotifiedTask(tid, host, listener, nid), nr, args)
+                    raise OSError(-err, os.strerror(-err))
+                nid, tid, nr = out.id, out.tid, out.nr
+                result = handle(_NotifiedTask(tid, host, listener, nid), nr, list(out.args))
                 if result is CONTINUE:
-                    pack(resp, 0, nid, 0, 0, CONTINUE_FLAG)
+                    err = lib.ev_send(listener, nid, 0, 0, CONTINUE_FLAG)
                 elif result < 0:
-                    pack(resp, 0, nid, 0, result, 0)
+                    err = lib.ev_send(listener, nid, 0, result, 0)
                 else:
-                    pack(resp, 0, nid, result, 0, 0)
-                try:
-                    ioctl(listener, SEND, resp)
-                except OSError as e:
-                    if e.errno not in gone:
-                        raise
+                    if nr in memo:
+                        lib.ev_remember(tid, host.pidfd(tid), nr, result)
+                    err = lib.ev_send(listener, nid, result, 0, 0)
+                if err and err not in gone:
+                    raise OSError(-err, os.strerror(-err))
             return self._status
         finally:
+            lib.ev_set_memo(ffi.NULL, 0)
             host.close()
 
     _status = 0

@@ -72,6 +72,10 @@ class HostTasks:
         entry = self._cache[tid] = (pidfd, tgid)
         return entry
 
+    def pidfd(self, tid: int) -> int:
+        """A pidfd of the live task `tid` (owned by this cache)."""
+        return self._entry(tid)[0]
+
     def tgid(self, tid: int) -> int:
         return self._entry(tid)[1]
 

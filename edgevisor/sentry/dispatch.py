@@ -28,6 +28,10 @@ class Sentry:
                 self._handlers[row.nr] = HANDLERS[row.name]
         if strace is not None:
             self.handle = self._handle_traced
+        # Numbers whose answers a platform may remember per task; none under --strace, which
+        # must see every call.
+        self.per_task_constant = frozenset() if strace is not None else frozenset(
+            nr for nr, fn in self._handlers.items() if getattr(fn, "per_task_constant", False))
 
     def handle(self, task, nr: int, args) -> object:
         fn = self._handlers.get(nr)

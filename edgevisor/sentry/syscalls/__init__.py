@@ -1,6 +1,16 @@
 """Syscall handlers, one module per family, collected into one registry keyed by name."""
 
-from . import sys_identity
+
+
+def per_task_constant(fn):
+    """Marks a handler whose answer depends only on the asking task and never changes while
+    that task lives (getpid, gettid): a platform may remember it per task and answer repeats
+    without calling the handler again."""
+    fn.per_task_constant = True
+    return fn
+
+
+from . import sys_identity  # noqa: E402 - the family modules use the decorator above
 
 HANDLERS = {
     name[len("sys_"):]: fn

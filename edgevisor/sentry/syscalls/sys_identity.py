@@ -5,6 +5,8 @@ Handlers take (kernel, task, args) and return the syscall's result, or raise OSE
 
 import errno
 
+from . import per_task_constant
+
 _UTS_FIELD = 65  # __NEW_UTS_LEN + 1
 _HOST_NAME_MAX = 64
 
@@ -38,10 +40,12 @@ def sys_setdomainname(k, t, a) -> int:
     return 0
 
 
+@per_task_constant
 def sys_getpid(k, t, a) -> int:
     return t.tgid
 
 
+@per_task_constant
 def sys_gettid(k, t, a) -> int:
     return t.tid
 

@@ -1,0 +1,24 @@
+"""Builds edgevisor.platform._notify, the seccomp platform's C hot path (see c/notify.c).
+
+Run by setuptools through `cffi_modules` at install time."""
+
+from pathlib import Path
+
+from cffi import FFI
+
+ffibuilder = FFI()
+ffibuilder.cdef("""
+    struct ev_notif { uint64_t id; int32_t tid; int32_t nr; uint64_t args[6]; };
+    int ev_next(int listener, struct ev_notif *out);
+    int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flags);
+    int ev_remember(int32_t tid, int pidfd, int32_t nr, int64_t value);
+    void ev_set_memo(const int32_t *nrs, int n);
+""")
+ffibuilder.set_source(
+    "edgevisor.platform._notify",
+    (Path(__file__).parent / "c" / "notify.c").read_text(),
+    extra_compile_args=["-O2", "-Wall", "-Wextra"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,39 @@
+"""Runs a program under the real seccomp platform and Sentry, inside a pid namespace whose
+pid_max is small, so that tids wrap around within seconds. Used by test_memo.py, which starts
+this script in a fresh pid namespace (`unshare --pid --fork --mount-proc`)."""
+
+import os
+import sys
+
+from edgevisor.platform.bpf import build_filter, build_refusals
+from edgevisor.platform.linux import prctl, seccomp_load
+from edgevisor.platform.seccomp import SeccompPlatform
+from edgevisor import abi
+from edgevisor.sentry.dispatch import Sentry
+from edgevisor.sentry.kernel.kernel import Kernel
+from edgevisor.syscall_tables import load
+
+
+def main() -> int:
+    with open("/proc/sys/kernel/pid_max", "w") as f:
+        f.write(sys.argv[1])
+    table = load()
+    platform = SeccompPlatform()
+    programs = build_refusals(table), build_filter(table, platform.trap)
+    go_r, go_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(go_r, 1)
+        prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
+        seccomp_load(programs[0], 0)
+        platform.load_filter(programs[1], ready_w, go_r)
+        os.execv(sys.argv[2], sys.argv[2:])
+    os.write(go_w, b"g")
+    platform.after_filter(pid, ready_r, go_w)
+    status = platform.serve(pid, Sentry(table, Kernel()))
+    return os.waitstatus_to_exitcode(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
