@@ -22,6 +22,7 @@ class Sentry:
         self.strace = strace
         self.log = log  # callable(str) for one line, or None
         self._reported: set[int] = set()
+        self._unlisted = dict(table.unlisted)  # kernel syscalls the table has no row for
         self._handlers = {}
         for row in table.by_nr.values():
             if row.action == "emulate":
@@ -48,7 +49,9 @@ class Sentry:
             return CONTINUE
         if nr not in self._reported and self.log is not None:
             self._reported.add(nr)
-            self.log(f"unsupported syscall {nr} from tid {task.tid}: answered ENOSYS")
+            name = self._unlisted.get(nr)
+            what = f"{nr} ({name})" if name else str(nr)
+            self.log(f"unsupported syscall {what} from tid {task.tid}: answered ENOSYS")
         return _ENOSYS
 
     def _handle_traced(self, task, nr: int, args) -> object:

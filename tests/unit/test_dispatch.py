@@ -127,9 +127,11 @@ def test_unknown_number_is_enosys_and_logged_once():
     assert lines == ["unsupported syscall 1000 from tid 7: answered ENOSYS"]
 
 
-def test_unlisted_kernel_syscall_is_enosys():
+def test_unlisted_kernel_syscall_is_enosys_and_named():
+    lines = []
     nr, name = TABLE.unlisted[0]
-    assert sentry().handle(FakeTask(), nr, [0] * 6) == -errno.ENOSYS
+    assert sentry(log=lines.append).handle(FakeTask(), nr, [0] * 6) == -errno.ENOSYS
+    assert lines == [f"unsupported syscall {nr} ({name}) from tid 7: answered ENOSYS"]
 
 
 def test_trapped_passthrough_row_continues():
