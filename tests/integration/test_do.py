@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -120,6 +119,6 @@ def test_overlay_none_is_read_only(sandbox):
     assert "Read-only file system" in r.stderr
 
 
-def test_guest_tmp_is_private(sandbox, tmp_path):
+def test_guest_tmp_is_private(sandbox):
     r = sandbox("ls", "-A", "/tmp")
     assert (r.returncode, r.stdout) == (0, ""), r.stderr
