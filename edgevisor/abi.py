@@ -152,3 +152,28 @@ PIDFD_GET_INFO = _ioc(_IOC_READ | _IOC_WRITE, 0xFF, 11, PIDFD_INFO.size)
 # Linux capabilities v3 (two 32-bit words per set).
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CAP_LAST_CAP = 40
+
+# Paths and file system calls.
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_NO_AUTOMOUNT = 0x800
+AT_EMPTY_PATH = 0x1000
+AT_EACCESS = 0x200  # faccessat: shares its value with AT_REMOVEDIR
+PATH_MAX = 4096
+NAME_MAX = 255
+SYMLOOP_MAX = 40  # symlinks followed in one resolution before ELOOP
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+RENAME_WHITEOUT = 4
+
+# openat2(2): struct open_how { u64 flags; u64 mode; u64 resolve; }
+OPEN_HOW = struct.Struct("=QQQ")
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+RESOLVE_CACHED = 0x20
