@@ -48,6 +48,13 @@ def run(cfg: RunConfig) -> int:
                            if table.by_name[n].action == "passthrough")
     programs = (build_refusals(table), build_filter(table, platform.trap, traced))
 
+    # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
+    # "ignored" for the signals the caller ignored (nohup). The Sentry itself needs SIGCHLD
+    # delivered and every signal it uses unblocked.
+    inherited = _InheritedSignals.capture()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {*FORWARDED_SIGNALS, signal.SIGCHLD, signal.SIGUSR1})
+
     if os.geteuid() != 0:
         _become_namespace_root()
     unshare(abi.CLONE_NEWPID)
@@ -57,7 +64,7 @@ def run(cfg: RunConfig) -> int:
         os.close(lifeline_w)
         code = EXIT_SETUP_FAILED
         try:
-            code = _sentry_main(cfg, table, platform, programs, lifeline_r)
+            code = _sentry_main(cfg, table, platform, programs, inherited, lifeline_r)
         except BaseException as e:  # noqa: BLE001 - the Sentry reports and exits, always
             _report(cfg, f"sentry: {e}", e)
         finally:
@@ -104,7 +111,7 @@ def _reclaim_terminal() -> None:
         signal.signal(signal.SIGTTOU, old)
 
 
-def _sentry_main(cfg: RunConfig, table, platform, programs, lifeline: int) -> int:
+def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline: int) -> int:
     die_with_parent()
     if select.select([lifeline], [], [], 0)[0]:
         return EXIT_SETUP_FAILED  # the front end died before we could follow it
@@ -128,7 +135,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, lifeline: int) -> in
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        _guest_main(cfg, platform, programs, go_r, ready_w, err_w)
+        _guest_main(cfg, platform, programs, inherited, go_r, ready_w, err_w)
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
     for sig in FORWARDED_SIGNALS:
@@ -162,7 +169,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, lifeline: int) -> in
     return os.WEXITSTATUS(status)
 
 
-def _guest_main(cfg: RunConfig, platform, programs, go_r: int, ready_w: int, err_w: int):
+def _guest_main(cfg: RunConfig, platform, programs, inherited, go_r: int, ready_w: int,
+                err_w: int):
     stage = "setup"
     try:
         die_with_parent()
@@ -172,9 +180,7 @@ def _guest_main(cfg: RunConfig, platform, programs, go_r: int, ready_w: int, err
         os.write(ready_w, b"r")
         if os.read(go_r, 1) != b"g":
             os._exit(EXIT_SETUP_FAILED)
-        for sig in (*FORWARDED_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)  # Python ignores SIGPIPE and SIGXFSZ
-        signal.set_wakeup_fd(-1)
+        inherited.restore()
         cwd = cfg.cwd or os.getcwd()
         enter_namespaces(cfg.hostname)
         build_root(RootfsSpec(cfg.rootfs, cfg.overlay))
@@ -204,6 +210,30 @@ def _guest_main(cfg: RunConfig, platform, programs, go_r: int, ready_w: int, err
             os.write(err_w, f"{stage}\0{code}\0{text}".encode())
         finally:
             os._exit(EXIT_SETUP_FAILED)
+
+
+class _InheritedSignals:
+    """The signal state the caller gave edgevisor, to hand on to the guest."""
+
+    # Python itself ignores SIGPIPE and SIGXFSZ at start-up, so what the caller gave for
+    # those is unknown: the guest gets the default, as nearly every caller means.
+    RESET = (*FORWARDED_SIGNALS, signal.SIGCHLD, signal.SIGUSR1, signal.SIGPIPE, signal.SIGXFSZ)
+
+    def __init__(self, mask, ignored):
+        self.mask = mask
+        self.ignored = ignored
+
+    @classmethod
+    def capture(cls) -> "_InheritedSignals":
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        ignored = {s for s in (*FORWARDED_SIGNALS, signal.SIGCHLD, signal.SIGUSR1)
+                   if signal.getsignal(s) is signal.SIG_IGN}
+        return cls(mask, ignored)
+
+    def restore(self) -> None:
+        for sig in self.RESET:
+            signal.signal(sig, signal.SIG_IGN if sig in self.ignored else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
 
 
 def _take_terminal() -> None:

@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -122,3 +123,22 @@ def test_overlay_none_is_read_only(sandbox):
 def test_guest_tmp_is_private(sandbox):
     r = sandbox("ls", "-A", "/tmp")
     assert (r.returncode, r.stdout) == (0, ""), r.stderr
+
+
+def test_ignored_signals_and_the_mask_are_inherited(platform):
+    """As with any exec: under nohup (SIGHUP ignored) the guest ignores SIGHUP too, and a
+    blocked signal stays blocked; SIGPIPE is back to its default."""
+    code = ("import signal, subprocess, sys\n"
+            "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})\n"
+            "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+            "print(r.stdout, end='')\n")
+    probe = ["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]  # not a shell: they reset masks
+    r = subprocess.run([sys.executable, "-c", code, *EDGEVISOR, "do", f"--platform={platform}", "--",
+                        *probe], capture_output=True, text=True, timeout=60)
+    fields = dict(line.split(":") for line in r.stdout.splitlines())
+    ignored, blocked = int(fields["SigIgn"], 16), int(fields["SigBlk"], 16)
+    bit = lambda sig: 1 << (sig - 1)  # noqa: E731
+    assert ignored & bit(signal.SIGHUP)
+    assert not ignored & bit(signal.SIGPIPE)
+    assert blocked & bit(signal.SIGUSR2)
