@@ -142,3 +142,14 @@ def test_ignored_signals_and_the_mask_are_inherited(platform):
     assert ignored & bit(signal.SIGHUP)
     assert not ignored & bit(signal.SIGPIPE)
     assert blocked & bit(signal.SIGUSR2)
+
+
+def test_vfork_and_exec_chains(sandbox, programs):
+    r = sandbox(programs["vfork_exec"], "3")
+    assert r.returncode == 0, r.stderr
+    leaves = r.stdout.splitlines()
+    assert len(leaves) == 2
+    for line in leaves:
+        _, pid, tid = line.split()
+        assert pid.split("=")[1] == tid.split("=")[1]
+    assert leaves[-1] == "leaf pid=2 tid=2"  # the exec that replaced the main process
