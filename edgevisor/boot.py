@@ -43,9 +43,10 @@ def run(cfg: RunConfig) -> int:
     platform = get_platform(cfg.platform)
     traced = frozenset()
     if cfg.strace:
-        names = cfg.strace_syscalls or table.by_name.keys()
+        # exec is always trapped: the trace starts at the guest's first one (see dispatch).
+        names = {*(cfg.strace_syscalls or table.by_name.keys()), "execve", "execveat"}
         traced = frozenset(table.by_name[n].nr for n in names
-                           if table.by_name[n].action == "passthrough")
+                           if n in table.by_name and table.by_name[n].action == "passthrough")
     programs = (build_refusals(table), build_filter(table, platform.trap, traced))
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and

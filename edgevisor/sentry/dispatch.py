@@ -27,6 +27,7 @@ class Sentry:
         for row in table.by_nr.values():
             if row.action == "emulate":
                 self._handlers[row.nr] = HANDLERS[row.name]
+        self._before_exec = True
         if strace is not None:
             self.handle = self._handle_traced
         # Numbers whose answers a platform may remember per task; none under --strace, which
@@ -56,6 +57,11 @@ class Sentry:
 
     def _handle_traced(self, task, nr: int, args) -> object:
         row = self.table.by_nr.get(nr)
+        if self._before_exec:
+            # Until the guest's first exec, the calls are edgevisor's own start-up code.
+            if row is None or row.name not in ("execve", "execveat"):
+                return Sentry.handle(self, task, nr, args)
+            self._before_exec = False
         if row is not None and not self.strace.wants(row.name):
             return Sentry.handle(self, task, nr, args)
         if row is None:

@@ -138,9 +138,16 @@ def test_trapped_passthrough_row_continues():
     assert sentry().handle(FakeTask(), NR["read"], [0] * 6) is CONTINUE
 
 
-def test_strace_lines():
+def traced_sentry(only=None):
+    """A Sentry with --strace whose guest has already exec'd its command."""
     lines = []
-    s = sentry(strace=Strace(lines.append, None))
+    s = sentry(strace=Strace(lines.append, only))
+    s._before_exec = False
+    return s, lines
+
+
+def test_strace_lines():
+    s, lines = traced_sentry()
     t = FakeTask(tid=2)
     t.mem.map(0x2000, b"edge1")
     s.handle(t, NR["sethostname"], [0x2000, 5, 0, 0, 0, 0])
@@ -154,9 +161,21 @@ def test_strace_lines():
 
 
 def test_strace_only_filters_but_still_dispatches():
-    lines = []
-    s = sentry(strace=Strace(lines.append, frozenset({"getpid"})))
+    s, lines = traced_sentry(frozenset({"getpid"}))
     t = FakeTask(tid=2, tgid=2)
     assert s.handle(t, NR["gettid"], [0] * 6) == 2
     assert s.handle(t, NR["getpid"], [0] * 6) == 2
     assert lines == ["[pid 2] getpid() = 2 [emulate]\n"]
+
+
+def test_strace_starts_at_the_guests_exec():
+    lines = []
+    s = sentry(strace=Strace(lines.append, None))
+    t = FakeTask(tid=2)
+    s.handle(t, NR["read"], [4, 0x5000, 1, 0, 0, 0])  # edgevisor's own start-up
+    assert s.handle(t, NR["getpid"], [0] * 6) == 5    # still answered, just not shown
+    t.mem.map(0x6000, b"/bin/true\0")
+    t.mem.map(0x7000, bytes(8))
+    s.handle(t, NR["execve"], [0x6000, 0x7000, 0x7000, 0, 0, 0])
+    s.handle(t, NR["getpid"], [0] * 6)
+    assert [line.split("(")[0] for line in lines] == ["[pid 2] execve", "[pid 2] getpid"]
