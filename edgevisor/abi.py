@@ -177,3 +177,40 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 RESOLVE_CACHED = 0x20
+
+# The gofer's host file system calls (edgevisor/gofer).
+# open_tree(2) and mount_setattr(2): struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000  # O_CLOEXEC
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR = struct.Struct("=QQQQ")
+MOUNT_ATTR_RDONLY = 1
+# struct statfs on 64-bit: f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree,
+# f_fsid[2], f_namelen, f_frsize, f_flags, f_spare[4]
+STATFS = struct.Struct("=qqQQQQQiiqqq32x")
+# utimensat(2): tv_nsec values that mean "now" and "leave unchanged"
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+# struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+DIRENT64 = struct.Struct("=QqHB")
+
+# open(2) flags (the Sentry's VFS). O_DIRECTORY and O_NOFOLLOW differ between x86_64 and
+# aarch64; the guest always has the host's architecture, so those two come from the host.
+import os as _os  # noqa: E402
+
+O_ACCMODE = 0o3
+O_RDONLY = 0o0
+O_WRONLY = 0o1
+O_RDWR = 0o2
+O_CREAT = 0o100
+O_EXCL = 0o200
+O_NOCTTY = 0o400
+O_TRUNC = 0o1000
+O_APPEND = 0o2000
+O_NONBLOCK = 0o4000
+O_NOATIME = 0o1000000
+O_CLOEXEC = 0o2000000
+O_PATH = 0o10000000
+O_TMPFILE_BIT = 0o20000000  # the kernel's __O_TMPFILE; O_TMPFILE is it plus O_DIRECTORY
+O_DIRECTORY = _os.O_DIRECTORY
+O_NOFOLLOW = _os.O_NOFOLLOW

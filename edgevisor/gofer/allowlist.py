@@ -1,0 +1,57 @@
+"""The gofer's own seccomp filter: the syscalls it makes while serving, and nothing else.
+
+Built with libseccomp (as the guest's filter is, platform/bpf.py) before the gofer forks, since
+exporting BPF needs a temporary file; loaded by the gofer just before it serves. Everything not
+listed kills the gofer (SECCOMP_RET_KILL_PROCESS), as does a foreign architecture: no exec,
+no new sockets or connections, no ptrace, no mounts, no plain open/openat (every path goes
+through openat2 with its RESOLVE flags). The file and socket calls are what the test suite's
+gofers make under strace after loading the filter; the runtime calls are what CPython and glibc
+need when the heap grows, which a freshly forked gofer rarely sees.
+"""
+
+import fcntl
+import tempfile
+
+import pyseccomp
+
+from .. import abi
+
+# The file operations (fs.py): openat2 for every walk, the *at calls on a parent and a name,
+# AT_EMPTY_PATH calls on O_PATH descriptors, and f*xattr on descriptors of regular files and
+# directories. fstat is newfstatat(fd, "", AT_EMPTY_PATH) in glibc 2.33+.
+FILE_CALLS = (
+    "openat2", "close", "newfstatat", "fstatfs", "lseek", "getdents64", "ftruncate",
+    "mkdirat", "mknodat", "unlinkat", "renameat2", "linkat", "symlinkat", "readlinkat",
+    "fchmodat2", "fchownat", "utimensat",
+    "fgetxattr", "fsetxattr", "flistxattr", "fremovexattr",
+)
+# The Python runtime: the allocator's memory, futex (glibc's locks, should one ever be
+# contended), return from a signal handler, and os._exit. The gofer has one thread, so no exit.
+RUNTIME_CALLS = ("brk", "mmap", "munmap", "mremap", "madvise", "futex", "rt_sigreturn", "exit_group")
+# Allowed only with these arguments: the socket's messages on the socket alone, and fcntl only
+# to read and set file status flags (clearing the O_NONBLOCK used to open).
+SOCKET_CALLS = ("recvmsg", "sendmsg")
+FCNTL_COMMANDS = (fcntl.F_GETFL, fcntl.F_SETFL)
+
+
+def allowed_syscalls() -> tuple[str, ...]:
+    return FILE_CALLS + RUNTIME_CALLS + SOCKET_CALLS + ("fcntl",)
+
+
+def build_filter(sock_fd: int) -> bytes:
+    f = pyseccomp.SyscallFilter(defaction=pyseccomp.KILL_PROCESS)
+    f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
+    f.set_attr(pyseccomp.Attr.CTL_NNP, 0)  # the gofer sets no_new_privs itself, just before
+    for name in FILE_CALLS + RUNTIME_CALLS:
+        f.add_rule(pyseccomp.ALLOW, name)
+    for name in SOCKET_CALLS:
+        f.add_rule(pyseccomp.ALLOW, name, pyseccomp.Arg(0, pyseccomp.EQ, sock_fd))
+    for command in FCNTL_COMMANDS:
+        f.add_rule(pyseccomp.ALLOW, "fcntl", pyseccomp.Arg(1, pyseccomp.EQ, command))
+    with tempfile.TemporaryFile() as out:
+        f.export_bpf(out)
+        out.seek(0)
+        program = out.read()
+    if not program or len(program) % abi.SOCK_FILTER.size:
+        raise RuntimeError("libseccomp produced an invalid filter")
+    return program

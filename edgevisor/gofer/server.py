@@ -1,0 +1,141 @@
+"""The gofer process: owns the host roots of the sandbox's mounts and serves one Sentry over a
+SOCK_SEQPACKET unix socket until the Sentry closes it."""
+
+import array
+import errno
+import gc
+import os
+import signal
+import socket
+
+from .. import abi
+from ..platform.linux import prctl, seccomp_load
+from . import fs, protocol
+from .allowlist import build_filter
+
+Mounts = list[tuple[str, bool]]  # (host path, read only), indexed by mount id
+
+
+def handle(roots: list[fs.Root], data: bytes, msg_flags: int) -> tuple[bytes, list[int]]:
+    """The reply to one received message, and the descriptors it donates (the caller closes
+    them once sent). Never raises: whatever the bytes, the answer is a reply."""
+    request_id = protocol.HEADER.unpack_from(data)[1] if len(data) >= protocol.HEADER.size else 0
+    if msg_flags & socket.MSG_TRUNC:
+        return protocol.encode_protocol_error(request_id, f"message exceeds {protocol.MAX_MESSAGE} bytes"), []
+    if msg_flags & socket.MSG_CTRUNC:
+        return protocol.encode_protocol_error(request_id, "the gofer accepts no descriptors"), []
+    try:
+        request_id, op, args = protocol.decode_request(data)
+    except protocol.ProtocolError as e:
+        return protocol.encode_protocol_error(e.request_id, str(e)), []
+    fds = []
+    try:
+        result = fs.OPERATIONS[op.name](roots, *args)
+        if op.fds:
+            fds, result = [result], ()
+        return protocol.encode_ok(request_id, op, result), fds
+    except OSError as e:
+        return protocol.encode_errno(request_id, e.errno or errno.EIO), []
+    except Exception as e:  # noqa: BLE001 - a bug costs one request, not the session
+        for fd in fds:
+            os.close(fd)
+        return protocol.encode_protocol_error(request_id, f"{op.name}: internal error {type(e).__name__}"), []
+
+
+def serve_roots(sock: socket.socket, roots: list[fs.Root]) -> None:
+    """Answer requests until the peer closes the socket (or sends an empty message, which
+    SOCK_SEQPACKET cannot tell from the end)."""
+    while True:
+        try:
+            # No room for ancillary data: descriptors sent to the gofer are never installed.
+            data, _, msg_flags, _ = sock.recvmsg(protocol.MAX_MESSAGE + 1)
+        except OSError:
+            return
+        if not data:
+            return
+        reply, fds = handle(roots, data, msg_flags)
+        try:
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+            sock.sendmsg([reply], rights)
+        except OSError:
+            return
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def serve(sock: socket.socket, mounts: Mounts) -> None:
+    """Open each mount's root, then serve `sock` until it closes. Takes over the process's
+    umask: modes arrive with the guest's umask applied and must not be masked twice."""
+    os.umask(0)
+    roots = [fs.open_root(path, read_only) for path, read_only in mounts]
+    try:
+        serve_roots(sock, roots)
+    finally:
+        for root in roots:
+            os.close(root.fd)
+
+
+def start_gofer(mounts: Mounts) -> tuple[int, socket.socket]:
+    """Fork the gofer; returns its pid and the Sentry's end of its socket. The roots are opened
+    here, so a missing or unreadable mount is an OSError in the caller, not a dead child.
+
+    The gofer follows the thread that calls this (PR_SET_PDEATHSIG fires when that thread
+    exits), so call it from a thread that lives as long as the sandbox."""
+    roots = [fs.open_root(path, read_only) for path, read_only in mounts]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        program = build_filter(theirs.fileno())
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                _become_gofer(theirs, roots, program, parent)
+                status = 0
+            finally:
+                os._exit(status)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+        for root in roots:
+            os.close(root.fd)
+    return pid, ours
+
+
+def _become_gofer(sock: socket.socket, roots: list[fs.Root], program: bytes, parent: int) -> None:
+    # The parent's objects stay alive (this frame never returns), but a garbage collection
+    # could still finalise one of its files and close an fd number now reused by a host file.
+    gc.freeze()
+    os.setsid()  # no terminal signals: ^C or ^Z aimed at the sandbox must not stop the gofer
+    prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before PDEATHSIG was armed
+        return
+    prctl(abi.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/fd by same-uid processes
+    _close_other_fds({sock.fileno(), *(root.fd for root in roots)})
+    try:
+        signal.set_wakeup_fd(-1)  # a parent's wakeup fd is closed now, and write is not allowed
+    except ValueError:
+        pass
+    os.umask(0)  # as in serve()
+    prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
+    seccomp_load(program, 0)
+    serve_roots(sock, roots)
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    # 0, 1 and 2 become /dev/null rather than free numbers: a host file opened into one of them
+    # would otherwise receive any stray write to stdout or stderr.
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in {0, 1, 2} - keep - {null}:
+        os.dup2(null, fd, inheritable=False)
+    keep = keep | {0, 1, 2}
+    low = 0
+    for fd in sorted(keep):
+        if low < fd:  # os.closerange(0, 0) closes everything (close_range(0, ~0U))
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 30)
+
