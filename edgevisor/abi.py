@@ -3,6 +3,7 @@
 Values are the kernel's uapi ones; where an architecture differs, the name says so.
 """
 
+import os
 import struct
 
 # prctl(2)
@@ -196,8 +197,6 @@ DIRENT64 = struct.Struct("=QqHB")
 
 # open(2) flags (the Sentry's VFS). O_DIRECTORY and O_NOFOLLOW differ between x86_64 and
 # aarch64; the guest always has the host's architecture, so those two come from the host.
-import os as _os  # noqa: E402
-
 O_ACCMODE = 0o3
 O_RDONLY = 0o0
 O_WRONLY = 0o1
@@ -212,5 +211,5 @@ O_NOATIME = 0o1000000
 O_CLOEXEC = 0o2000000
 O_PATH = 0o10000000
 O_TMPFILE_BIT = 0o20000000  # the kernel's __O_TMPFILE; O_TMPFILE is it plus O_DIRECTORY
-O_DIRECTORY = _os.O_DIRECTORY
-O_NOFOLLOW = _os.O_NOFOLLOW
+O_DIRECTORY = os.O_DIRECTORY
+O_NOFOLLOW = os.O_NOFOLLOW

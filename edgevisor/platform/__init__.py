@@ -6,9 +6,7 @@ the syscall table, and hand the Sentry the same (task, number, args) events. Not
 this package knows which one runs.
 """
 
-import os
-
-from .base import Platform, UnsupportedPlatform
+from .base import Platform
 
 NAMES = ("seccomp", "ptrace")
 
@@ -24,14 +22,12 @@ def get_platform(name: str) -> Platform:
 
 
 def default_platform_name() -> str:
-    """seccomp where the kernel supports user notifications (5.0+, with
-    SECCOMP_USER_NOTIF_FLAG_CONTINUE from 5.5), ptrace otherwise."""
-    release = os.uname().release.split(".")
-    try:
-        major, minor = int(release[0]), int(release[1].split("-")[0])
-    except (ValueError, IndexError):
-        return "ptrace"
-    return "seccomp" if (major, minor) >= (5, 9) else "ptrace"
+    """seccomp where the kernel has seccomp user notifications, ptrace otherwise: asked of
+    the kernel (SECCOMP_GET_ACTION_AVAIL), like selectors.DefaultSelector."""
+    from .. import abi
+    from .linux import seccomp_action_available
+
+    return "seccomp" if seccomp_action_available(abi.SECCOMP_RET_USER_NOTIF) else "ptrace"
 
 
-__all__ = ["NAMES", "Platform", "UnsupportedPlatform", "default_platform_name", "get_platform"]
+__all__ = ["NAMES", "Platform", "default_platform_name", "get_platform"]

@@ -7,10 +7,6 @@ from .. import abi
 from .linux import prctl
 
 
-class UnsupportedPlatform(Exception):
-    """The host kernel cannot run this platform."""
-
-
 class Platform(ABC):
     name: str
     trap: int  # the seccomp action that hands a syscall to the Sentry

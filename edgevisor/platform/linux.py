@@ -77,6 +77,11 @@ def seccomp_load(program: bytes, flags: int) -> int:
     return _check(libc.syscall(_NR["seccomp"], abi.SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)))
 
 
+def seccomp_action_available(action: int) -> bool:
+    value = ctypes.c_uint32(action)
+    return libc.syscall(_NR["seccomp"], abi.SECCOMP_GET_ACTION_AVAIL, 0, ctypes.byref(value)) == 0
+
+
 def pidfd_getfd(pidfd: int, fd: int) -> int:
     return _check(libc.syscall(_NR["pidfd_getfd"], pidfd, fd, 0))
 
