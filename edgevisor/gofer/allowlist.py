@@ -10,11 +10,11 @@ need when the heap grows, which a freshly forked gofer rarely sees.
 """
 
 import fcntl
-import tempfile
 
 import pyseccomp
 
 from .. import abi
+from ..platform.bpf import export_bpf
 
 # The file operations (fs.py): openat2 for every walk, the *at calls on a parent and a name,
 # AT_EMPTY_PATH calls on O_PATH descriptors, and f*xattr on descriptors of regular files and
@@ -48,10 +48,4 @@ def build_filter(sock_fd: int) -> bytes:
         f.add_rule(pyseccomp.ALLOW, name, pyseccomp.Arg(0, pyseccomp.EQ, sock_fd))
     for command in FCNTL_COMMANDS:
         f.add_rule(pyseccomp.ALLOW, "fcntl", pyseccomp.Arg(1, pyseccomp.EQ, command))
-    with tempfile.TemporaryFile() as out:
-        f.export_bpf(out)
-        out.seek(0)
-        program = out.read()
-    if not program or len(program) % abi.SOCK_FILTER.size:
-        raise RuntimeError("libseccomp produced an invalid filter")
-    return program
+    return export_bpf(f)

@@ -37,6 +37,11 @@ def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> b
             f.add_rule(pyseccomp.ALLOW, row.nr)
         elif row.action == "deny":
             f.add_rule(pyseccomp.ERRNO(row.errno), row.nr)
+    return export_bpf(f)
+
+
+def export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
+    """The classic-BPF program libseccomp compiled, to load with flags of our choosing."""
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.seek(0)
