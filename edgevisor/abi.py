@@ -73,9 +73,7 @@ SECCOMP_DATA_NR = 0
 SECCOMP_DATA_ARCH = 4
 SECCOMP_DATA_ARGS = 16
 
-AUDIT_ARCH_X86_64 = 0xC000003E
-AUDIT_ARCH_I386 = 0x40000003
-AUDIT_ARCH_AARCH64 = 0xC00000B7
+# The audit arch of each table is in the generated tables (AUDIT_ARCH).
 # x32 syscalls arrive with AUDIT_ARCH_X86_64 and this bit set in the number.
 X32_SYSCALL_BIT = 0x40000000
 

@@ -25,7 +25,7 @@ from .platform.base import die_with_parent
 from .platform.bpf import build_filter, build_refusals
 from .platform.isolation import RootfsSpec, build_root, drop_privileges, enter_namespaces
 from .platform.linux import mount, prctl, seccomp_load, unshare
-from .sentry.dispatch import Sentry
+from .sentry.dispatch import EXEC_SYSCALLS, Sentry
 from .sentry.kernel.kernel import Kernel
 from .syscall_tables import load as load_table
 
@@ -43,8 +43,7 @@ def run(cfg: RunConfig) -> int:
     platform = get_platform(cfg.platform)
     traced = frozenset()
     if cfg.strace:
-        # exec is always trapped: the trace starts at the guest's first one (see dispatch).
-        names = {*(cfg.strace_syscalls or table.by_name.keys()), "execve", "execveat"}
+        names = {*(cfg.strace_syscalls or table.by_name.keys()), *EXEC_SYSCALLS}
         traced = frozenset(table.by_name[n].nr for n in names
                            if n in table.by_name and table.by_name[n].action == "passthrough")
     programs = (build_refusals(table), build_filter(table, platform.trap, traced))

@@ -32,11 +32,10 @@ from .protocol import MAX_MESSAGE, DirEntry, pack_dirents
 
 RESOLVE = abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_MAGICLINKS
 _EAGAIN_RETRIES = 16
-_TMPFILE = os.O_TMPFILE & ~os.O_DIRECTORY  # __O_TMPFILE alone
 # Room for a listing or an xattr value plus its reply header in one message.
 _LISTDIR_BUFFER = 32 * 1024
 _XATTR_MAX = MAX_MESSAGE - 1024
-_MAX_DIRENT = (abi.DIRENT64.size + 255 + 1 + 7) & ~7  # one record with a NAME_MAX name
+_MAX_DIRENT = (abi.DIRENT64.size + abi.NAME_MAX + 1 + 7) & ~7  # one record with a NAME_MAX name
 
 
 @dataclass(frozen=True)
@@ -146,8 +145,8 @@ def op_open(roots, mount, path, flags, mode):
         raise _error(errno.EINVAL)
     if flags & os.O_PATH:
         return walk(root, path, flags)  # openat2 itself rejects O_PATH with other flags
-    mode = mode & 0o7777 if flags & (os.O_CREAT | _TMPFILE) else 0  # openat2 wants 0 otherwise
-    writes = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & (os.O_TRUNC | _TMPFILE)
+    mode = mode & 0o7777 if flags & (os.O_CREAT | abi.O_TMPFILE_BIT) else 0  # openat2 wants 0 otherwise
+    writes = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & (os.O_TRUNC | abi.O_TMPFILE_BIT)
     creates, exclusive = flags & os.O_CREAT, flags & os.O_EXCL
     if root.read_only and writes:
         raise _error(errno.EROFS)

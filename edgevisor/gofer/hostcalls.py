@@ -6,27 +6,12 @@ Every wrapper raises OSError with the kernel's errno; nothing here decides polic
 """
 
 import ctypes
-import importlib
-import os
 
 from .. import abi
-from ..syscall_tables import host_arch
+from ..platform.linux import syscall as _syscall
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+_int, _uint, _size, _str = ctypes.c_int, ctypes.c_uint, ctypes.c_size_t, ctypes.c_char_p
 
-# Numbers come from the generated per-arch table, the one list of them.
-_NR = {name: nr for nr, name, _ in importlib.import_module(f"edgevisor.syscall_tables.{host_arch()}").SYSCALLS}
-
-_int, _uint, _long, _size, _str = ctypes.c_int, ctypes.c_uint, ctypes.c_long, ctypes.c_size_t, ctypes.c_char_p
-
-
-def _syscall(name: str, *args) -> int:
-    ret = _libc.syscall(_long(_NR[name]), *args)
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
 
 
 def openat2(dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:

@@ -5,18 +5,12 @@ Every wrapper raises OSError with the kernel's errno; nothing here decides polic
 
 import ctypes
 import os
-import platform as _pyplatform
 
 from .. import abi
+from ..syscall_tables import numbers
 
 libc = ctypes.CDLL(None, use_errno=True)
-
-_ARCH = _pyplatform.machine()
-# Numbers of syscalls glibc has no wrapper for (or that we call raw on purpose).
-_NR = {
-    "x86_64": {"seccomp": 317, "pidfd_getfd": 438, "pivot_root": 155},
-    "aarch64": {"seccomp": 277, "pidfd_getfd": 438, "pivot_root": 41},
-}[_ARCH]
+_NR = numbers()  # for the syscalls glibc has no wrapper for, or that we call raw on purpose
 
 libc.syscall.restype = ctypes.c_long
 libc.ptrace.restype = ctypes.c_long
@@ -45,6 +39,11 @@ def _check(ret: int, filename: str | None = None) -> int:
     return ret
 
 
+def syscall(name: str, *args) -> int:
+    """A raw syscall by name, its number from the generated table of the host's arch."""
+    return _check(libc.syscall(ctypes.c_long(_NR[name]), *args))
+
+
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
     return _check(libc.prctl(option, a2, a3, a4, a5))
 
@@ -64,7 +63,10 @@ def umount2(target: str, flags: int) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(libc.syscall(_NR["pivot_root"], new_root.encode(), put_old.encode()), "pivot_root")
+    try:
+        syscall("pivot_root", new_root.encode(), put_old.encode())
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, "pivot_root") from None
 
 
 def seccomp_load(program: bytes, flags: int) -> int:
@@ -74,16 +76,19 @@ def seccomp_load(program: bytes, flags: int) -> int:
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
     prog = sock_fprog(len(program) // abi.SOCK_FILTER.size, program)
-    return _check(libc.syscall(_NR["seccomp"], abi.SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)))
+    return syscall("seccomp", abi.SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog))
 
 
 def seccomp_action_available(action: int) -> bool:
-    value = ctypes.c_uint32(action)
-    return libc.syscall(_NR["seccomp"], abi.SECCOMP_GET_ACTION_AVAIL, 0, ctypes.byref(value)) == 0
+    try:
+        syscall("seccomp", abi.SECCOMP_GET_ACTION_AVAIL, 0, ctypes.byref(ctypes.c_uint32(action)))
+    except OSError:
+        return False
+    return True
 
 
 def pidfd_getfd(pidfd: int, fd: int) -> int:
-    return _check(libc.syscall(_NR["pidfd_getfd"], pidfd, fd, 0))
+    return syscall("pidfd_getfd", pidfd, fd, 0)
 
 
 def ptrace(request: int, pid: int, addr: int = 0, data: int | ctypes.c_void_p = 0) -> int:

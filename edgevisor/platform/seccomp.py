@@ -85,9 +85,8 @@ class SeccompPlatform(Platform):
         reaper = threading.Thread(target=self._reap, args=(pid, done), daemon=True)
         reaper.start()
         host = HostTasks()
-        memo = sorted(sentry.per_task_constant)
-        lib.ev_set_memo(ffi.new("int32_t[]", memo), len(memo))
-        memo = frozenset(memo)
+        memo = sentry.per_task_constant
+        lib.ev_set_memo(ffi.new("int32_t[]", sorted(memo)), len(memo))
         out = ffi.new("struct ev_notif *")
         handle = sentry.handle
         CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE

@@ -11,6 +11,9 @@ from .strace import unknown_syscall_name
 from .syscalls import HANDLERS
 
 CONTINUE = object()  # let the host kernel run the syscall exactly as issued
+# Under --strace the trace starts at the guest's first of these: before it, the calls are
+# edgevisor's own start-up code. They are always trapped when tracing.
+EXEC_SYSCALLS = ("execve", "execveat")
 
 _ENOSYS = -errno.ENOSYS
 
@@ -27,8 +30,8 @@ class Sentry:
         for row in table.by_nr.values():
             if row.action == "emulate":
                 self._handlers[row.nr] = HANDLERS[row.name]
-        self._before_exec = True
         if strace is not None:
+            self._before_exec = True
             self.handle = self._handle_traced
         # Numbers whose answers a platform may remember per task; none under --strace, which
         # must see every call.
@@ -58,8 +61,7 @@ class Sentry:
     def _handle_traced(self, task, nr: int, args) -> object:
         row = self.table.by_nr.get(nr)
         if self._before_exec:
-            # Until the guest's first exec, the calls are edgevisor's own start-up code.
-            if row is None or row.name not in ("execve", "execveat"):
+            if row is None or row.name not in EXEC_SYSCALLS:
                 return Sentry.handle(self, task, nr, args)
             self._before_exec = False
         if row is not None and not self.strace.wants(row.name):

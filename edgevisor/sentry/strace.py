@@ -10,8 +10,8 @@ read with strace habits and diffed against a real strace run::
     ...                                    # the handler or the kernel runs it
     s.exit(pending, result, "emulate")     # -> one line, newline included
 
-Everything is decoded for a guest on x86_64 (8-byte pointers, x86_64 open
-flags) whatever the host is.
+Pointers are 8 bytes; open flags come from abi (the host's, which is the guest's
+architecture) and are x86_64's where abi has none.
 """
 
 from __future__ import annotations
@@ -23,43 +23,45 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .. import abi
+from ..abi import AT_FDCWD, PATH_MAX
+
 __all__ = ["Pending", "Strace", "format_result", "quote", "unknown_syscall_name"]
 
 MAX_STRLEN = 32  # strace's default -s: string bytes and argv elements shown
-PATH_MAX = 4096  # strace shows paths up to PATH_MAX - 1 bytes, ignoring -s
-AT_FDCWD = -100
 _MASK64 = (1 << 64) - 1
 _PAGE = 4096
 _POINTER_CHUNK = 512  # bytes of a pointer array fetched per read (64 pointers)
 
-# x86_64 open(2) flags, in the order of strace's xlat/open_mode_flags.in: a
-# composite (O_SYNC, O_TMPFILE) must be matched before the bits it contains,
-# and the order is what makes strace print "O_CLOEXEC|O_DIRECTORY".
+# open(2) flags (x86_64 values where abi has none), in the order of strace's
+# xlat/open_mode_flags.in: a composite (O_SYNC, O_TMPFILE) must be matched before
+# the bits it contains, and the order is what makes strace print
+# "O_CLOEXEC|O_DIRECTORY".
 # FASYNC is strace's spelling of O_ASYNC.
 _OPEN_ACCESS_MODES = ("O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE")
 _OPEN_FLAGS = (
-    ("O_CREAT", 0o100),
-    ("O_EXCL", 0o200),
-    ("O_NOCTTY", 0o400),
-    ("O_TRUNC", 0o1000),
-    ("O_APPEND", 0o2000),
-    ("O_NONBLOCK", 0o4000),
+    ("O_CREAT", abi.O_CREAT),
+    ("O_EXCL", abi.O_EXCL),
+    ("O_NOCTTY", abi.O_NOCTTY),
+    ("O_TRUNC", abi.O_TRUNC),
+    ("O_APPEND", abi.O_APPEND),
+    ("O_NONBLOCK", abi.O_NONBLOCK),
     ("O_SYNC", 0o4010000),
     ("__O_SYNC", 0o4000000),
     ("O_DSYNC", 0o10000),
     ("O_DIRECT", 0o40000),
     ("O_LARGEFILE", 0o100000),
-    ("O_NOFOLLOW", 0o400000),
-    ("O_NOATIME", 0o1000000),
-    ("O_CLOEXEC", 0o2000000),
-    ("O_PATH", 0o10000000),
-    ("O_TMPFILE", 0o20200000),
-    ("__O_TMPFILE", 0o20000000),
-    ("O_DIRECTORY", 0o200000),
+    ("O_NOFOLLOW", abi.O_NOFOLLOW),
+    ("O_NOATIME", abi.O_NOATIME),
+    ("O_CLOEXEC", abi.O_CLOEXEC),
+    ("O_PATH", abi.O_PATH),
+    ("O_TMPFILE", abi.O_TMPFILE_BIT | abi.O_DIRECTORY),
+    ("__O_TMPFILE", abi.O_TMPFILE_BIT),
+    ("O_DIRECTORY", abi.O_DIRECTORY),
     ("FASYNC", 0o20000),
 )
 # open(2) reads its mode argument only with one of these (strace hides it otherwise).
-_OPEN_MODE_USED = 0o100 | 0o20000000  # O_CREAT | __O_TMPFILE
+_OPEN_MODE_USED = abi.O_CREAT | abi.O_TMPFILE_BIT
 
 _CLOCK_NAMES = (
     "CLOCK_REALTIME", "CLOCK_MONOTONIC", "CLOCK_PROCESS_CPUTIME_ID",

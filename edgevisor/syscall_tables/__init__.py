@@ -101,6 +101,15 @@ def _load(arch: str) -> SyscallTable:
     )
 
 
+@functools.cache
+def numbers(arch: str | None = None) -> dict[str, int]:
+    """Every syscall the kernel list defines for arch (default: the host's), rows or not:
+    the numbers edgevisor itself calls raw."""
+    arch = host_arch() if arch is None else _normalize(arch)
+    generated = importlib.import_module(f"edgevisor.syscall_tables.{arch}")
+    return {name: nr for nr, name, _ in generated.SYSCALLS}
+
+
 def load(arch: str | None = None) -> SyscallTable:
     """The table for arch (default: the host's); ValueError for an unknown arch."""
     return _load(host_arch() if arch is None else _normalize(arch))

@@ -95,15 +95,10 @@ int ev_remember(int32_t tid, int pidfd, int32_t nr, int64_t value)
     return 0;
 }
 
-static int answer(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flags)
+int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flags)
 {
     struct seccomp_notif_resp resp = { .id = id, .val = val, .error = error, .flags = flags };
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) ? -errno : 0;
-}
-
-int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flags)
-{
-    return answer(listener, id, val, error, flags);
 }
 
 /* Block for the next notification that needs the Sentry; answer remembered ones on the way.
@@ -114,12 +109,12 @@ int ev_next(int listener, struct ev_notif *out)
     for (;;) {
         memset(&n, 0, sizeof n); /* NOTIF_RECV insists on a zeroed buffer */
         if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n)) return -errno;
-        int index = memo_count ? memo_index(n.data.nr) : -1;
+        int index = memo_index(n.data.nr);
         if (index >= 0) {
             struct memo *m = memo_find((int32_t)n.pid);
             if (m && (m->known & (1u << index))) {
                 if (syscall(SYS_pidfd_send_signal, m->pidfd, 0, NULL, 0) == 0) {
-                    answer(listener, n.id, m->values[index], 0, 0);
+                    ev_send(listener, n.id, m->values[index], 0, 0);
                     continue; /* ENOENT here only means the task left meanwhile */
                 }
                 memo_clear(m); /* the task is gone: its tid may be someone else's now */

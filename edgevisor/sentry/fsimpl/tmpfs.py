@@ -19,7 +19,7 @@ from . import anon_dev
 
 _BOGO_DIRENT_SIZE = 20
 # Linux stores a tmpfs symlink target in one page, NUL included.
-_MAX_SYMLINK = 4096 - 1
+_MAX_SYMLINK = abi.PATH_MAX - 1
 
 
 class Tmpfs:
