@@ -119,9 +119,6 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     unshare(abi.CLONE_NEWNS)
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
     mount("proc", "/proc", "proc", abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC)
-    # Not dumpable: the guest (root, in the same pid namespace) can neither ptrace the Sentry
-    # nor open its /proc/1/{mem,root,environ,fd}.
-    prctl(abi.PR_SET_DUMPABLE, 0)
 
     log = _open_log(cfg)
     strace = None
@@ -136,13 +133,15 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     pid = os.fork()
     if pid == 0:
         _guest_main(cfg, platform, programs, inherited, go_r, ready_w, err_w)
+    # Not dumpable: the guest (root, in the same pid namespace) can neither ptrace the Sentry
+    # nor open its /proc/1/{mem,root,environ,fd}. Set after the fork, so that the guest stays
+    # dumpable and an unprivileged Sentry can still attach to it (ptrace, pidfd_getfd); the
+    # guest runs none of its own code before the go-ahead below.
+    prctl(abi.PR_SET_DUMPABLE, 0)
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: os.kill(pid, s))
-    if os.read(ready_r, 1) != b"r":
-        os.waitpid(pid, 0)
-        raise OSError(errno.ECHILD, "the guest died before it could be attached")
     platform.attach(pid)
     os.write(go_w, b"g")
     try:
@@ -174,10 +173,6 @@ def _guest_main(cfg: RunConfig, platform, programs, inherited, go_r: int, ready_
     stage = "setup"
     try:
         die_with_parent()
-        # We inherited the Sentry's "not dumpable"; until exec resets it, that would keep an
-        # unprivileged Sentry from attaching to us (ptrace, pidfd_getfd).
-        prctl(abi.PR_SET_DUMPABLE, 1)
-        os.write(ready_w, b"r")
         if os.read(go_r, 1) != b"g":
             os._exit(EXIT_SETUP_FAILED)
         inherited.restore()
