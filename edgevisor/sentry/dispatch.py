@@ -11,6 +11,21 @@ from .strace import unknown_syscall_name
 from .syscalls import HANDLERS
 
 CONTINUE = object()  # let the host kernel run the syscall exactly as issued
+
+
+class InstallFd:
+    """An answer that installs the Sentry's host descriptor `fd` in the asking task's fd table
+    at the lowest free number, close-on-exec if `cloexec`, and makes that number the
+    syscall's result. The platform closes `fd` once it has been installed (or has failed)."""
+
+    __slots__ = ("fd", "cloexec")
+
+    def __init__(self, fd: int, cloexec: bool):
+        self.fd = fd
+        self.cloexec = cloexec
+
+    def __repr__(self) -> str:
+        return f"InstallFd({self.fd}, cloexec={self.cloexec})"
 # Under --strace the trace starts at the guest's first of these: before it, the calls are
 # edgevisor's own start-up code. They are always trapped when tracing.
 EXEC_SYSCALLS = ("execve", "execveat")
