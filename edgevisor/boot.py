@@ -23,10 +23,20 @@ from .config import RunConfig
 from .platform import get_platform
 from .platform.base import die_with_parent
 from .platform.bpf import build_filter, build_refusals
-from .platform.isolation import RootfsSpec, build_root, drop_privileges, enter_namespaces
+from .gofer.client import GoferClient
+from .gofer.server import start_gofer
+from .platform.isolation import (
+    RootfsSpec,
+    build_storage,
+    drop_privileges,
+    enter_namespaces,
+    enter_view,
+    leave_host_root,
+)
 from .platform.linux import mount, prctl, seccomp_load, unshare
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
 from .sentry.kernel.kernel import Kernel
+from .sentry.mounts import build_file_system
 from .syscall_tables import load as load_table
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -119,20 +129,23 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     unshare(abi.CLONE_NEWNS)
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
     mount("proc", "/proc", "proc", abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC)
+    proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes))
 
     log = _open_log(cfg)
     strace = None
     if cfg.strace:
         from .sentry.strace import Strace
         strace = Strace(log, cfg.strace_syscalls)
-    sentry = Sentry(table, Kernel(cfg.hostname), strace, log if (cfg.debug or cfg.log) else None)
+    kernel = Kernel(cfg.hostname)
+    sentry = Sentry(table, kernel, strace, log if (cfg.debug or cfg.log) else None)
 
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        _guest_main(cfg, platform, programs, inherited, go_r, ready_w, err_w)
+        _guest_main(cfg, storage, platform, programs, inherited, go_r, ready_w, err_w)
     # Not dumpable: the guest (root, in the same pid namespace) can neither ptrace the Sentry
     # nor open its /proc/1/{mem,root,environ,fd}. Set after the fork, so that the guest stays
     # dumpable and an unprivileged Sentry can still attach to it (ptrace, pidfd_getfd); the
@@ -145,7 +158,17 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     platform.attach(pid)
     os.write(go_w, b"g")
     try:
+        if os.read(ready_r, 1) != b"v":
+            raise OSError(errno.ECHILD, "the guest failed before building its root")
         platform.after_filter(pid, ready_r, go_w)
+        # The gofer holds the host side of every mount, and the guest's own root (its view,
+        # built by now), where the descriptors the guest gets are opened. From here on the
+        # Sentry reaches files only through it.
+        mounts = [(host, read_only) for _, host, read_only in storage.mounts]
+        gofer_pid, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False)])
+        kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, kernel,
+                                      hidden=frozenset({os.getpid(), gofer_pid}))
+        leave_host_root()
     except OSError:
         # Either the guest failed before loading its filter (its report is on err_r), or we
         # could not take over; either way it goes no further.
@@ -168,8 +191,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     return os.WEXITSTATUS(status)
 
 
-def _guest_main(cfg: RunConfig, platform, programs, inherited, go_r: int, ready_w: int,
-                err_w: int):
+def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: int,
+                ready_w: int, err_w: int):
     stage = "setup"
     try:
         die_with_parent()
@@ -178,7 +201,8 @@ def _guest_main(cfg: RunConfig, platform, programs, inherited, go_r: int, ready_
         inherited.restore()
         cwd = cfg.cwd or os.getcwd()
         enter_namespaces(cfg.hostname)
-        build_root(RootfsSpec(cfg.rootfs, cfg.overlay))
+        enter_view(storage)
+        os.write(ready_w, b"v")  # the Sentry may now take hold of this root
         try:
             os.chdir(cwd)
         except OSError:

@@ -1,10 +1,12 @@
 """The `edgevisor` command: `do` runs one command sandboxed, `syscalls` prints the table."""
 
 import argparse
+import os
 import sys
 
 from . import __version__
 from .config import ConfigError, RunConfig
+from .platform.isolation import Volume
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     do.add_argument("--rootfs", default="/", help="root file system (default: the host's /)")
     do.add_argument("--overlay", choices=("memory", "none"), default="memory",
                     help="writable in-memory layer over the rootfs, or none (read-only)")
+    do.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
+                    help="bind the host directory HOST at GUEST (read-only with :ro)")
     do.add_argument("--strace", action="store_true", help="log the syscalls the Sentry sees")
     do.add_argument("--strace-syscalls", metavar="A,B", help="with --strace: only these syscalls")
     do.add_argument("--log", metavar="FILE", help="write strace and Sentry logs here (default: stderr)")
@@ -52,8 +56,20 @@ def _do(args) -> int:
     cfg = RunConfig(argv=argv, platform=args.platform, hostname=args.hostname,
                     rootfs=args.rootfs, overlay=args.overlay == "memory",
                     strace=args.strace or only is not None, strace_syscalls=only,
-                    log=args.log, debug=args.debug)
+                    log=args.log, debug=args.debug,
+                    volumes=tuple(_volume(v) for v in args.volume))
     return run(cfg)
+
+
+def _volume(spec: str) -> Volume:
+    """HOST:GUEST or HOST:GUEST:ro (or :rw), as docker run -v."""
+    parts = spec.split(":")
+    read_only = False
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        read_only = parts.pop() == "ro"
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise ConfigError(f"-v {spec!r}: expected HOST:GUEST[:ro]")
+    return Volume(os.path.abspath(parts[0]), os.path.normpath(parts[1]), read_only)
 
 
 def _syscalls(args) -> int:

@@ -45,9 +45,27 @@ SCRATCH = "/tmp"  # where the new root is assembled, on a private tmpfs that sha
 
 
 @dataclass(frozen=True)
+class Volume:
+    source: str  # a host directory
+    target: str  # an absolute guest path
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class RootfsSpec:
     path: str = "/"
     overlay: bool = True  # False: the rootfs read-only, with no writable layer
+    volumes: tuple[Volume, ...] = ()
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The host directories behind the guest's mounts, assembled by the Sentry in its own
+    mount namespace: what the gofer serves and what the guest's host view shows, in the
+    order of their gofer mount numbers. `mounts[i]` is (guest path, host path, read-only)."""
+
+    mounts: tuple[tuple[str, str, bool], ...]
+    overlay: bool  # False when the rootfs is read-only (asked for, or no overlay possible)
 
 
 def enter_namespaces(hostname: str) -> None:
@@ -82,73 +100,139 @@ def _readonly_bind(path: str) -> None:
     mount(None, path, None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY | abi.MS_NOSUID | abi.MS_NODEV)
 
 
-def build_root(spec: RootfsSpec) -> None:
-    """Assemble the guest's root and make it the root of this mount namespace."""
+def build_storage(spec: RootfsSpec) -> Storage:
+    """Assemble, under a private tmpfs at SCRATCH, the host side of every guest mount: the
+    rootfs (an overlay whose upper layer lives in that tmpfs, so the host is never written,
+    or the rootfs read-only), fresh tmpfs instances for /tmp and /dev/shm, a minimal /dev,
+    and the volumes. Mountpoints the guest needs are made in the overlay."""
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
-    # Hold the rootfs by descriptor: the scratch tmpfs may shadow its path (a rootfs in /tmp).
+    # Hold the sources by descriptor: the scratch tmpfs may shadow their paths (in /tmp).
     rootfs = os.open(spec.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    lower = f"/proc/self/fd/{rootfs}"
+    sources = [os.open(v.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for v in spec.volumes]
     mount("tmpfs", SCRATCH, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV, "mode=700")
     root = f"{SCRATCH}/root"
     _mkdirs(root)
-    if spec.overlay:
-        for d in ("upper", "work"):
-            _mkdirs(f"{SCRATCH}/{d}")
-        options = f"lowerdir={lower},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work"
-        if os.geteuid() != 0:
-            # In a user namespace overlayfs cannot use trusted.* xattrs for its whiteouts.
-            options += ",userxattr"
-        try:
-            mount("overlay", root, "overlay", 0, options)
-        except OSError as e:
-            # Unprivileged, overlayfs refuses a lower layer with mounts beneath it (the host's
-            # /), since those are locked in our user namespace. Read-only is the safe fallback.
-            if e.errno != errno.EINVAL or os.geteuid() == 0:
-                raise
-            print(f"edgevisor: warning: no overlay over {spec.path} without root; "
-                  "the rootfs is read-only", file=sys.stderr)
-            spec = RootfsSpec(spec.path, overlay=False)
-    if not spec.overlay:
-        mount(lower, root, None, abi.MS_BIND | abi.MS_REC)
-        mount(None, root, None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY)
+    overlay = spec.overlay and _mount_overlay(f"/proc/self/fd/{rootfs}", root, spec.path)
+    if not overlay:
+        mount(f"/proc/self/fd/{rootfs}", root, None, abi.MS_BIND)
+        mount(None, root, None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY | abi.MS_NOSUID
+              | abi.MS_NODEV)
     os.close(rootfs)
 
+    mounts = [("/", root, not overlay)]
     nodev = abi.MS_NOSUID | abi.MS_NODEV
-    for d, fstype, flags, data in (
-        ("tmp", "tmpfs", nodev, "mode=1777"),
-        ("dev", "tmpfs", abi.MS_NOSUID, "mode=755"),
-        ("proc", "proc", nodev | abi.MS_NOEXEC, None),
-        ("sys", "sysfs", nodev | abi.MS_NOEXEC | abi.MS_RDONLY, None),
-    ):
-        target = f"{root}/{d}"
-        if not os.path.isdir(target):
-            if spec.overlay:
-                _mkdirs(target)
-            else:
-                continue  # a read-only rootfs without this directory goes without it
-        mount(fstype, target, fstype, flags, data)
+    for name, guest in (("tmp", "/tmp"), ("shm", "/dev/shm")):
+        host = f"{SCRATCH}/{name}"
+        _mkdirs(host)
+        mount("tmpfs", host, "tmpfs", nodev, "mode=1777")
+        mounts.append((guest, host, False))
 
-    dev = f"{root}/dev"
+    dev = f"{SCRATCH}/dev"
+    _mkdirs(dev)
+    mount("tmpfs", dev, "tmpfs", abi.MS_NOSUID, "mode=755")
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
             _bind_file(f"/dev/{name}", f"{dev}/{name}")
     for d in ("pts", "shm"):
         _mkdirs(f"{dev}/{d}")
-    mount("devpts", f"{dev}/pts", "devpts", abi.MS_NOSUID | abi.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
-    mount("tmpfs", f"{dev}/shm", "tmpfs", nodev, "mode=1777")
+    mount("devpts", f"{dev}/pts", "devpts", abi.MS_NOSUID | abi.MS_NOEXEC,
+          "newinstance,ptmxmode=0666,mode=620")
     for name, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{dev}/{name}")
+    mounts.insert(2, ("/dev", dev, False))  # before /dev/shm, which sits on it
 
-    proc = f"{root}/proc"
+    # Device nodes open only in /dev: every other mount is nodev (and nosuid) at its source,
+    # which the gofer's clones and the guest's view inherit.
+    for number, (volume, fd) in enumerate(zip(spec.volumes, sources)):
+        host = f"{SCRATCH}/volume{number}"
+        _mkdirs(host)
+        mount(f"/proc/self/fd/{fd}", host, None, abi.MS_BIND | abi.MS_REC)
+        mount(None, host, None, abi.MS_REMOUNT | abi.MS_BIND | nodev
+              | (abi.MS_RDONLY if volume.read_only else 0))
+        os.close(fd)
+        mounts.append((volume.target, host, volume.read_only))
+
+    for guest, _, _ in mounts[1:]:
+        where = root + guest
+        if not os.path.isdir(where):
+            if overlay:
+                _mkdirs(where)
+            elif guest in ("/tmp", "/dev", "/dev/shm"):
+                continue  # checked again by the Sentry and the guest, which skip it too
+            else:
+                raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
+    _mkdirs_if(overlay, f"{root}/proc")
+    return Storage(tuple(mounts), overlay)
+
+
+def _mkdirs_if(allowed: bool, path: str) -> None:
+    if allowed and not os.path.isdir(path):
+        _mkdirs(path)
+
+
+def _mount_overlay(lower: str, root: str, what: str) -> bool:
+    for d in ("upper", "work"):
+        _mkdirs(f"{SCRATCH}/{d}")
+    options = f"lowerdir={lower},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work"
+    if os.geteuid() != 0:
+        # In a user namespace overlayfs cannot use trusted.* xattrs for its whiteouts.
+        options += ",userxattr"
+    try:
+        mount("overlay", root, "overlay", abi.MS_NOSUID | abi.MS_NODEV, options)
+        return True
+    except OSError as e:
+        # Unprivileged, overlayfs refuses a lower layer with mounts beneath it (the host's
+        # /), since those are locked in our user namespace. Read-only is the safe fallback.
+        if e.errno != errno.EINVAL or os.geteuid() == 0:
+            raise
+        print(f"edgevisor: warning: no overlay over {what} without root; "
+              "the rootfs is read-only", file=sys.stderr)
+        return False
+
+
+def enter_view(storage: Storage) -> None:
+    """Make the guest's root a mirror of the Sentry's mount tree: the same host objects at
+    the same places, read-only where the guest's mount is. The kernel uses it only where it
+    resolves a path itself (exec, the ELF interpreter, #!, chdir after the Sentry allowed
+    it); every path the guest names in a syscall is resolved by the Sentry."""
+    view = f"{SCRATCH}/view"
+    _mkdirs(view)
+    nodev = abi.MS_NOSUID | abi.MS_NODEV
+    for guest, host, read_only in storage.mounts:
+        target = view + guest
+        if guest != "/" and not os.path.isdir(target):
+            continue
+        mount(host, target, None, abi.MS_BIND | abi.MS_REC)
+        flags = abi.MS_NOSUID if guest == "/dev" else nodev
+        mount(None, target, None, abi.MS_REMOUNT | abi.MS_BIND | flags
+              | (abi.MS_RDONLY if read_only else 0))
+
+    proc = f"{view}/proc"
     if os.path.isdir(proc):
+        mount("proc", proc, "proc", nodev | abi.MS_NOEXEC, None)
         for name in PROC_MASKED:
             if os.path.exists(f"{proc}/{name}"):
                 _bind_file("/dev/null", f"{proc}/{name}", abi.MS_RDONLY)
         for name in PROC_READONLY:
             if os.path.isdir(f"{proc}/{name}"):
                 _readonly_bind(f"{proc}/{name}")
+    _pivot(view)
 
+
+def leave_host_root() -> None:
+    """The Sentry's last step before serving: its root becomes an empty read-only tmpfs,
+    and the old root, with every host mount, is detached from its namespace (the gofer,
+    which shares it, keeps only the mount roots it holds open)."""
+    empty = f"{SCRATCH}/empty"
+    _mkdirs(empty)
+    mount("tmpfs", empty, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC, "mode=555")
+    mount(None, empty, None, abi.MS_REMOUNT | abi.MS_RDONLY | abi.MS_NOSUID | abi.MS_NODEV
+          | abi.MS_NOEXEC, "mode=555")
+    _pivot(empty)
+
+
+def _pivot(root: str) -> None:
     # pivot_root(".", "."): the old root ends up stacked on the new one and is detached.
     os.chdir(root)
     pivot_root(".", ".")

@@ -21,7 +21,7 @@ import threading
 import time
 
 from .. import abi
-from ..sentry.dispatch import CONTINUE
+from ..sentry.dispatch import CONTINUE, InstallFd
 from ..sentry.kernel.task import Task
 from .base import Platform
 from .linux import pidfd_getfd, seccomp_load
@@ -102,6 +102,8 @@ class SeccompPlatform(Platform):
                 result = handle(_NotifiedTask(tid, host, listener, nid), nr, list(out.args))
                 if result is CONTINUE:
                     err = lib.ev_send(listener, nid, 0, 0, CONTINUE_FLAG)
+                elif type(result) is InstallFd:
+                    err = _install(listener, nid, result)
                 elif result < 0:
                     err = lib.ev_send(listener, nid, 0, result, 0)
                 else:
@@ -134,6 +136,23 @@ class SeccompPlatform(Platform):
         while True:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
             time.sleep(0.01)
+
+
+def _install(listener: int, nid: int, answer: InstallFd) -> int:
+    """NOTIF_ADDFD with FLAG_SEND: the kernel installs the descriptor at the lowest free
+    number and answers the syscall with that number in one step, so no other thread can
+    see the descriptor before the call returns. Returns 0 or -errno, as ev_send."""
+    request = abi.SECCOMP_NOTIF_ADDFD.pack(nid, abi.SECCOMP_ADDFD_FLAG_SEND, answer.fd, 0,
+                                           os.O_CLOEXEC if answer.cloexec else 0)
+    try:
+        fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ADDFD, request)
+        return 0
+    except OSError as e:
+        if e.errno in (errno.EMFILE, errno.EBADF):  # the guest's table is full: its error
+            return lib.ev_send(listener, nid, 0, -e.errno, 0)
+        return -e.errno
+    finally:
+        os.close(answer.fd)
 
 
 class _NotifiedTask(Task):

@@ -7,25 +7,10 @@ answered ENOSYS and named in the log. `deny` rows never get here: the filter ans
 
 import errno
 
+from .answers import CONTINUE, InstallFd  # noqa: F401 - the platforms take them from here
 from .strace import unknown_syscall_name
 from .syscalls import HANDLERS
 
-CONTINUE = object()  # let the host kernel run the syscall exactly as issued
-
-
-class InstallFd:
-    """An answer that installs the Sentry's host descriptor `fd` in the asking task's fd table
-    at the lowest free number, close-on-exec if `cloexec`, and makes that number the
-    syscall's result. The platform closes `fd` once it has been installed (or has failed)."""
-
-    __slots__ = ("fd", "cloexec")
-
-    def __init__(self, fd: int, cloexec: bool):
-        self.fd = fd
-        self.cloexec = cloexec
-
-    def __repr__(self) -> str:
-        return f"InstallFd({self.fd}, cloexec={self.cloexec})"
 # Under --strace the trace starts at the guest's first of these: before it, the calls are
 # edgevisor's own start-up code. They are always trapped when tracing.
 EXEC_SYSCALLS = ("execve", "execveat")
@@ -42,6 +27,7 @@ class Sentry:
         self._reported: set[int] = set()
         self._unlisted = dict(table.unlisted)  # kernel syscalls the table has no row for
         self._handlers = {}
+        self._generation = kernel.generation
         for row in table.by_nr.values():
             if row.action == "emulate":
                 self._handlers[row.nr] = HANDLERS[row.name]
@@ -56,6 +42,8 @@ class Sentry:
     def handle(self, task, nr: int, args) -> object:
         fn = self._handlers.get(nr)
         if fn is not None:
+            self._generation.value += 1
+            self.kernel.current = task
             try:
                 return fn(self.kernel, task, args)
             except OSError as e:
@@ -87,5 +75,6 @@ class Sentry:
             pending = self.strace.enter(task.tid, row.name, row.args, args, task.mem)
         result = Sentry.handle(self, task, nr, args)
         action = "unsupported" if row is None else row.action
-        self.strace.exit(pending, None if result is CONTINUE else result, action)
+        shown = result if type(result) is int else None  # CONTINUE, or a descriptor to install
+        self.strace.exit(pending, shown, action)
         return result

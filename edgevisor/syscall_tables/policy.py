@@ -52,7 +52,6 @@ def deny(errno: str, note: str) -> Rule:
     return Rule("deny", errno, note)
 
 
-_FS = "file system: taken over by the Sentry's VFS (issue 3)"
 _PROC = "process lifecycle: issue 4"
 _NET = "network: issue 5"
 _FD_IO = "I/O on a descriptor the guest holds"
@@ -65,13 +64,26 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
      "uname sethostname setdomainname"),
     (emulate("PID namespace: the guest sees its own pids, init is 1"),
      "getpid getppid gettid"),
+    (emulate("file system: resolved in the Sentry's VFS; files reach the guest as host "
+             "descriptors the gofer opened"), """
+        open openat openat2 creat stat lstat newfstatat statx access faccessat faccessat2
+        readlink readlinkat mkdir mkdirat rmdir mknod mknodat unlink unlinkat
+        rename renameat renameat2 link linkat symlink symlinkat chmod fchmodat fchmodat2
+        chown lchown fchownat truncate utime utimes futimesat utimensat statfs getcwd
+        setxattr lsetxattr getxattr lgetxattr listxattr llistxattr removexattr
+        lremovexattr"""),
+    (emulate("file system: decided in the Sentry's VFS, then run by the kernel on the same "
+             "object in the guest's host view, which mirrors the Sentry's mounts"), """
+        chdir chroot execve execveat inotify_add_watch"""),
+    (emulate("descriptors: the Sentry answers for its synthetic files (/proc) and lets the "
+             "kernel answer for the others"), "fstat fstatfs getdents getdents64 fchdir"),
 
     # --- passthrough -------------------------------------------------------
     (passthrough(_FD_IO), """
         read write readv writev pread64 pwrite64 preadv pwritev preadv2 pwritev2
         lseek close close_range dup dup2 dup3 fcntl flock fsync fdatasync sync_file_range
         readahead fadvise64 fallocate sendfile splice tee vmsplice copy_file_range
-        getdents getdents64 fstat fstatfs fgetxattr flistxattr cachestat
+        fchmod fchown ftruncate fgetxattr flistxattr fsetxattr fremovexattr cachestat
         select pselect6 poll ppoll epoll_wait epoll_pwait epoll_pwait2 epoll_ctl
         timerfd_settime timerfd_gettime inotify_rm_watch"""),
     (passthrough(_FD_IO + "; TIOCSTI and TIOCLINUX are refused (EPERM): the guest shares "
@@ -85,14 +97,8 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         timerfd_create inotify_init inotify_init1 memfd_create"""),
     (passthrough("legacy AIO on descriptors the guest holds"),
      "io_setup io_destroy io_submit io_cancel io_getevents io_pgetevents"),
-    (passthrough(_FS), """
-        open openat openat2 creat stat lstat newfstatat statx access faccessat faccessat2
-        readlink readlinkat getcwd chdir fchdir chroot mkdir mkdirat rmdir mknod mknodat
-        unlink unlinkat rename renameat renameat2 link linkat symlink symlinkat
-        chmod fchmod fchmodat fchmodat2 chown fchown lchown fchownat umask
-        truncate ftruncate utime utimes futimesat utimensat statfs ustat sysfs
-        setxattr lsetxattr fsetxattr getxattr lgetxattr listxattr llistxattr
-        removexattr lremovexattr fremovexattr inotify_add_watch"""),
+    (passthrough("the file mode creation mask is the kernel's; the Sentry reads it from "
+                 "/proc when it creates a file"), "umask"),
     (passthrough(_OWN_MM), """
         brk mmap munmap mremap mprotect msync mincore madvise mlock mlock2 munlock
         mlockall munlockall remap_file_pages mseal map_shadow_stack memfd_secret
@@ -114,7 +120,7 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
                  tuple(Refusal(0, f, f) for f in CLONE_NEW_FLAGS)),
      "clone"),
     (passthrough(_PROC), """
-        fork vfork execve execveat exit exit_group wait4 waitid
+        fork vfork exit exit_group wait4 waitid
         setpgid getpgid getpgrp setsid getsid pidfd_open process_mrelease
         getrlimit setrlimit prlimit64 getrusage times getpriority setpriority"""),
     (passthrough("credentials within the guest's user namespace: " + _PROC), """
@@ -209,6 +215,8 @@ OMITTED: dict[str, str] = {
         uselib create_module get_kernel_syms query_module nfsservctl lookup_dcookie
         _sysctl getpmsg putpmsg afs_syscall tuxcall security vserver epoll_ctl_old
         epoll_wait_old set_thread_area get_thread_area""".split()},
+    "ustat": "obsolete (statfs replaced it); glibc no longer has a wrapper",
+    "sysfs": "obsolete file system type enumeration; /proc/filesystems answers instead",
     # Reading the flags would be check-then-forward; clone(2) takes them in registers.
     "clone3": "its flags live in guest memory, out of the BPF filter's reach; "
               "on ENOSYS glibc falls back to clone(2)",

@@ -63,11 +63,12 @@ def sentry(**kw):
     return Sentry(TABLE, Kernel(hostname="box"), **kw)
 
 
-@pytest.mark.parametrize("arch", ARCHES)
-def test_every_emulated_row_has_a_handler_and_every_handler_a_row(arch):
-    table = load(arch)
-    emulated = {row.name for row in table.by_nr.values() if row.action == "emulate"}
-    assert emulated == set(HANDLERS)
+def test_every_emulated_row_has_a_handler_and_every_handler_a_row():
+    emulated = {arch: {row.name for row in load(arch).by_nr.values() if row.action == "emulate"}
+                for arch in ARCHES}
+    for names in emulated.values():
+        assert names <= set(HANDLERS)
+    assert set(HANDLERS) == set().union(*emulated.values())  # x86_64 has the legacy names
 
 
 def test_pids():
@@ -176,6 +177,7 @@ def test_strace_starts_at_the_guests_exec():
     assert s.handle(t, NR["getpid"], [0] * 6) == 5    # still answered, just not shown
     t.mem.map(0x6000, b"/bin/true\0")
     t.mem.map(0x7000, bytes(8))
+    s._handlers[NR["execve"]] = lambda k, t, a: CONTINUE  # no file system here
     s.handle(t, NR["execve"], [0x6000, 0x7000, 0x7000, 0, 0, 0])
     s.handle(t, NR["getpid"], [0] * 6)
     assert [line.split("(")[0] for line in lines] == ["[pid 2] execve", "[pid 2] getpid"]

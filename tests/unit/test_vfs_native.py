@@ -8,6 +8,10 @@ unprivileged user, and the test runs it on a tmpfs VFS with the matching credent
 it compares the outcome (errno or success) and the whole tree: names, kinds, modes, owners,
 link counts, sizes, symlink targets, which names share an inode or a mount, which files'
 mtime and ctime changed, and the cwd.
+
+The same machine runs with the tree on our side in a GoferFS (sentry/fsimpl/gofer.py): a
+real gofer serving a directory of a host tmpfs, where files are opened through open_host
+and written natively, as a guest would.
 """
 
 import ctypes
@@ -17,6 +21,7 @@ import pickle
 import shutil
 import stat
 import tempfile
+import time
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -30,7 +35,9 @@ from hypothesis.stateful import (
 )
 
 from edgevisor import abi
+from edgevisor.gofer import GoferClient, start_gofer
 from edgevisor.sentry import vfs
+from edgevisor.sentry.fsimpl.gofer import Generation, GoferFS, GoferInode
 from edgevisor.sentry.fsimpl.tmpfs import Tmpfs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mounts a tmpfs")
@@ -38,6 +45,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mounts a 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
 _CLONE_NEWNS = abi.CLONE_NEWNS
+_CLOCK_REALTIME_COARSE = 5  # <linux/time.h>: what file systems stamp times with
 
 USERS = {
     "root": vfs.Credentials.root(),
@@ -228,22 +236,57 @@ class Native:
 
 # ---- the VFS side ----
 
+class GoferJail:
+    """A gofer serving a fresh directory of a host tmpfs (so that its link counts and
+    directory sizes are the oracle's), and the GoferFS over it."""
+
+    def __init__(self, generation: Generation, *, exclusive: bool):
+        self.dir = tempfile.mkdtemp(prefix="edgevisor-vfs-gofer-", dir="/dev/shm")
+        os.chmod(self.dir, 0o755)
+        self.pid, sock = start_gofer([(self.dir, False)])
+        self.client = GoferClient(sock)
+        self.fs = GoferFS(self.client, 0, exclusive=exclusive, generation=generation)
+
+    def close(self) -> None:
+        self.client.close()
+        _, status = os.waitpid(self.pid, 0)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        assert status == 0, f"gofer ended with {status:#x}"
+
+
+def _gofer_available() -> bool:
+    """Whether /dev/shm is a tmpfs, where the gofer's tree can live."""
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in f)
+
+
 class Ours:
-    def __init__(self, umask: int):
+    def __init__(self, umask: int, backend: str = "tmpfs"):
+        """`backend`: the jail is a "tmpfs", or a GoferFS that is "gofer" (exclusive) or
+        "gofer-shared" (revalidating every name with the host)."""
         # As natively: a tmpfs mounted on a directory of an outer file system, and a root
         # (chroot) at that mount's root, which can itself be unmounted.
+        self.generation = Generation()
+        self.gofer = None
+        if backend != "tmpfs":
+            self.gofer = GoferJail(self.generation, exclusive=backend == "gofer")
         self.table = vfs.MountTable(Tmpfs(mode=0o755).root)
         outer = vfs.FSContext(self.table.root.root)
         jail = vfs.mkdirat(outer, USERS["root"], None, b"/jail", 0o755)
-        self.ctx = vfs.FSContext(self.table.mount(Tmpfs(mode=0o755).root, jail).root,
-                                 umask=umask)
+        inner = Tmpfs(mode=0o755).root if self.gofer is None else self.gofer.fs.root
+        self.ctx = vfs.FSContext(self.table.mount(inner, jail).root, umask=umask)
         # Follow the host's sysctls, since they decide what the native side does.
         self.table.protected_symlinks = _sysctl("protected_symlinks")
         self.table.protected_hardlinks = _sysctl("protected_hardlinks")
         self.table.protected_regular = _sysctl("protected_regular")
         self.table.protected_fifos = _sysctl("protected_fifos")
 
+    def close(self) -> None:
+        if self.gofer is not None:
+            self.gofer.close()
+
     def call(self, op: str, who: str, *args):
+        self.generation.bump()  # one syscall
         try:
             return ("ok", getattr(self, "_" + op)(USERS[who], *args))
         except OSError as e:
@@ -276,6 +319,16 @@ class Ours:
     def _open(self, creds, path, flags, mode, nwrite):
         dentry = vfs.openat(self.ctx, creds, None, path, flags, mode)
         inode = dentry.inode
+        if isinstance(inode, GoferInode):
+            # A host description, written natively (a fifo's own answers are the host's).
+            fd = inode.open_host(flags | abi.O_NONBLOCK)
+            try:
+                if nwrite and flags & abi.O_ACCMODE != abi.O_RDONLY:
+                    vfs.remove_privs(creds, inode)  # write(2) runs as root on the host
+                    os.write(fd, b"x" * nwrite)
+            finally:
+                os.close(fd)
+            return
         # A fifo opened O_WRONLY|O_NONBLOCK with no reader: the fifo's own code answers
         # ENXIO, after every check the VFS makes.
         if inode.kind is vfs.Kind.FIFO and flags & abi.O_ACCMODE == abi.O_WRONLY:
@@ -288,7 +341,7 @@ class Ours:
         else:
             # Into a fifo's pipe, which stamps the fifo (Linux's pipe_write): the pipe code's
             # job, not the VFS's, so done here.
-            inode.mtime_ns = inode.ctime_ns = inode.fs.clock()
+            inode.setattr(mtime=(0, abi.UTIME_NOW))
 
     def _openat2(self, creds, dir_path, path, flags, resolve):
         start = vfs.lookup(self.ctx, creds, None, dir_path, must_dir=True)
@@ -314,11 +367,10 @@ class Ours:
 
     def _chmod(self, creds, path, mode):
         # Setup only: chmod is not the VFS's to implement here; as root it just sets bits.
-        inode = vfs.lookup(self.ctx, creds, None, path).inode
-        inode.mode = mode
-        inode.ctime_ns = inode.fs.clock()
+        vfs.lookup(self.ctx, creds, None, path).inode.setattr(mode=mode)
 
     def snapshot(self):
+        self.generation.bump()
         out = {}
 
         def walk(path, dentry):
@@ -414,11 +466,13 @@ resolve_flags = st.sampled_from([
 
 
 class VFSAgainstLinux(RuleBasedStateMachine):
+    backend = "tmpfs"
+
     def __init__(self):
         super().__init__()
         umask = 0o022
         self.native = Native(umask)
-        self.ours = Ours(umask)
+        self.ours = Ours(umask, self.backend)
         self.previous = None
         self.mounts = 0
 
@@ -429,6 +483,7 @@ class VFSAgainstLinux(RuleBasedStateMachine):
 
     def teardown(self):
         self.native.close()
+        self.ours.close()
 
     def both(self, op, who_, *args):
         theirs = self.native.call(op, who_, *args)
@@ -530,8 +585,20 @@ class VFSAgainstLinux(RuleBasedStateMachine):
             # a change Linux shows must show here.
             n_changed, o_changed = n_tree[path][-1], o_tree[path][-1]
             if n_changed is not None:
-                assert all(o or not n for n, o in zip(n_changed, o_changed)), path
+                before = o_prev[ours[0][path][7]]
+                assert all(o or not n or self._same_tick(old)
+                           for n, o, old in zip(n_changed, o_changed, before)), path
         self.previous = (n_times, o_times)
+        self.tick = time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+
+    tick = 0
+
+    def _same_tick(self, old: int) -> bool:
+        """Whether a time of ours may have been stamped again with the same value: over the
+        gofer our times are the host kernel's coarse clock too, and a change made within
+        the tick of the last stamp leaves it as it was. Every change since the last check
+        came after `tick`, so a stamp older than that could not have stayed."""
+        return self.backend != "tmpfs" and old >= self.tick
 
     @staticmethod
     def _names_of(tree, ident):
@@ -543,6 +610,25 @@ VFSAgainstLinux.TestCase.settings = settings(
     stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_vfs_against_linux = VFSAgainstLinux.TestCase
+
+
+class GoferVFSAgainstLinux(VFSAgainstLinux):
+    backend = "gofer"
+
+
+class SharedGoferVFSAgainstLinux(VFSAgainstLinux):
+    backend = "gofer-shared"
+
+
+_needs_shm = pytest.mark.skipif(not _gofer_available(), reason="needs a tmpfs at /dev/shm")
+# Fewer runs: each step is a few gofer round trips, each run a gofer of its own.
+_gofer_examples = int(os.environ.get("EDGEVISOR_VFS_GOFER_EXAMPLES", "80"))
+GoferVFSAgainstLinux.TestCase.settings = settings(
+    VFSAgainstLinux.TestCase.settings, max_examples=_gofer_examples)
+SharedGoferVFSAgainstLinux.TestCase.settings = settings(
+    VFSAgainstLinux.TestCase.settings, max_examples=_gofer_examples // 2)
+test_gofer_vfs_against_linux = _needs_shm(GoferVFSAgainstLinux.TestCase)
+test_shared_gofer_vfs_against_linux = _needs_shm(SharedGoferVFSAgainstLinux.TestCase)
 
 
 def test_renameat2_reaches_the_kernel():
@@ -633,9 +719,12 @@ SCENARIOS = {
 }
 
 
+@pytest.mark.parametrize("backend", ["tmpfs", "gofer", "gofer-shared"])
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_scenario(name):
-    native, ours = Native(0o022), Ours(0o022)
+def test_scenario(name, backend):
+    if backend != "tmpfs" and not _gofer_available():
+        pytest.skip("needs a tmpfs at /dev/shm")
+    native, ours = Native(0o022), Ours(0o022, backend)
     try:
         for op, who_, *args in SCENARIOS[name]:
             theirs, mine = native.call(op, who_, *args), ours.call(op, who_, *args)
@@ -647,3 +736,4 @@ def test_scenario(name):
         assert (o_tree, o_cwd) == (n_tree, n_cwd)
     finally:
         native.close()
+        ours.close()

@@ -5,19 +5,27 @@ Its numbers follow Linux's tmpfs where a program can see them: inode numbers cou
 (BOGO_DIRENT_SIZE) per entry plus 40 for '.' and '..'. A symlink's size is its target's length.
 
 File data is a bytearray behind read/write/truncate, so it can move elsewhere (a memfd the
-guest maps directly) without the rest of the Sentry noticing.
+guest maps directly) without the rest of the Sentry noticing; until then it has no host
+descriptors to give (open_host: EOPNOTSUPP). No extended attributes, as a tmpfs built
+without CONFIG_TMPFS_XATTR (the Inode defaults: EOPNOTSUPP, and an empty list).
 """
 
 import errno
 import itertools
+import os
+import stat
 import time
 
 from ... import abi
+from ...gofer.protocol import StatfsResult
 from ..vfs.errors import error
 from ..vfs.inode import Inode, Kind
 from . import anon_dev
 
 _BOGO_DIRENT_SIZE = 20
+_TMPFS_MAGIC = 0x01021994
+_PAGE_SIZE = 4096
+_NSEC = 1_000_000_000
 # Linux stores a tmpfs symlink target in one page, NUL included.
 _MAX_SYMLINK = abi.PATH_MAX - 1
 
@@ -53,6 +61,37 @@ class _Node(Inode):
 
     def _changed(self, now: int) -> None:
         self.ctime_ns = now
+
+    def setattr(self, *, mode=None, uid=None, gid=None, atime=None, mtime=None) -> None:
+        if mode is not None and self.kind is Kind.LNK:
+            raise error(errno.EOPNOTSUPP)
+        for when in (atime, mtime):
+            if when is not None and when[1] not in (abi.UTIME_NOW, abi.UTIME_OMIT) \
+                    and not 0 <= when[1] < _NSEC:
+                raise error(errno.EINVAL)
+        now = self.fs.clock()
+        if uid is not None or gid is not None:
+            self.uid = self.uid if uid is None else uid
+            self.gid = self.gid if gid is None else gid
+            if self.kind is not Kind.DIR:
+                self.mode &= ~stat.S_ISUID
+                if self.mode & stat.S_IXGRP:
+                    self.mode &= ~stat.S_ISGID
+        if mode is not None:
+            self.mode = mode & 0o7777
+        if atime is not None and atime[1] != abi.UTIME_OMIT:
+            self.atime_ns = now if atime[1] == abi.UTIME_NOW else atime[0] * _NSEC + atime[1]
+        if mtime is not None and mtime[1] != abi.UTIME_OMIT:
+            self.mtime_ns = now if mtime[1] == abi.UTIME_NOW else mtime[0] * _NSEC + mtime[1]
+        self.ctime_ns = now
+
+    def statfs(self) -> StatfsResult:
+        # An instance without size= or nr_inodes= (Linux's shmem_statfs): no block or inode
+        # counts at all. The fsid is the encoded device number (huge_encode_dev).
+        major, minor = os.major(self.fs.dev), os.minor(self.fs.dev)
+        fsid = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+        return StatfsResult(_TMPFS_MAGIC, _PAGE_SIZE, 0, 0, 0, 0, 0, fsid & 0xFFFFFFFF,
+                            fsid >> 32, abi.NAME_MAX, _PAGE_SIZE, 0)
 
 
 class Directory(_Node):

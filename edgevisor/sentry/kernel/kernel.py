@@ -2,6 +2,8 @@
 
 import os
 
+from ..fsimpl.gofer import Generation
+
 
 class Kernel:
     """State shared by every task of one sandbox.
@@ -17,3 +19,6 @@ class Kernel:
         self.release = host.release.encode()
         self.version = host.version.encode()
         self.machine = host.machine.encode()
+        self.generation = Generation()  # bumped once per syscall the Sentry handles
+        self.fs = None  # the guest's FileSystem, once boot has built its mounts
+        self.current = None  # the task whose syscall is being handled (Linux's `current`)

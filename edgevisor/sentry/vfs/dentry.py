@@ -54,6 +54,19 @@ class Dentry:
         self._children[name] = fresh
         return fresh
 
+    def instantiate(self, name: bytes, inode: Inode) -> "Dentry":
+        """The dentry for `name`, which the file system just made here for `inode` (Linux's
+        d_instantiate): taken from the caller rather than looked up again, which for a file
+        system behind the gofer would be one more round trip."""
+        cached = self._children.get(name)
+        if cached is not None and cached.inode is inode:
+            return cached
+        if cached is not None:
+            cached.dead = True
+        fresh = Dentry(name, self, inode, self.mount)
+        self._children[name] = fresh
+        return fresh
+
     def cached_child(self, name: bytes) -> "Dentry | None":
         return self._children.get(name)
 

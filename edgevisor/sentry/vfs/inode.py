@@ -8,14 +8,20 @@ itself), whoever calls it.
 
 An operation a kind of file does not have fails the way Linux fails a missing inode operation:
 directory operations on a non-directory give ENOTDIR, readlink of a non-symlink EINVAL, data
-access to a directory EISDIR.
+access to a directory EISDIR; a file system without host data, attribute changes, statfs or
+extended attributes answers as Linux does for one that lacks them (EOPNOTSUPP, EPERM, ENOSYS,
+EOPNOTSUPP with an empty list).
 """
 
 import enum
 import errno
 import stat
+from typing import TYPE_CHECKING
 
 from .errors import error
+
+if TYPE_CHECKING:
+    from ...gofer.protocol import StatfsResult
 
 
 class Kind(enum.IntEnum):
@@ -26,17 +32,25 @@ class Kind(enum.IntEnum):
     LNK = stat.S_IFLNK
     FIFO = stat.S_IFIFO
     SOCK = stat.S_IFSOCK
+    # Device nodes exist only where a host tree has them: the Sentry never makes one
+    # (mknod), and opens one only on a mount without nodev (may_open).
+    CHR = stat.S_IFCHR
+    BLK = stat.S_IFBLK
 
 
 class Inode:
-    """A file. Attributes, all plain and writable by the VFS:
+    """A file. Attributes, read by the VFS as plain attributes (a file system may compute
+    them, as the gofer's does from the host):
 
     kind, mode (the 07777 permission bits, without the type), uid, gid, nlink, size, ino, dev,
-    and atime_ns / mtime_ns / ctime_ns (nanoseconds since the epoch).
+    atime_ns / mtime_ns / ctime_ns (nanoseconds since the epoch), and rdev, blksize, blocks
+    as stat(2) shows them.
 
-    `dead` is set by the VFS on a directory it removed (rmdir, or replaced by a rename):
-    Linux's S_DEAD. Whoever still holds it (a cwd) finds nothing in it and can create
-    nothing there."""
+    The VFS changes them only through `setattr` (and the data and directory operations),
+    never by assignment, so that a file system whose attributes live on the host can apply
+    the change there. `dead` is the exception, set by the VFS on a directory it removed
+    (rmdir, or replaced by a rename): Linux's S_DEAD. Whoever still holds it (a cwd) finds
+    nothing in it and can create nothing there."""
 
     kind: Kind
     mode: int
@@ -50,6 +64,15 @@ class Inode:
     mtime_ns: int
     ctime_ns: int
     dead: bool = False
+    rdev: int = 0
+    blksize: int = 4096
+
+    @property
+    def blocks(self) -> int:
+        """512-byte blocks in use: whole pages of data, as tmpfs counts them."""
+        if self.kind is not Kind.REG:
+            return 0
+        return (self.size + self.blksize - 1) // self.blksize * (self.blksize // 512)
 
     @property
     def st_mode(self) -> int:
@@ -112,3 +135,48 @@ class Inode:
         """Sets the size. mtime and ctime change when the size does (truncate(2)), or
         whenever `touch` (open's O_TRUNC, which always stamps the file)."""
         raise error(errno.EISDIR if self.is_dir else errno.EINVAL)
+
+    # Host data: the guest's descriptors.
+
+    def open_host(self, flags: int) -> int:
+        """A new host open file description of this file, opened with `flags` (the access
+        mode and the status flags: O_APPEND, O_NONBLOCK, O_DIRECT, O_DSYNC, O_SYNC,
+        O_NOATIME, O_DIRECTORY, or O_PATH). The VFS has done the rest of open(2) already
+        (O_CREAT, O_EXCL, O_TRUNC, permissions): those flags are ignored here. The caller
+        owns the descriptor (close-on-exec). EOPNOTSUPP for a file system with no host data."""
+        raise error(errno.EOPNOTSUPP)
+
+    # Attributes.
+
+    def setattr(self, *, mode: int | None = None, uid: int | None = None,
+                gid: int | None = None, atime: tuple[int, int] | None = None,
+                mtime: tuple[int, int] | None = None) -> None:
+        """chmod, chown and utimensat after the VFS allowed them. None leaves an attribute as
+        it is. `mode` is the 07777 bits (EOPNOTSUPP on a symlink, as fchmodat2 with
+        AT_SYMLINK_NOFOLLOW). A new uid or gid on a non-directory also clears S_ISUID, and
+        S_ISGID when group-executable, as Linux's chown does for everyone. `atime` and
+        `mtime` are (seconds, nanoseconds) as utimensat takes them: nanoseconds UTIME_NOW
+        for the current time, UTIME_OMIT for no change, else 0 to 999999999 (EINVAL
+        otherwise). ctime is the file system's to update, as any change updates it."""
+        raise error(errno.EPERM)
+
+    def statfs(self) -> "StatfsResult":
+        """statfs(2) of the file system holding this file. f_flags are the file system's;
+        the caller adds the Sentry mount's flags (ST_RDONLY, ST_NOSUID ...)."""
+        raise error(errno.ENOSYS)
+
+    # Extended attributes: names with their namespace prefix (b"user.x"); whether a caller
+    # may use a namespace is the VFS's decision, which ones exist is the file system's.
+
+    def getxattr(self, name: bytes) -> bytes:
+        raise error(errno.EOPNOTSUPP)
+
+    def setxattr(self, name: bytes, value: bytes, flags: int = 0) -> None:
+        """`flags`: XATTR_CREATE (EEXIST if present) or XATTR_REPLACE (ENODATA if absent)."""
+        raise error(errno.EOPNOTSUPP)
+
+    def listxattr(self) -> list[bytes]:
+        return []
+
+    def removexattr(self, name: bytes) -> None:
+        raise error(errno.EOPNOTSUPP)

@@ -47,8 +47,7 @@ def symlinkat(ctx: FSContext, creds: Credentials, target: bytes, start: Dentry |
     dir = res.parent.inode
     may_create(creds, dir)
     _, uid, gid = init_owner(creds, dir, Kind.LNK, 0o777)
-    dir.symlink(res.name, target, uid, gid)
-    return res.parent.child(res.name)
+    return res.parent.instantiate(res.name, dir.symlink(res.name, target, uid, gid))
 
 
 def linkat(ctx: FSContext, creds: Credentials, old_start: Dentry | None, old_path: bytes,
@@ -69,7 +68,7 @@ def linkat(ctx: FSContext, creds: Credentials, old_start: Dentry | None, old_pat
     if inode.nlink == 0:
         raise error(errno.ENOENT)  # no bringing an unlinked file back
     dir.link(res.name, inode)
-    return res.parent.child(res.name)
+    return res.parent.instantiate(res.name, inode)
 
 
 def unlinkat(ctx: FSContext, creds: Credentials, start: Dentry | None, path: bytes) -> None:
@@ -134,8 +133,7 @@ def _create(ctx: FSContext, creds: Credentials, res: Resolved, kind: Kind, mode:
     dir = res.parent.inode
     may_create(creds, dir)
     mode, uid, gid = init_owner(creds, dir, kind, mode & ~ctx.umask)
-    dir.create(res.name, kind, mode, uid, gid)
-    return res.parent.child(res.name)
+    return res.parent.instantiate(res.name, dir.create(res.name, kind, mode, uid, gid))
 
 
 def create_in(ctx: FSContext, creds: Credentials, res: Resolved, mode: int) -> Dentry:

@@ -93,7 +93,7 @@ def openat(ctx: FSContext, creds: Credentials, start: Dentry | None, path: bytes
     truncate = bool(flags & abi.O_TRUNC) and inode.kind is Kind.REG
     if truncate:
         mount.want_write()
-    may_open(creds, inode, acc_mode, noexec=mount.noexec)
+    may_open(creds, inode, acc_mode, noexec=mount.noexec, nodev=mount.nodev)
     if flags & abi.O_NOATIME and inode.uid != creds.uid and not creds.cap_fowner:
         raise error(errno.EPERM)
     if inode.kind is Kind.SOCK:

@@ -152,8 +152,10 @@ def _safe_hardlink_source(creds: Credentials, inode: Inode) -> bool:
     return True
 
 
-def may_open(creds: Credentials, inode: Inode, acc_mode: int, *, noexec: bool) -> None:
-    """Linux's may_open: what the kind of file allows, then the permission bits."""
+def may_open(creds: Credentials, inode: Inode, acc_mode: int, *, noexec: bool,
+             nodev: bool = False) -> None:
+    """Linux's may_open: what the kind of file allows, then the permission bits. A device
+    node opens only on a mount without `nodev`."""
     kind = inode.kind
     if kind is Kind.LNK:
         raise error(errno.ELOOP)  # O_NOFOLLOW met a symlink
@@ -162,7 +164,9 @@ def may_open(creds: Credentials, inode: Inode, acc_mode: int, *, noexec: bool) -
             raise error(errno.EISDIR)
         if acc_mode & MAY_EXEC:
             raise error(errno.EACCES)
-    elif kind in (Kind.FIFO, Kind.SOCK):
+    elif kind in (Kind.FIFO, Kind.SOCK, Kind.CHR, Kind.BLK):
+        if kind in (Kind.CHR, Kind.BLK) and nodev:
+            raise error(errno.EACCES)
         if acc_mode & MAY_EXEC:
             raise error(errno.EACCES)
     elif acc_mode & MAY_EXEC and noexec:
@@ -195,4 +199,5 @@ def remove_privs(creds: Credentials, inode: Inode) -> None:
     mode = inode.mode & ~stat.S_ISUID
     if mode & stat.S_ISGID and (mode & stat.S_IXGRP or not creds.in_group(inode.gid)):
         mode &= ~stat.S_ISGID
-    inode.mode = mode
+    if mode != inode.mode:
+        inode.setattr(mode=mode)

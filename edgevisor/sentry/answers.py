@@ -1,0 +1,18 @@
+"""What a handler may answer besides a number: run the call as issued, or install a descriptor."""
+
+CONTINUE = object()  # let the host kernel run the syscall exactly as issued
+
+
+class InstallFd:
+    """An answer that installs the Sentry's host descriptor `fd` in the asking task's fd table
+    at the lowest free number, close-on-exec if `cloexec`, and makes that number the
+    syscall's result. The platform closes `fd` once it has been installed (or has failed)."""
+
+    __slots__ = ("fd", "cloexec")
+
+    def __init__(self, fd: int, cloexec: bool):
+        self.fd = fd
+        self.cloexec = cloexec
+
+    def __repr__(self) -> str:
+        return f"InstallFd({self.fd}, cloexec={self.cloexec})"

@@ -1,0 +1,195 @@
+"""The guest's file system as the Sentry keeps it, and the bridge from a task to it.
+
+The Sentry decides every path: it resolves it in its own VFS (`table`), checks the
+permissions and performs the operation through the file systems of its mounts. What the
+host kernel already keeps exactly, the Sentry reads back from it instead of tracking a copy
+that fork, clone, exec and close would have to keep in step:
+
+- descriptor tables: guest descriptors are host descriptors the Sentry installed (or that a
+  passthrough syscall created from nothing). A descriptor is mapped back to its file by the
+  host identity of its description (st_dev, st_ino), remembered when the Sentry opened it,
+  or else by the name the host gives it in /proc/TID/fd;
+- cwd, root and umask (the fs_struct): chdir, fchdir and chroot are decided by the Sentry and
+  then run by the host kernel in the guest's host view, which mirrors the Sentry's mount
+  tree (the same host objects at the same places), and umask is the kernel's. The Sentry
+  reads them back from /proc/TID/{cwd,root,status} of the guest's pid namespace.
+"""
+
+import errno
+import os
+
+from ..fsimpl.gofer import Generation, GoferInode
+from ..vfs import Credentials, Dentry, FSContext, MountTable, d_path, lookup
+
+_CACHE_LIMIT = 1 << 16
+
+
+class FileSystem:
+    def __init__(self, table: MountTable, proc_fd: int, generation: Generation | None = None,
+                 creds: Credentials | None = None, view=None):
+        self.table = table
+        # (gofer client, mount number) of the guest's own root: descriptors of host files
+        # are opened there, by their path, so that they live on the guest's own mounts.
+        self.view = view
+        self.proc_fd = proc_fd  # the guest pid namespace's procfs, for the fs_struct state
+        self.generation = generation or Generation()
+        # The guest is root in its user namespace with Docker's capabilities (issue 4 gives
+        # each task its own credentials).
+        self.creds = creds or Credentials.root()
+        self._known: dict[tuple[int, int], Dentry] = {}  # host identity -> dentry
+        self.chrooted = False  # until a task chroots, every root is the mount table's
+        self.synthetic = []  # file systems whose descriptors are not the files themselves
+        self.mount_names = {}  # Mount -> (source, fstype)
+
+    # Host identity <-> dentry --------------------------------------------------------
+
+    def known(self, key: tuple[int, int]) -> Dentry | None:
+        dentry = self._known.get(key)
+        return None if dentry is None or dentry.dead else dentry
+
+    def mount_info(self, mount) -> tuple[bytes, bytes]:
+        """(source, fstype) of a mount, as /proc/PID/mounts shows them."""
+        return self.mount_names.get(mount, (b"none", b"none"))
+
+    def remember(self, key: tuple[int, int], dentry: Dentry) -> None:
+        known = self._known
+        known.pop(key, None)
+        known[key] = dentry
+        if len(known) > _CACHE_LIMIT:
+            del known[next(iter(known))]
+
+    def by_host_name(self, link: str) -> Dentry | None:
+        """The dentry a /proc link text names: a path in the guest's host view, which is
+        the Sentry's mount tree, or None for anything else (pipe:[..], a deleted file)."""
+        if not link.startswith("/") or link.endswith(" (deleted)"):
+            return None
+        root = self.table.root.root
+        try:
+            return lookup(FSContext(root), Credentials.root(), None, os.fsencode(link),
+                          follow=False)
+        except OSError:
+            return None
+
+    def task_dentry(self, tid: int, what: str) -> Dentry | None:
+        try:
+            st = os.stat(f"{tid}/{what}", dir_fd=self.proc_fd)
+        except FileNotFoundError:
+            raise OSError(errno.ESRCH, "task gone") from None
+        key = (st.st_dev, st.st_ino)
+        dentry = self._known.get(key)
+        if dentry is not None and not dentry.dead:
+            return dentry
+        try:
+            dentry = self.by_host_name(os.readlink(f"{tid}/{what}", dir_fd=self.proc_fd))
+        except FileNotFoundError:
+            raise OSError(errno.ESRCH, "task gone") from None
+        if dentry is not None:
+            self.remember(key, dentry)
+        return dentry
+
+    # A task's fs_struct ----------------------------------------------------------------
+
+    def cwd(self, task) -> Dentry:
+        dentry = self.task_dentry(task.tid, "cwd")
+        if dentry is None:
+            raise OSError(errno.ENOENT, "the working directory is gone")
+        return dentry
+
+    def root(self, task) -> Dentry:
+        return self.root_of(task.tid)
+
+    def root_of(self, tid: int) -> Dentry:
+        if not self.chrooted:
+            return self.table.root.root
+        dentry = self.task_dentry(tid, "root")
+        return self.table.root.root if dentry is None else dentry
+
+    def umask(self, task) -> int:
+        with open(os.open(f"{task.tid}/status", os.O_RDONLY | os.O_CLOEXEC,
+                          dir_fd=self.proc_fd), "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+        return 0o022
+
+    def context(self, task, path: bytes = b"", *, umask: bool = False) -> FSContext:
+        """The task's root, cwd (only looked up for a relative `path`) and umask (only
+        when a file may be created)."""
+        root = self.root(task)
+        cwd = root if path[:1] == b"/" else self.cwd(task)
+        return FSContext(root, cwd, self.umask(task) if umask else 0)
+
+    # Descriptors --------------------------------------------------------------------
+
+    def open(self, dentry: Dentry, flags: int) -> int:
+        """A new host descriptor for the file at `dentry`, opened with `flags`.
+
+        A file of a host file system is opened by the gofer in the guest's own root, by the
+        name the Sentry just resolved it to: the descriptor then lives on the guest's own
+        mounts, so that what the kernel later does with it by itself (fchdir, then a
+        relative exec; execveat from it; its name in /proc) stays where the Sentry's view
+        says. The result must still be the inode the Sentry resolved (opening for write may
+        copy it up, which the inode then shows too): after a rename in between, EAGAIN,
+        never another file."""
+        inode = dentry.inode
+        if self.view is None or not isinstance(inode, GoferInode):
+            return inode.open_host(flags)
+        key = inode.host_key
+        client, mount = self.view
+        path, _ = d_path(dentry, self.table.root.root)
+        extra = os.O_NOFOLLOW | os.O_CLOEXEC | (0 if flags & os.O_PATH else os.O_NOCTTY)
+        fd = client.open(mount, path, flags | extra)
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != key:
+                inode.refresh()
+                if (st.st_dev, st.st_ino) != inode.host_key:
+                    raise OSError(errno.EAGAIN, "renamed while being opened")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def descriptor(self, task, fd: int) -> tuple[os.stat_result, Dentry | None, object]:
+        """What guest descriptor `fd` is: its host stat, its dentry when it is a file of
+        the Sentry's VFS (else None), and the synthetic inode when a synthetic file system
+        (/proc) made it (else None). EBADF if the task has no such descriptor."""
+        if fd < 0 or fd > 0x7FFFFFFF:
+            raise OSError(errno.EBADF, "bad descriptor")
+        host = task.getfd(fd)
+        try:
+            st = os.fstat(host)
+        finally:
+            os.close(host)
+        key = (st.st_dev, st.st_ino)
+        for fs in self.synthetic:
+            inode = fs.by_host_key(*key)
+            if inode is not None:
+                return st, self._known.get(key), inode
+        dentry = self._known.get(key)
+        if dentry is None or dentry.dead:
+            try:
+                link = os.readlink(f"{task.tid}/fd/{fd}", dir_fd=self.proc_fd)
+            except FileNotFoundError:
+                raise OSError(errno.EBADF, "bad descriptor") from None
+            dentry = self.by_host_name(link)
+            if dentry is not None:
+                self.remember(key, dentry)
+        return st, dentry, None
+
+    def start(self, task, dirfd: int) -> Dentry | None:
+        """Where a *at call's relative path starts: None for AT_FDCWD (the cwd), else the
+        directory the descriptor is. ENOTDIR for any other descriptor, as Linux."""
+        dirfd = _int(dirfd)
+        if dirfd == -100:  # AT_FDCWD
+            return None
+        _, dentry, _ = self.descriptor(task, dirfd)
+        if dentry is None:
+            raise OSError(errno.ENOTDIR, "not a directory")
+        return dentry
+
+
+def _int(value: int) -> int:
+    """A register as the kernel reads an int argument: its low 32 bits, signed."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value

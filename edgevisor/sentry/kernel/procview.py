@@ -1,0 +1,182 @@
+"""What the Sentry's /proc shows, from the Sentry's state and the kernel's per-task records.
+
+Tasks are the guest's: everything in the pid namespace but the Sentry itself (pid 1) and the
+gofer. Per-task records the kernel keeps exactly (stat, status, maps, descriptors, cwd) are
+read from the procfs of the guest's pid namespace that the Sentry holds; paths in them are
+already the guest's (its view mirrors the Sentry's mounts). Mounts are the Sentry's table.
+"""
+
+import errno
+import os
+
+from ..fsimpl.proc import mountinfo_line, mounts_line
+from ..vfs import d_path
+
+
+class SentryProcView:
+    def __init__(self, kernel, fs, hidden: frozenset[int]):
+        self.kernel = kernel
+        self.fs = fs
+        self.proc = fs.proc_fd
+        self.hidden = hidden  # pids of edgevisor's own processes (Sentry, gofer)
+
+    @property
+    def hostname(self) -> bytes:
+        return self.kernel.hostname
+
+    @property
+    def osrelease(self) -> bytes:
+        return self.kernel.release
+
+    @property
+    def ostype(self) -> bytes:
+        return self.kernel.sysname
+
+    # Tasks --------------------------------------------------------------------------
+
+    def current_tgid(self) -> int | None:
+        task = self.kernel.current
+        return None if task is None else task.tgid
+
+    def current_tid(self) -> int | None:
+        task = self.kernel.current
+        return None if task is None else task.tid
+
+    def tgids(self) -> list[int]:
+        return sorted(int(n) for n in os.listdir(self.proc)
+                      if n.isdigit() and int(n) not in self.hidden)
+
+    def tids(self, tgid: int) -> list[int]:
+        return sorted(int(n) for n in self._listdir(f"{tgid}/task"))
+
+    def tgid_of(self, tid: int) -> int | None:
+        try:
+            status = self._read(f"{tid}/status")
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith(b"Tgid:"):
+                tgid = int(line.split()[1])
+                return None if tgid in self.hidden else tgid
+        return None
+
+    def owner(self, tid: int) -> tuple[int, int]:
+        st = self._stat(f"{tid}")
+        return st.st_uid, st.st_gid
+
+    def may_ptrace(self, tgid: int) -> bool:
+        return True  # every guest task has the same credentials (issue 4 changes that)
+
+    def host_read(self, tid: int, name: str) -> bytes:
+        return self._read(f"{tid}/{name}")
+
+    # Descriptors and places ------------------------------------------------------------
+
+    def fds(self, tgid: int) -> list[int]:
+        return sorted(int(n) for n in self._listdir(f"{tgid}/fd"))
+
+    def fd_file(self, tgid: int, fd: int):
+        try:
+            st = os.stat(f"{tgid}/fd/{fd}", dir_fd=self.proc)
+            link = os.readlink(f"{tgid}/fd/{fd}", dir_fd=self.proc)
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, "no such descriptor") from None
+        dentry = self.fs.known((st.st_dev, st.st_ino))
+        if dentry is not None:
+            return dentry
+        if not link.startswith("/"):
+            return os.fsencode(link)  # pipe:[..], socket:[..], anon_inode:[..]
+        return self.fs.by_host_name(link)
+
+    def fdinfo(self, tgid: int, fd: int) -> bytes:
+        return self._read(f"{tgid}/fdinfo/{fd}")
+
+    def cwd(self, tgid: int):
+        dentry = self.fs.task_dentry(tgid, "cwd")
+        if dentry is None:
+            raise OSError(errno.ENOENT, "no working directory")
+        return dentry
+
+    def root(self, tgid: int):
+        return self.fs.root_of(tgid)
+
+    def exe(self, tgid: int):
+        return self.fs.task_dentry(tgid, "exe")
+
+    def mounts(self, tgid: int) -> bytes:
+        root = self.fs.root_of(tgid)
+        out = []
+        for mount in self.fs.table.mounts():
+            target, reachable = d_path(_mountpoint(mount), root)
+            if reachable:
+                source, fstype = self.fs.mount_info(mount)
+                out.append(mounts_line(source, target, fstype, _options(mount)))
+        return b"".join(out)
+
+    def mountinfo(self, tgid: int) -> bytes:
+        root = self.fs.root_of(tgid)
+        mounts = self.fs.table.mounts()
+        ids = {m: 20 + i for i, m in enumerate(mounts)}
+        out = []
+        for mount in mounts:
+            target, reachable = d_path(_mountpoint(mount), root)
+            if not reachable:
+                continue
+            source, fstype = self.fs.mount_info(mount)
+            parent = ids.get(mount.parent, ids[mount])
+            out.append(mountinfo_line(ids[mount], parent, mount.root.inode.dev, b"/", target,
+                                      _options(mount), [], fstype, source,
+                                      b"ro" if mount.readonly else b"rw"))
+        return b"".join(out)
+
+    # Host figures ---------------------------------------------------------------------
+
+    def uptime(self) -> bytes:
+        return self._read("uptime")
+
+    def loadavg(self) -> bytes:
+        return self._read("loadavg")
+
+    def meminfo(self) -> bytes:
+        return self._read("meminfo")
+
+    def cpuinfo(self) -> bytes:
+        return self._read("cpuinfo")
+
+    # -----------------------------------------------------------------------------------
+
+    def _read(self, name: str) -> bytes:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc)
+        except FileNotFoundError:
+            raise OSError(errno.ESRCH, "task gone") from None
+        with open(fd, "rb", buffering=0) as f:
+            return f.read()
+
+    def _listdir(self, name: str) -> list[str]:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.proc)
+        except FileNotFoundError:
+            raise OSError(errno.ESRCH, "task gone") from None
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
+
+    def _stat(self, name: str):
+        try:
+            return os.stat(name, dir_fd=self.proc)
+        except FileNotFoundError:
+            raise OSError(errno.ESRCH, "task gone") from None
+
+
+def _mountpoint(mount):
+    return mount.root if mount.mountpoint is None else mount.mountpoint
+
+
+def _options(mount) -> bytes:
+    opts = [b"ro" if mount.readonly else b"rw"]
+    for flag in ("nosuid", "nodev", "noexec"):
+        if getattr(mount, flag):
+            opts.append(flag.encode())
+    return b",".join(opts)

@@ -1,0 +1,53 @@
+"""The guest's mount table, built from the storage boot assembled and the gofer serving it."""
+
+import os
+
+from ..platform.isolation import Storage
+from .fsimpl.gofer import GoferFS
+from .fsimpl.proc import ProcFS
+from .kernel.fs import FileSystem
+from .kernel.procview import SentryProcView
+from .vfs import Credentials, FSContext, MountTable, lookup
+
+# Host mounts the guest may change only through the Sentry; the host may change a volume
+# behind the guest's back, so its names are looked up afresh each time.
+_EXCLUSIVE = ("/", "/tmp", "/dev", "/dev/shm")
+_FSTYPES = {"/": b"overlay", "/tmp": b"tmpfs", "/dev": b"tmpfs", "/dev/shm": b"tmpfs"}
+_PROC_DEV = os.makedev(0, 22)
+
+
+def build_file_system(storage: Storage, client, proc_fd: int, kernel,
+                      hidden: frozenset[int]) -> FileSystem:
+    """The guest's mount table: the storage mounts through the gofer (mount number i is
+    storage.mounts[i]; the one after the last is the guest's own root, where descriptors are
+    opened), and /proc from the Sentry. `hidden`: pids /proc must not show."""
+    (_, _, read_only), *others = storage.mounts
+    root = GoferFS(client, 0, generation=kernel.generation, exclusive=True)
+    table = MountTable(root.root, readonly=read_only, nosuid=True, nodev=True)
+    fs = FileSystem(table, proc_fd, kernel.generation, view=(client, len(storage.mounts)))
+    fstype = b"overlay" if storage.overlay else b"none"
+    fs.mount_names[table.root] = (fstype, fstype if storage.overlay else b"bind")
+    ctx = FSContext(table.root.root)
+
+    def mount_at(guest: str, fs_root, **flags):
+        try:
+            at = lookup(ctx, Credentials.root(), None, os.fsencode(guest), follow=False)
+        except FileNotFoundError:
+            return None  # a read-only rootfs without this directory goes without the mount
+        return table.mount(fs_root, at, **flags)
+
+    for number, (guest, _, read_only) in enumerate(others, start=1):
+        gofer_fs = GoferFS(client, number, generation=kernel.generation,
+                           exclusive=guest in _EXCLUSIVE)
+        mount = mount_at(guest, gofer_fs.root, readonly=read_only, nosuid=True,
+                         nodev=guest != "/dev")
+        if mount is not None:
+            fstype = _FSTYPES.get(guest, b"bind")
+            fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
+
+    proc = ProcFS(SentryProcView(kernel, fs, hidden), dev=_PROC_DEV)
+    mount = mount_at("/proc", proc.root, nosuid=True, nodev=True, noexec=True)
+    if mount is not None:
+        fs.mount_names[mount] = (b"proc", b"proc")
+        fs.synthetic.append(proc)
+    return fs
