@@ -114,7 +114,8 @@ def build_storage(spec: RootfsSpec) -> Storage:
     _mkdirs(root)
     overlay = spec.overlay and _mount_overlay(f"/proc/self/fd/{rootfs}", root, spec.path)
     if not overlay:
-        mount(f"/proc/self/fd/{rootfs}", root, None, abi.MS_BIND)
+        # Recursive: a user namespace may not bind a tree without the mounts locked on it.
+        mount(f"/proc/self/fd/{rootfs}", root, None, abi.MS_BIND | abi.MS_REC)
         mount(None, root, None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY | abi.MS_NOSUID
               | abi.MS_NODEV)
     os.close(rootfs)

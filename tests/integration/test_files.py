@@ -27,7 +27,7 @@ def test_a_volume_is_written_through_and_a_read_only_one_refuses(sandbox, tmp_pa
 
 
 def test_a_volume_shows_host_changes(sandbox, tmp_path):
-    (tmp_path / "before").write_text("1")
+    (tmp_path / "before").write_text("1\n")
     r = sandbox("sh", "-c", "cat /v/before; echo 2 > /v/after; ls /v",
                 flags=("-v", f"{tmp_path}:/v"))
     assert r.stdout.split() == ["1", "after", "before"], r.stderr
@@ -62,8 +62,8 @@ def test_tar_round_trip_of_usr_share_doc(sandbox):
         tar -C /usr/share -cf /tmp/doc.tar doc
         mkdir /tmp/x
         tar -C /tmp/x -xf /tmp/doc.tar
-        cd /usr/share && find doc -type f | sort | xargs md5sum > /tmp/a
-        cd /tmp/x && find doc -type f | sort | xargs md5sum > /tmp/b
+        cd /usr/share && find doc -type f -print0 | sort -z | xargs -0 md5sum > /tmp/a
+        cd /tmp/x && find doc -type f -print0 | sort -z | xargs -0 md5sum > /tmp/b
         cmp /tmp/a /tmp/b && wc -l < /tmp/a
     """
     r = sandbox("sh", "-c", script, timeout=600)

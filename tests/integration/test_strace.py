@@ -8,8 +8,9 @@ def test_strace_shows_emulated_and_passthrough_calls(sandbox):
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert any(re.fullmatch(r"\[pid \d+\] uname\(0x[0-9a-f]+\) = 0 \[emulate\]", line) for line in lines)
-    assert any(re.match(r'\[pid \d+\] execve\("/bin/sh", \["/bin/sh", "-c", "uname -n >/dev/null"\], 0x[0-9a-f]+ /\* \d+ vars \*/\) = \? \[passthrough\]', line)
+    assert any(re.match(r'\[pid \d+\] execve\("/bin/sh", \["/bin/sh", "-c", "uname -n >/dev/null"\], 0x[0-9a-f]+ /\* \d+ vars \*/\) = \? \[emulate\]', line)
                for line in lines), lines[:5]
+    assert any(re.fullmatch(r"\[pid \d+\] brk\(NULL\) = \? \[passthrough\]", line) for line in lines)
     assert any("openat(AT_FDCWD, " in line for line in lines)
 
 

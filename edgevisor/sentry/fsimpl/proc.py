@@ -111,6 +111,10 @@ class ProcView(Protocol):
         anything else as Linux shows it (b"pipe:[123]", b"socket:[456]",
         b"anon_inode:[eventfd]"), or None when it is not open."""
 
+    def reopen_fd(self, tgid: int, fd: int, flags: int) -> int:
+        """A new host open (with `flags`) of descriptor `fd` of `tgid`, for one that is not a
+        file of the VFS."""
+
     def fdinfo(self, tgid: int, fd: int) -> bytes:
         """/proc/<pid>/fdinfo/<fd>; its "flags:" line also gives fd/<fd> its mode."""
 
@@ -406,6 +410,15 @@ class _Symlink(_Node):
         return self._target()
 
 
+class OutsideVFS(OSError):
+    """A magic link was followed to something that is not a file of the VFS: ENXIO, with
+    the link, whose `reopen` (when it has one) opens that object as Linux would."""
+
+    def __init__(self, link: "_MagicLink"):
+        super().__init__(errno.ENXIO, os.strerror(errno.ENXIO))
+        self.link = link
+
+
 class _MagicLink(_Node):
     """fd/<n>, cwd, root, exe: `target()` is a Dentry, the name of something outside the
     VFS (bytes), or None."""
@@ -428,11 +441,11 @@ class _MagicLink(_Node):
         return path + b" (deleted)" if target.dead else path
 
     def jump(self) -> Dentry:
-        """Where following the link lands: ENOENT when it points nowhere, ENXIO when at
-        something outside the VFS (a pipe, a socket)."""
+        """Where following the link lands: ENOENT when it points nowhere, OutsideVFS (an
+        ENXIO) when at something outside the VFS (a pipe, a socket)."""
         target = self._follow()
         if not isinstance(target, Dentry):
-            raise error(errno.ENXIO)
+            raise OutsideVFS(self)
         return target
 
     def _follow(self) -> Dentry | bytes:
@@ -454,6 +467,12 @@ class _FdLink(_MagicLink):
         tgid = where["task"][1]
         super().__init__(fs, lambda: fs.view.fd_file(tgid, fd), **where)
         self.fd = fd
+
+    def reopen(self, flags: int) -> int:
+        """A new open of what the descriptor is when that is not a file of the VFS (a pipe,
+        a socket): what opening /proc/PID/fd/N gives on Linux."""
+        self._follow()
+        return self.fs.view.reopen_fd(self.task[1], self.fd, flags)
 
     @property
     def mode(self) -> int:

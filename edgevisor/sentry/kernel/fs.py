@@ -16,6 +16,7 @@ that fork, clone, exec and close would have to keep in step:
 """
 
 import errno
+import fcntl
 import os
 
 from ..fsimpl.gofer import Generation, GoferInode
@@ -40,6 +41,7 @@ class FileSystem:
         self.chrooted = False  # until a task chroots, every root is the mount table's
         self.synthetic = []  # file systems whose descriptors are not the files themselves
         self.mount_names = {}  # Mount -> (source, fstype)
+        self._path_only_keys: dict[tuple[int, int], Dentry] = {}  # O_PATH stand-ins
 
     # Host identity <-> dentry --------------------------------------------------------
 
@@ -132,6 +134,12 @@ class FileSystem:
         copy it up, which the inode then shows too): after a rename in between, EAGAIN,
         never another file."""
         inode = dentry.inode
+        if flags & os.O_PATH:
+            if not inode.is_dir:
+                return self._path_only(dentry)
+            # A directory opened for reading serves every use of an O_PATH one (fchdir, *at,
+            # fstat) and, unlike it, can be installed (NOTIF_ADDFD takes no O_PATH file).
+            flags = os.O_RDONLY | os.O_DIRECTORY
         if self.view is None or not isinstance(inode, GoferInode):
             return inode.open_host(flags)
         key = inode.host_key
@@ -150,6 +158,24 @@ class FileSystem:
             raise
         return fd
 
+    def _path_only(self, dentry: Dentry) -> int:
+        """An O_PATH descriptor of a non-directory: an empty sealed memfd standing for it,
+        known by its identity, so that fstat, the *at calls with AT_EMPTY_PATH and
+        /proc/self/fd/N (glibc's fchmodat(AT_SYMLINK_NOFOLLOW)) act on the file itself. Data
+        calls on it find an empty file instead of EBADF, and fexecve of it fails."""
+        fd = os.memfd_create("o_path", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW
+                        | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+            st = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._path_only_keys[(st.st_dev, st.st_ino)] = dentry
+        if len(self._path_only_keys) > _CACHE_LIMIT:
+            del self._path_only_keys[next(iter(self._path_only_keys))]
+        return fd
+
     def descriptor(self, task, fd: int) -> tuple[os.stat_result, Dentry | None, object]:
         """What guest descriptor `fd` is: its host stat, its dentry when it is a file of
         the Sentry's VFS (else None), and the synthetic inode when a synthetic file system
@@ -162,6 +188,9 @@ class FileSystem:
         finally:
             os.close(host)
         key = (st.st_dev, st.st_ino)
+        stand_in = self._path_only_keys.get(key)
+        if stand_in is not None:
+            return st, stand_in, stand_in.inode
         for fs in self.synthetic:
             inode = fs.by_host_key(*key)
             if inode is not None:

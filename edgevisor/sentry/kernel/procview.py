@@ -88,6 +88,13 @@ class SentryProcView:
             return os.fsencode(link)  # pipe:[..], socket:[..], anon_inode:[..]
         return self.fs.by_host_name(link)
 
+    def reopen_fd(self, tgid: int, fd: int, flags: int) -> int:
+        try:
+            return os.open(f"{tgid}/fd/{fd}", flags | os.O_CLOEXEC | os.O_NOCTTY,
+                           dir_fd=self.proc)
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, "no such descriptor") from None
+
     def fdinfo(self, tgid: int, fd: int) -> bytes:
         return self._read(f"{tgid}/fdinfo/{fd}")
 

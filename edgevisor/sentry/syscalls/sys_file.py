@@ -21,6 +21,7 @@ import struct
 
 from ... import abi
 from ..answers import CONTINUE, InstallFd
+from ..fsimpl.proc import OutsideVFS
 from ..kernel.fs import _int
 from ..vfs import (
     MAY_EXEC,
@@ -77,7 +78,14 @@ def _at(k, t, dirfd: int, path: bytes, *, umask: bool = False):
 def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: int = 0):
     fs = k.fs
     ctx, start = _at(k, t, dirfd, path, umask=bool(flags & abi.O_CREAT))
-    dentry = openat(ctx, fs.creds, start, path, flags, mode, resolve_flags=resolve_flags)
+    try:
+        dentry = openat(ctx, fs.creds, start, path, flags, mode, resolve_flags=resolve_flags)
+    except OutsideVFS as e:
+        # /proc/PID/fd/N (/dev/stdout ...) of a pipe or socket: reopened as Linux does.
+        reopen = getattr(e.link, "reopen", None)
+        if reopen is None:
+            raise
+        return InstallFd(reopen(flags & ~_NOT_TO_HOST), bool(flags & abi.O_CLOEXEC))
     host_flags = flags & ~_NOT_TO_HOST
     if flags & abi.O_PATH:
         host_flags = abi.O_PATH | (flags & abi.O_DIRECTORY)
@@ -321,7 +329,7 @@ _MKNOD_KINDS = {0: Kind.REG, stat.S_IFREG: Kind.REG, stat.S_IFIFO: Kind.FIFO,
 
 
 def _mknod(k, t, dirfd, addr, mode) -> int:
-    fmt = mode & stat.S_IFMT
+    fmt = stat.S_IFMT(mode)
     if fmt in (stat.S_IFCHR, stat.S_IFBLK):
         # No device nodes: /dev is the Sentry's (what Docker's default profile gives too,
         # without CAP_MKNOD).

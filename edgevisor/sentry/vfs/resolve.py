@@ -84,6 +84,9 @@ def resolve(ctx: FSContext, creds: Credentials, start: Dentry | None, path: byte
             dentry = found
             break
         comps, trailing = walk.enter_link(found, trailing_in=parent)
+        if comps is None:  # a magic link jumped straight to its target
+            dentry = walk.cur
+            break
         if not comps:  # a link to "/"
             return Resolved(walk.cur, b"/", walk.cur, True)
     if must_dir and not dentry.inode.is_dir:
@@ -181,6 +184,8 @@ class _Walk:
         comps, _ = self.enter_link(found, trailing_in=None)
         if comps:
             self.step(self.walk_prefix(comps))
+        elif comps is None and not self.cur.inode.is_dir:
+            raise error(errno.ENOTDIR)
 
     def lookup(self, name: bytes) -> Dentry | None:
         return lookup_child(self.cur, name)
@@ -228,7 +233,8 @@ class _Walk:
     def enter_link(self, link: Dentry, *, trailing_in: Dentry | None):
         """Starts following `link` (Linux's pick_link): counts it, checks it may be followed,
         and jumps to the root for an absolute body. Returns the body's components and whether
-        it ends in '/'. `trailing_in` is the directory of a trailing symlink."""
+        it ends in '/', or (None, False) after a magic link moved `cur` to its target.
+        `trailing_in` is the directory of a trailing symlink."""
         if self.links >= abi.SYMLOOP_MAX:
             raise error(errno.ELOOP)
         self.links += 1
@@ -237,6 +243,18 @@ class _Walk:
                             link.mount.table.protected_symlinks)
         if self.flags & abi.RESOLVE_NO_SYMLINKS or link.mount.nosymfollow:
             raise error(errno.ELOOP)
+        if getattr(link.inode, "magic", False):
+            # /proc's fd/N, cwd, root, exe: Linux's nd_jump_link, which lands on the object
+            # itself rather than following a name. Returns (None, False).
+            if self.flags & abi.RESOLVE_NO_MAGICLINKS:
+                raise error(errno.ELOOP)
+            target = link.inode.jump()
+            if self.flags & abi.RESOLVE_NO_XDEV and target.mount is not self.cur.mount:
+                raise error(errno.EXDEV)
+            if self.flags & _SCOPED:
+                raise error(errno.EXDEV)  # "not currently safe for scoped lookups"
+            self.cur = target
+            return None, False
         body = link.inode.readlink()
         if not body:
             raise error(errno.ENOENT)
