@@ -41,6 +41,7 @@ PROC_MASKED = ("kcore", "keys", "sysrq-trigger", "timer_list", "latency_stats", 
                "kallsyms", "kmsg")
 PROC_READONLY = ("sys", "irq", "bus", "fs", "asound")
 
+_NO_GROUP = 0x7FFFFFFE  # a gid nobody has
 SCRATCH = "/tmp"  # where the new root is assembled, on a private tmpfs that shadows it
 
 
@@ -211,7 +212,14 @@ def enter_view(storage: Storage) -> None:
 
     proc = f"{view}/proc"
     if os.path.isdir(proc):
-        mount("proc", proc, "proc", nodev | abi.MS_NOEXEC, None)
+        # hidepid=invisible: the kernel's /proc in the view shows no more than the Sentry's,
+        # which hides the Sentry and the gofer (not dumpable, so not ptraceable by the
+        # guest). Its exempt group must be one the guest is not in: the default is 0.
+        try:
+            mount("proc", proc, "proc", nodev | abi.MS_NOEXEC,
+                  f"hidepid=invisible,gid={_NO_GROUP}")
+        except OSError:  # a user namespace without that gid mapped
+            mount("proc", proc, "proc", nodev | abi.MS_NOEXEC, "hidepid=invisible")
         for name in PROC_MASKED:
             if os.path.exists(f"{proc}/{name}"):
                 _bind_file("/dev/null", f"{proc}/{name}", abi.MS_RDONLY)

@@ -161,12 +161,17 @@ class FileSystem:
     def _path_only(self, dentry: Dentry) -> int:
         """An O_PATH descriptor of a non-directory: an empty sealed memfd standing for it,
         known by its identity, so that fstat, the *at calls with AT_EMPTY_PATH and
-        /proc/self/fd/N (glibc's fchmodat(AT_SYMLINK_NOFOLLOW)) act on the file itself. Data
-        calls on it find an empty file instead of EBADF, and fexecve of it fails."""
-        fd = os.memfd_create("o_path", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        /proc/self/fd/N (glibc's fchmodat(AT_SYMLINK_NOFOLLOW)) act on the file itself.
+        (NOTIF_ADDFD cannot install an O_PATH file.) fexecve of it fails."""
+        memfd = os.memfd_create("o_path", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
-            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW
+            fcntl.fcntl(memfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW
                         | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+            # Write-only (and sealed): read is EBADF as on an O_PATH descriptor, write EPERM.
+            fd = os.open(f"self/fd/{memfd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.proc_fd)
+        finally:
+            os.close(memfd)
+        try:
             st = os.fstat(fd)
         except BaseException:
             os.close(fd)

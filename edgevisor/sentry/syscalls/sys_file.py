@@ -65,11 +65,12 @@ def _path(t, addr: int) -> bytes:
     return t.mem.read_cstring(addr, _PATH_MAX)
 
 
-def _at(k, t, dirfd: int, path: bytes, *, umask: bool = False):
-    """(ctx, start) for a path argument relative to `dirfd`."""
+def _at(k, t, dirfd: int, path: bytes, *, umask: bool = False, scoped: bool = False):
+    """(ctx, start) for a path argument relative to `dirfd`; `scoped` (RESOLVE_BENEATH,
+    RESOLVE_IN_ROOT) makes even an absolute path start there."""
     fs = k.fs
-    start = fs.start(t, dirfd) if path[:1] != b"/" else None
-    ctx = fs.context(t, b"/" if start is not None else path, umask=umask)
+    start = fs.start(t, dirfd) if scoped or path[:1] != b"/" else None
+    ctx = fs.context(t, b"/" if start is not None else b"" if scoped else path, umask=umask)
     return ctx, start
 
 
@@ -77,7 +78,8 @@ def _at(k, t, dirfd: int, path: bytes, *, umask: bool = False):
 
 def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: int = 0):
     fs = k.fs
-    ctx, start = _at(k, t, dirfd, path, umask=bool(flags & abi.O_CREAT))
+    ctx, start = _at(k, t, dirfd, path, umask=bool(flags & abi.O_CREAT),
+                     scoped=bool(resolve_flags & (abi.RESOLVE_BENEATH | abi.RESOLVE_IN_ROOT)))
     try:
         dentry = openat(ctx, fs.creds, start, path, flags, mode, resolve_flags=resolve_flags)
     except OutsideVFS as e:
@@ -609,7 +611,16 @@ def sys_chdir(k, t, a):
     path = _path(t, a[0])
     ctx, start = _at(k, t, _AT_FDCWD, path)
     chdir(ctx, k.fs.creds, start, path)
+    _remember_dir(k.fs, ctx.cwd)
     return CONTINUE
+
+
+def _remember_dir(fs, dentry) -> None:
+    """The kernel is about to move the task to this same directory of its view: knowing
+    its host identity makes the next cwd lookup one stat, immune to renames meanwhile."""
+    key = getattr(dentry.inode, "host_key", None)
+    if key is not None:
+        fs.remember(key, dentry)
 
 
 def sys_fchdir(k, t, a):
@@ -621,6 +632,7 @@ def sys_fchdir(k, t, a):
     if not dentry.inode.is_dir:
         raise error(errno.ENOTDIR)
     permission(k.fs.creds, dentry.inode, MAY_EXEC)
+    _remember_dir(k.fs, dentry)
     return CONTINUE
 
 
@@ -642,6 +654,7 @@ def sys_chroot(k, t, a):
     dentry = lookup(ctx, k.fs.creds, start, path, must_dir=True)
     permission(k.fs.creds, dentry.inode, MAY_EXEC)
     k.fs.chrooted = True
+    _remember_dir(k.fs, dentry)
     return CONTINUE
 
 
