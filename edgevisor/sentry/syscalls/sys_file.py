@@ -74,6 +74,15 @@ def _at(k, t, dirfd: int, path: bytes, *, umask: bool = False, scoped: bool = Fa
     return ctx, start
 
 
+def _at2(k, t, olddirfd: int, old: bytes, newdirfd: int, new: bytes):
+    """(ctx, old start, new start) for the calls that take two paths (link, rename)."""
+    fs = k.fs
+    ostart = fs.start(t, olddirfd) if old[:1] != b"/" else None
+    nstart = fs.start(t, newdirfd) if new[:1] != b"/" else None
+    cwd_needed = (ostart is None and old[:1] != b"/") or (nstart is None and new[:1] != b"/")
+    return fs.context(t, b"" if cwd_needed else b"/"), ostart, nstart
+
+
 # --- open ------------------------------------------------------------------------------
 
 def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: int = 0):
@@ -378,9 +387,8 @@ def _link(k, t, olddirfd, oldaddr, newdirfd, newaddr, flags) -> int:
     new = _path(t, newaddr)
     if not old and flags & _AT_EMPTY_PATH:
         raise error(errno.ENOENT)  # linkat(fd, "") needs CAP_DAC_READ_SEARCH in init's ns
-    octx, ostart = _at(k, t, olddirfd, old)
-    _, nstart = _at(k, t, newdirfd, new)
-    linkat(octx, k.fs.creds, ostart, old, nstart, new,
+    ctx, ostart, nstart = _at2(k, t, olddirfd, old, newdirfd, new)
+    linkat(ctx, k.fs.creds, ostart, old, nstart, new,
            follow=bool(flags & abi.AT_SYMLINK_FOLLOW))
     return 0
 
@@ -417,9 +425,8 @@ def sys_rmdir(k, t, a):
 def _rename(k, t, olddirfd, oldaddr, newdirfd, newaddr, flags) -> int:
     old = _path(t, oldaddr)
     new = _path(t, newaddr)
-    octx, ostart = _at(k, t, olddirfd, old)
-    _, nstart = _at(k, t, newdirfd, new)
-    renameat2(octx, k.fs.creds, ostart, old, nstart, new, flags)
+    ctx, ostart, nstart = _at2(k, t, olddirfd, old, newdirfd, new)
+    renameat2(ctx, k.fs.creds, ostart, old, nstart, new, flags)
     return 0
 
 
