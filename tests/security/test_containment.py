@@ -173,3 +173,37 @@ def test_killing_the_sentry_kills_every_guest_process(platform):
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _processes_with(marker) == []
+
+
+def test_the_sentry_and_the_gofer_keep_no_host_root(platform):
+    """After start-up the Sentry's root is an empty read-only tmpfs, and so is the gofer's
+    (it shares the Sentry's mount namespace): a compromised Sentry or gofer finds no host
+    file by path. Checked from the host, through /proc/PID/root of each."""
+    p = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c",
+                          "echo ready; exec sleep 1000"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        (sentry,) = _children(p.pid)
+        by_nspid = {_nspid(c): c for c in _children(sentry)}
+        guest, gofer = by_nspid[2], by_nspid[3]  # the guest is forked first, then the gofer
+        for pid in (sentry, gofer):
+            root = f"/proc/{pid}/root"
+            assert os.listdir(root) == [], pid
+            with pytest.raises(OSError):
+                open(f"{root}/etc/passwd").close()
+            with pytest.raises(OSError):  # read-only
+                open(f"{root}/probe", "w").close()
+        # The guest's own root is its view of the rootfs, as it should be.
+        assert "etc" in os.listdir(f"/proc/{guest}/root")
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _nspid(pid: int) -> int:
+    """The pid in the innermost pid namespace (the sandbox's)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    raise AssertionError(f"no NSpid for {pid}")
