@@ -211,3 +211,19 @@ O_PATH = 0o10000000
 O_TMPFILE_BIT = 0o20000000  # the kernel's __O_TMPFILE; O_TMPFILE is it plus O_DIRECTORY
 O_DIRECTORY = os.O_DIRECTORY
 O_NOFOLLOW = os.O_NOFOLLOW
+
+# Syscall injection on the ptrace platform (platform/inject.py).
+PTRACE_SYSCALL = 24
+PTRACE_GETSIGMASK = 0x420A
+PTRACE_SETSIGMASK = 0x420B
+PTRACE_SYSCALL_STOP = 0x80 | 5  # WSTOPSIG of a syscall-stop under TRACESYSGOOD: SIGTRAP | 0x80
+KCMP_FILE = 0
+KCMP_FILES = 2
+F_DUPFD_CLOEXEC = 1030
+# 64-bit struct msghdr { void *name; socklen_t namelen; struct iovec *iov; size_t iovlen;
+# void *control; size_t controllen; int flags; } and struct iovec { void *base; size_t len; }
+MSGHDR = struct.Struct("=QI4xQQQQi4x")
+IOVEC = struct.Struct("=QQ")
+# struct cmsghdr { size_t len; int level; int type; } carrying one int (a descriptor), padded
+# to CMSG_SPACE(sizeof(int)) = 24
+CMSG_ONE_INT = struct.Struct("=Qiii4x")

@@ -127,3 +127,12 @@ def set_capabilities(keep: frozenset[int]) -> None:
         data[word].permitted &= mask
         data[word].inheritable &= mask
     _check(libc.capset(ctypes.byref(header), data))
+
+
+def kcmp(pid1: int, pid2: int, kind: int, idx1: int = 0, idx2: int = 0) -> int:
+    """0 if the two processes share the resource (abi.KCMP_*), 1 or 2 (an ordering) if not."""
+    return syscall("kcmp", pid1, pid2, kind, idx1, idx2)
+
+
+def tkill(tid: int, sig: int) -> None:
+    syscall("tkill", tid, sig)

@@ -6,23 +6,31 @@ either skips the syscall (number set to -1) with the result in the return regist
 the kernel run it. The guest is seized right after fork, before it runs any of its own code,
 with options that follow fork, vfork, clone and exec through the whole tree and kill every
 tracee if the Sentry dies (PTRACE_O_EXITKILL).
+
+An InstallFd answer is carried out by syscall injection over a per-process courier socket
+(see inject.py; x86_64 only, ENOSYS on aarch64). Injection waits for its own thread's stops;
+whatever else it reaps meanwhile is queued in `pending` and handled by the loop in order.
 """
 
 import ctypes
 import os
 import platform as _pyplatform
 import signal
+from collections import deque
 
 from .. import abi
-from ..sentry.dispatch import CONTINUE
+from ..sentry.dispatch import CONTINUE, InstallFd
 from ..sentry.kernel.task import Task
 from .base import Platform
+from .inject import ARGS, NREGS, ORIG_RAX, RAX, Couriers, unsupported_install
 from .linux import iovec, ptrace, seccomp_load
 from .memory import ProcessMemory
 from .tasks import HostTasks
 
+# TRACESYSGOOD: the syscall-stops of injected calls are told apart from a real SIGTRAP.
 OPTIONS = (abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_TRACEFORK | abi.PTRACE_O_TRACEVFORK
-           | abi.PTRACE_O_TRACECLONE | abi.PTRACE_O_TRACEEXEC | abi.PTRACE_O_EXITKILL)
+           | abi.PTRACE_O_TRACECLONE | abi.PTRACE_O_TRACEEXEC | abi.PTRACE_O_EXITKILL
+           | abi.PTRACE_O_TRACESYSGOOD)
 _GROUP_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 _U64 = (1 << 64) - 1
 
@@ -30,22 +38,19 @@ _U64 = (1 << 64) - 1
 class _X86_64Regs:
     """struct user_regs_struct through PTRACE_GETREGS/SETREGS."""
 
-    ORIG_RAX, RAX = 15, 10
-    ARGS = (14, 13, 12, 7, 9, 8)  # rdi, rsi, rdx, r10, r8, r9
-
     def __init__(self):
-        self.regs = (ctypes.c_ulonglong * 27)()
+        self.regs = (ctypes.c_ulonglong * NREGS)()
         self._addr = ctypes.addressof(self.regs)
 
     def syscall(self, tid: int) -> tuple[int, list[int]]:
         ptrace(abi.PTRACE_GETREGS, tid, 0, self._addr)
         r = self.regs
-        nr = ctypes.c_int64(r[self.ORIG_RAX]).value
-        return nr, [r[i] for i in self.ARGS]
+        nr = ctypes.c_int64(r[ORIG_RAX]).value
+        return nr, [r[i] for i in ARGS]
 
     def skip(self, tid: int, result: int) -> None:
-        self.regs[self.ORIG_RAX] = _U64  # -1: the kernel skips the syscall
-        self.regs[self.RAX] = result & _U64
+        self.regs[ORIG_RAX] = _U64  # -1: the kernel skips the syscall
+        self.regs[RAX] = result & _U64
         ptrace(abi.PTRACE_SETREGS, tid, 0, self._addr)
 
 
@@ -84,21 +89,28 @@ class PtracePlatform(Platform):
         ptrace(abi.PTRACE_SEIZE, pid, 0, OPTIONS)
 
     def serve(self, pid: int, sentry) -> int:
-        regs = _X86_64Regs() if _pyplatform.machine() == "x86_64" else _Aarch64Regs()
+        x86_64 = _pyplatform.machine() == "x86_64"
+        regs = _X86_64Regs() if x86_64 else _Aarch64Regs()
         host = HostTasks()
+        pending = deque()  # (tid, status) reaped while injecting, handled before waiting again
+        couriers = Couriers(host, pending) if x86_64 else ()  # false while there are none
+        install = couriers.install if x86_64 else unsupported_install
         handle = sentry.handle
         WALL = abi.WALL
         EVENT_SECCOMP, EVENT_STOP = abi.PTRACE_EVENT_SECCOMP, abi.PTRACE_EVENT_STOP
+        EVENT_EXEC, SYSCALL_STOP = abi.PTRACE_EVENT_EXEC, abi.PTRACE_SYSCALL_STOP
         CONT, LISTEN = abi.PTRACE_CONT, abi.PTRACE_LISTEN
         try:
             while True:
                 # Orphans are reparented to the Sentry (init of the pid namespace), so this
                 # also reaps guest processes that are not traced any more.
-                tid, status = os.waitpid(-1, WALL)
+                tid, status = pending.popleft() if pending else os.waitpid(-1, WALL)
                 if not os.WIFSTOPPED(status):
                     if tid == pid:
                         return status
                     host.forget(tid)
+                    if couriers:
+                        couriers.forget(tid)  # a leader is reported last: the process is gone
                     continue
                 sig, event = os.WSTOPSIG(status), status >> 16
                 try:
@@ -106,17 +118,31 @@ class PtracePlatform(Platform):
                         nr, args = regs.syscall(tid)
                         result = handle(Task(tid, ProcessMemory(tid), host, regs.regs), nr, args)
                         if result is not CONTINUE:
+                            if result.__class__ is InstallFd:
+                                result = install(tid, regs.regs, result)
                             regs.skip(tid, result)
                         ptrace(CONT, tid, 0, 0)
                     elif event == EVENT_STOP:
                         # A group-stop is kept (LISTEN) until SIGCONT; any other event-stop
-                        # (a new tracee's first stop, an interrupt) just resumes.
-                        ptrace(LISTEN if sig in _GROUP_STOP_SIGNALS else CONT, tid, 0, 0)
+                        # (a new tracee's first stop, an interrupt) resumes, once a new
+                        # process has dropped any courier it inherited.
+                        if sig in _GROUP_STOP_SIGNALS:
+                            ptrace(LISTEN, tid, 0, 0)
+                        else:
+                            if couriers:
+                                couriers.first_stop(tid)
+                            ptrace(CONT, tid, 0, 0)
                     elif event:
+                        if event == EVENT_EXEC and couriers:
+                            couriers.forget(tid)  # close-on-exec; the execing thread now leads
                         ptrace(CONT, tid, 0, 0)  # fork, vfork, clone, exec
+                    elif sig == SYSCALL_STOP:
+                        ptrace(CONT, tid, 0, 0)  # never expected here: injection waits for its own
                     else:
                         ptrace(CONT, tid, 0, sig)  # signal-delivery-stop: deliver it
                 except ProcessLookupError:
                     pass  # killed while stopped (SIGKILL, or another thread's exit_group)
         finally:
+            if couriers:
+                couriers.close()
             host.close()
