@@ -24,12 +24,19 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SOURCE = os.path.join(HERE, "syscall_bench.c")
-MIN_ITERS = 20  # must match MIN_ITERS in syscall_bench.c
+# Bytes one operation moves, for a throughput column: read100m reads its whole file
+# (READ_CHUNKS * MIB in syscall_bench.c).
+BYTES_PER_OP = {"read100m": 100 * 2**20}
 
 # Iterations = the program's default (about 0.2-1 s natively) * this scale. Sandboxes
 # that stop on every syscall cost 10-100 us per call, so they get far fewer.
-SCALE = {"native": 1.0, "allow-all": 1.0, "seccomp": 0.02, "ptrace": 0.01, "runsc": 0.01, "proot": 0.005}
+SCALE = {"native": 1.0, "native-tmpfs": 1.0, "allow-all": 1.0, "seccomp": 0.02, "ptrace": 0.01,
+         "runsc": 0.01, "proot": 0.005}
 RUNNERS = list(SCALE)
+UNSANDBOXED = ("native", "native-tmpfs", "allow-all")
+# native-tmpfs puts the scratch files on this host tmpfs: edgevisor's /tmp is a tmpfs, the
+# host's may not be, and file systems differ (on ext4, 1 MiB reads are 3-4x faster).
+HOST_TMPFS = "/dev/shm"
 
 
 class Unavailable(Exception):
@@ -57,6 +64,10 @@ def runner_prefix(name):
     """The command that runs a program under this runner, or raise Unavailable."""
     if name == "native":
         return []
+    if name == "native-tmpfs":
+        if mount_type(HOST_TMPFS) != "tmpfs":
+            raise Unavailable("%s is not a tmpfs here" % HOST_TMPFS)
+        return ["env", "BENCH_TMPDIR=" + HOST_TMPFS]
     if name == "allow-all":  # native under a trivial seccomp filter: the kernel's fixed cost
         return ["env", "BENCH_SECCOMP_FLOOR=1"]
     if name in ("seccomp", "ptrace"):
@@ -67,6 +78,13 @@ def runner_prefix(name):
     if name == "runsc":
         return ["runsc", "--network=none", "--platform=ptrace", "do"]
     return ["proot", "-r", "/"]
+
+
+def mount_type(path):
+    """The file system type of the mount at exactly `path`, or None."""
+    with open("/proc/self/mounts") as f:
+        types = [fields[2] for fields in map(str.split, f) if fields[1] == path]
+    return types[-1] if types else None
 
 
 def machine_info(pin):
@@ -82,6 +100,7 @@ def machine_info(pin):
         "kernel": "%s %s %s" % (u.system, u.release, u.machine),
         "cpu": "%s (%d CPUs)" % (cpu, os.cpu_count() or 0),
         "cpus used": "all (not pinned)" if pin is None else "pinned to CPU %d" % pin,
+        "host /tmp": mount_type("/tmp") or "part of " + (mount_type("/") or "?"),
         "note": "shared, noisy VM: expect run-to-run spread; compare medians and "
                 "orders of magnitude, not small differences",
     }
@@ -144,8 +163,9 @@ def main():
         binary = os.path.join(tmp, "syscall_bench")
         subprocess.run(["cc", "-O2", "-o", binary, SOURCE], check=True)
         os.chmod(tmp, 0o755)
-        defaults = dict(line.split() for line in
-                        subprocess.run([binary, "list"], capture_output=True, text=True, check=True).stdout.splitlines())
+        listing = subprocess.run([binary, "list"], capture_output=True, text=True, check=True).stdout
+        # name -> (default iterations, minimum iterations in `all` mode)
+        defaults = {name: (int(iters), int(least)) for name, iters, least in map(str.split, listing.splitlines())}
         names = list(defaults)
         if args.only:
             names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -181,7 +201,7 @@ def run(args, runners, binary, names, defaults):
             if r in unavailable:
                 continue
             scale = SCALE[r] * args.scale
-            print("run %d/%d: %-8s ..." % (i + 1, args.runs, r), end=" ", file=sys.stderr, flush=True)
+            print("run %d/%d: %-12s ..." % (i + 1, args.runs, r), end=" ", file=sys.stderr, flush=True)
             try:
                 seen[r], results = run_all(prefixes[r], binary, scale, names, args.timeout)
             except Unavailable as e:
@@ -201,11 +221,13 @@ def run(args, runners, binary, names, defaults):
             if r in unavailable or not vals:
                 continue
             row = {"benchmark": b, "runner": r, "runs": vals,
-                   "iters": max(MIN_ITERS, int(int(defaults[b]) * SCALE[r] * args.scale))}
+                   "iters": max(defaults[b][1], int(defaults[b][0] * SCALE[r] * args.scale))}
             ok = [v for v in vals if isinstance(v, float)]
             if len(ok) == len(vals):
                 row.update(min=min(ok), median=statistics.median(ok), max=max(ok))
                 row["ratio"] = row["median"] / native_med if native_med else None
+                if b in BYTES_PER_OP:
+                    row["MiB/s"] = BYTES_PER_OP[b] / 2**20 / (row["median"] / 1e9)
             results.append(row)
     return {"machine": info, "runners": {r: " ".join(prefixes[r] + ["BIN", "all", "SCALE"])
                                          for r in prefixes if r not in unavailable},
@@ -216,7 +238,7 @@ def print_report(report, runners, names):
     host_release = platform.uname().release
     for r in runners:
         if r in report["unavailable"]:
-            print("%-8s unavailable: %s" % (r, report["unavailable"][r]))
+            print("%-12s unavailable: %s" % (r, report["unavailable"][r]))
         elif r in report["seen_inside"]:
             env = report["seen_inside"][r]
             fields = dict(kv.split("=", 1) for kv in env.split())
@@ -224,28 +246,30 @@ def print_report(report, runners, names):
             # namespace of its own (edgevisor's guest is pid 2, its Sentry pid 1).
             plain = fields.get("kernel") == host_release and fields.get("tracer_pid") in ("0", "-1") \
                 and fields.get("pid") not in ("1", "2")
-            warn = "   <-- WARNING: looks unsandboxed" if r not in ("native", "allow-all") and plain else ""
-            print("%-8s %s   [inside: %s]%s" % (r, report["runners"][r], env, warn))
+            warn = "   <-- WARNING: looks unsandboxed" if r not in UNSANDBOXED and plain else ""
+            print("%-12s %s   [inside: %s]%s" % (r, report["runners"][r], env, warn))
     print()
     head = ("benchmark", "runner", "iters", "min ns", "median ns", "max ns", "x native")
-    line = "%-15s %-8s %8s %12s %12s %12s %9s"
+    line = "%-17s %-12s %8s %14s %14s %14s %9s"
     print(line % head)
-    print("-" * 82)
+    print("-" * 94)
     for b in names:
         rows = [row for row in report["results"] if row["benchmark"] == b]
         for k, row in enumerate(rows):
             label = b if k == 0 else ""
             if "median" not in row:
                 fail = next(v for v in row["runs"] if isinstance(v, str))
-                print("%-15s %-8s %8d   %s" % (label, row["runner"], row["iters"], fail))
+                print("%-17s %-12s %8d   %s" % (label, row["runner"], row["iters"], fail))
                 continue
             ratio = "-" if row["ratio"] is None else "%.2f" % row["ratio"] if row["ratio"] < 10 \
                 else "{:,.0f}".format(row["ratio"])
+            rate = "   %s MiB/s" % "{:,.0f}".format(row["MiB/s"]) if "MiB/s" in row else ""
             print(line % (label, row["runner"], row["iters"], fmt(row["min"]),
-                          fmt(row["median"]), fmt(row["max"]), ratio))
+                          fmt(row["median"]), fmt(row["max"]), ratio) + rate)
     print()
-    print("ns = nanoseconds per operation (pipe_pingpong: per round trip); "
-          "x native = median / native median.")
+    print("ns = nanoseconds per operation (pipe_pingpong: per round trip; getdents1000: per "
+          "listing of the directory; read100m: per read of the whole file, and MiB/s from the "
+          "median); x native = median / native median.")
 
 
 if __name__ == "__main__":

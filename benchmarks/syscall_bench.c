@@ -1,6 +1,6 @@
 /* syscall_bench: system call microbenchmarks for edgevisor (native vs sandboxed).
  *
- *   syscall_bench list                  names and default iteration counts
+ *   syscall_bench list                  names, default and minimum iteration counts
  *   syscall_bench NAME ITERS            run one benchmark; prints "NAME ns_per_op"
  *   syscall_bench all SCALE [a,b,...]   run every (or the listed) benchmark with
  *                                       default iterations * SCALE in this one
@@ -10,11 +10,15 @@
  * Each benchmark runs a warm-up of ITERS/10 operations, then ITERS timed with
  * clock_gettime(CLOCK_MONOTONIC). A failing benchmark prints "NAME FAIL reason"
  * and the rest still run; the exit status is then 1.
- * Scratch files live in /tmp and are removed at exit.  Build: cc -O2.
+ * Scratch files live in /tmp (or $BENCH_TMPDIR) and are removed at exit; the *_rootfs
+ * benchmarks use /usr/bin/env (or $BENCH_ROOTFS_FILE), a file of the root file system.
+ * Build: cc -O2.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +36,19 @@
 
 #define MIN_ITERS 20
 
-static char small_path[] = "/tmp/syscall_bench_XXXXXX";
-static char big_path[] = "/tmp/syscall_bench_big_XXXXXX";
+static const char *tmpdir = "/tmp";
+static char small_path[PATH_MAX], big_path[PATH_MAX];
 static int big_fd = -1;
 static const char *true_path = "/bin/true";
+static const char *rootfs_path = "/usr/bin/env";
 static const char *current;
 static jmp_buf on_fail;
+
+/* Fills `out` with a mkstemp/mkdtemp template for a scratch file called `what`. */
+static void scratch_template(char out[PATH_MAX], const char *what)
+{
+    snprintf(out, PATH_MAX, "%s/syscall_bench_%s_XXXXXX", tmpdir, what);
+}
 
 /* Prints "NAME FAIL what: strerror(errno)" (no errno text if errno is 0). */
 static void fail(const char *what)
@@ -66,27 +77,150 @@ static void b_passthrough(long n)
         if (syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts) < 0) fail("clock_gettime");
 }
 
-static void b_open_close(long n)
+static void open_close(const char *path, long n)
 {
     for (long i = 0; i < n; i++) {
-        int fd = open(small_path, O_RDONLY);
+        int fd = open(path, O_RDONLY);
         if (fd < 0) fail("open");
         if (close(fd) < 0) fail("close");
     }
 }
 
-static void b_stat(long n)
+static void stat_path(const char *path, long n)
 {
     struct stat st;
     for (long i = 0; i < n; i++)
-        if (stat(small_path, &st) < 0) fail("stat");
+        if (stat(path, &st) < 0) fail("stat");
 }
+
+static void b_open_close(long n) { open_close(small_path, n); }
+static void b_stat(long n) { stat_path(small_path, n); }
+/* The same on the root file system: a lookup through several components of a
+ * mount that, in a sandbox, is usually an overlay of the host's root. */
+static void b_open_close_rootfs(long n) { open_close(rootfs_path, n); }
+static void b_stat_rootfs(long n) { stat_path(rootfs_path, n); }
 
 static void b_pread4k(long n)
 {
     static char buf[4096];
     for (long i = 0; i < n; i++)
         if (pread(big_fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) fail("pread");
+}
+
+/* getdents1000: a directory of DIR_ENTRIES empty files, listed whole each time. */
+#define DIR_ENTRIES 1000
+static char dir_path[PATH_MAX];
+static int dir_made, dir_files;
+
+static void entry_path(char *out, size_t size, int i)
+{
+    snprintf(out, size, "%s/f%04d", dir_path, i);
+}
+
+static void dir_teardown(void)
+{
+    char path[PATH_MAX + 16];
+    while (dir_files > 0) {
+        entry_path(path, sizeof path, --dir_files);
+        unlink(path);
+    }
+    if (dir_made) rmdir(dir_path);
+    dir_made = 0;
+}
+
+static void dir_setup(void)
+{
+    char path[PATH_MAX + 16];
+    scratch_template(dir_path, "dir");
+    if (!mkdtemp(dir_path)) fail("mkdtemp");
+    dir_made = 1;
+    for (dir_files = 0; dir_files < DIR_ENTRIES; dir_files++) {
+        entry_path(path, sizeof path, dir_files);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0 || close(fd) < 0) fail("creating directory entries");
+    }
+}
+
+static void b_getdents1000(long n)
+{
+    static char buf[32768] __attribute__((aligned(8)));
+    for (long i = 0; i < n; i++) {
+        int fd = open(dir_path, O_RDONLY | O_DIRECTORY);
+        if (fd < 0) fail("open");
+        long r, entries = 0;
+        while ((r = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+            for (long off = 0; off < r; entries++) {
+                unsigned short reclen;  /* glibc's dirent64 has the kernel's layout */
+                memcpy(&reclen, buf + off + offsetof(struct dirent64, d_reclen), sizeof reclen);
+                if (reclen == 0) {
+                    errno = 0;
+                    fail("getdents64: an entry with d_reclen 0");
+                }
+                off += reclen;
+            }
+        if (r < 0) fail("getdents64");
+        if (entries != DIR_ENTRIES + 2) {       /* with . and .. */
+            static char msg[64];
+            snprintf(msg, sizeof msg, "getdents64 listed %ld entries, not %d", entries, DIR_ENTRIES + 2);
+            errno = 0;
+            fail(msg);
+        }
+        if (close(fd) < 0) fail("close");
+    }
+}
+
+/* read100m: a READ_CHUNKS MiB file read whole, 1 MiB at a time, from offset 0. Chunk k is
+ * filled with the byte 'a' + k % 26, so a read that returns the wrong data is noticed. */
+#define MIB (1024 * 1024)
+#define READ_CHUNKS 100
+static char read_path[PATH_MAX];
+static int read_fd = -1;
+static char *read_buf;
+
+static void read_teardown(void)
+{
+    if (read_fd >= 0) {
+        close(read_fd);
+        unlink(read_path);
+    }
+    read_fd = -1;
+    free(read_buf);
+    read_buf = NULL;
+}
+
+static void read_setup(void)
+{
+    scratch_template(read_path, "100m");
+    read_fd = mkstemp(read_path);
+    if (read_fd < 0) fail("mkstemp");
+    if (!(read_buf = malloc(MIB))) fail("malloc");
+    for (int k = 0; k < READ_CHUNKS; k++) {
+        memset(read_buf, 'a' + k % 26, MIB);
+        if (write(read_fd, read_buf, MIB) != MIB) fail("writing the 100 MiB file");
+    }
+}
+
+static void b_read100m(long n)
+{
+    for (long i = 0; i < n; i++) {
+        if (lseek(read_fd, 0, SEEK_SET) != 0) fail("lseek");
+        long total = 0;
+        ssize_t r;
+        while ((r = read(read_fd, read_buf, MIB)) > 0) {
+            if (read_buf[0] != 'a' + (total / MIB) % 26 || read_buf[r - 1] != 'a' + ((total + r - 1) / MIB) % 26) {
+                errno = 0;
+                fail("read returned the wrong bytes");
+            }
+            total += r;
+        }
+        if (r < 0) fail("read");
+        if (total != (long)READ_CHUNKS * MIB) {
+            static char msg[64];
+            snprintf(msg, sizeof msg, "read %ld bytes, not %ld", total, (long)READ_CHUNKS * MIB);
+            errno = 0;
+            fail(msg);
+        }
+    }
 }
 
 /* pipe_pingpong: a child echoes one byte from pipe `to` back through `from`. */
@@ -167,6 +301,8 @@ struct bench {
     long iters;                 /* default: roughly 0.2-1 s natively */
     void (*run)(long n);
     void (*setup)(void), (*teardown)(void);
+    long min_iters;             /* floor in `all` mode, if above MIN_ITERS: for the
+                                   benchmarks that cost about as much in every sandbox */
 };
 
 static const struct bench benches[] = {
@@ -174,13 +310,22 @@ static const struct bench benches[] = {
     {"getppid", 2000000, b_getppid},
     {"passthrough", 2000000, b_passthrough},
     {"open_close", 300000, b_open_close},
+    {"open_close_rootfs", 300000, b_open_close_rootfs},
     {"stat", 500000, b_stat},
+    {"stat_rootfs", 500000, b_stat_rootfs},
     {"pread4k", 1000000, b_pread4k},
+    {"getdents1000", 2000, b_getdents1000, dir_setup, dir_teardown, 200},
+    {"read100m", 50, b_read100m, read_setup, read_teardown},
     {"pipe_pingpong", 10000, b_pipe_pingpong, pingpong_setup, pingpong_teardown},
     {"fork_wait", 3000, b_fork_wait},
     {"fork_exec_wait", 1000, b_fork_exec_wait},
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
+
+static long min_iters(const struct bench *b)
+{
+    return b->min_iters > MIN_ITERS ? b->min_iters : MIN_ITERS;
+}
 
 static double now_ns(void)
 {
@@ -211,9 +356,11 @@ static int run_one(const struct bench *b, long n)
 static void setup_files(void)
 {
     static char chunk[65536];
+    scratch_template(small_path, "small");
+    scratch_template(big_path, "big");
     int fd = mkstemp(small_path);
     if (fd < 0 || write(fd, "hello\n", 6) != 6 || close(fd) < 0) {
-        perror("syscall_bench: creating file in /tmp");
+        fprintf(stderr, "syscall_bench: creating a file in %s: %s\n", tmpdir, strerror(errno));
         exit(2);
     }
     big_fd = mkstemp(big_path);
@@ -221,7 +368,7 @@ static void setup_files(void)
     for (int i = 0; big_fd >= 0 && i < 16; i++)     /* 1 MiB */
         if (write(big_fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk) big_fd = -1;
     if (big_fd < 0) {
-        perror("syscall_bench: creating 1 MiB file in /tmp");
+        fprintf(stderr, "syscall_bench: creating a 1 MiB file in %s: %s\n", tmpdir, strerror(errno));
         unlink(small_path);
         exit(2);
     }
@@ -279,11 +426,13 @@ int main(int argc, char **argv)
         return 1;
     }
     if (argc == 2 && strcmp(argv[1], "list") == 0) {
-        for (size_t i = 0; i < NBENCH; i++) printf("%s %ld\n", benches[i].name, benches[i].iters);
+        for (size_t i = 0; i < NBENCH; i++) printf("%s %ld %ld\n", benches[i].name, benches[i].iters, min_iters(&benches[i]));
         return 0;
     }
     if (argc < 3 || argc > 4) return usage();
     if (getenv("BENCH_TRUE")) true_path = getenv("BENCH_TRUE");
+    if (getenv("BENCH_ROOTFS_FILE")) rootfs_path = getenv("BENCH_ROOTFS_FILE");
+    if (getenv("BENCH_TMPDIR")) tmpdir = getenv("BENCH_TMPDIR");
 
     int all = strcmp(argv[1], "all") == 0;
     double arg = strtod(argv[2], NULL);
@@ -308,7 +457,7 @@ int main(int argc, char **argv)
                 if (!p) continue;
             }
             long n = (long)(b->iters * arg);
-            failed |= run_one(b, n < MIN_ITERS ? MIN_ITERS : n);
+            failed |= run_one(b, n < min_iters(b) ? min_iters(b) : n);
         }
     }
     cleanup_files();
