@@ -14,6 +14,7 @@ is not pid 1 itself: a pid-namespace init is immune to signals it has no handler
 
 import errno
 import os
+import resource
 import select
 import signal
 import sys
@@ -151,6 +152,11 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     # dumpable and an unprivileged Sentry can still attach to it (ptrace, pidfd_getfd); the
     # guest runs none of its own code before the go-ahead below.
     prctl(abi.PR_SET_DUMPABLE, 0)
+    # The Sentry holds descriptors for the guest's files, pidfds and couriers: its own limit
+    # rises to the hard one (the guest keeps the caller's).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
     for sig in FORWARDED_SIGNALS:
