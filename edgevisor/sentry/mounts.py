@@ -4,7 +4,7 @@ import os
 
 from ..platform.isolation import Storage
 from .fsimpl.gofer import GoferFS
-from .fsimpl.proc import ProcFS
+from .fsimpl.proc import ProcFS, SysFS
 from .kernel.fs import FileSystem
 from .kernel.procview import SentryProcView
 from .vfs import Credentials, FSContext, MountTable, lookup
@@ -14,6 +14,7 @@ from .vfs import Credentials, FSContext, MountTable, lookup
 _EXCLUSIVE = ("/", "/tmp", "/dev", "/dev/shm")
 _FSTYPES = {"/": b"overlay", "/tmp": b"tmpfs", "/dev": b"tmpfs", "/dev/shm": b"tmpfs"}
 _PROC_DEV = os.makedev(0, 22)
+_SYS_DEV = os.makedev(0, 23)
 
 
 def build_file_system(storage: Storage, client, proc_fd: int, kernel,
@@ -45,9 +46,13 @@ def build_file_system(storage: Storage, client, proc_fd: int, kernel,
             fstype = _FSTYPES.get(guest, b"bind")
             fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
 
-    proc = ProcFS(SentryProcView(kernel, fs, hidden), dev=_PROC_DEV)
-    mount = mount_at("/proc", proc.root, nosuid=True, nodev=True, noexec=True)
-    if mount is not None:
-        fs.mount_names[mount] = (b"proc", b"proc")
-        fs.synthetic.append(proc)
+    for guest, synthetic in (
+            ("/proc", ProcFS(SentryProcView(kernel, fs, hidden), dev=_PROC_DEV)),
+            ("/sys", SysFS(dev=_SYS_DEV, cpus=len(os.sched_getaffinity(0))))):
+        mount = mount_at(guest, synthetic.root, readonly=guest == "/sys", nosuid=True,
+                         nodev=True, noexec=True)
+        if mount is not None:
+            name = b"sysfs" if guest == "/sys" else b"proc"
+            fs.mount_names[mount] = (name, name)
+            fs.synthetic.append(synthetic)
     return fs

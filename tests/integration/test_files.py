@@ -123,3 +123,12 @@ def test_read_only_rootfs(sandbox, overlay):
                 flags=(f"--overlay={overlay}",))
     assert r.stdout.split() == ["2", "y"], r.stderr
     assert "Read-only file system" in r.stderr
+
+
+def test_a_minimal_sys_and_procs_global_files(sandbox):
+    r = sandbox("sh", "-c", "cat /sys/devices/system/cpu/online; ls /sys/class | wc -l;"
+                " head -c 12 /proc/version; echo; head -c 4 /proc/stat; echo;"
+                " python3 -c 'import os; print(os.cpu_count())'")
+    cpus = len(os.sched_getaffinity(0))
+    span = "0" if cpus == 1 else f"0-{cpus - 1}"
+    assert r.stdout.split("\n")[:5] == [span, "0", "Linux versio", "cpu ", str(os.cpu_count())], r.stderr

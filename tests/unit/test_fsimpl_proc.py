@@ -19,7 +19,7 @@ import pytest
 from edgevisor import abi
 from edgevisor.sentry import vfs
 from edgevisor.sentry.fsimpl import proc
-from edgevisor.sentry.fsimpl.proc import ProcFS
+from edgevisor.sentry.fsimpl.proc import ProcFS, SysFS
 from edgevisor.sentry.fsimpl.tmpfs import Tmpfs
 from edgevisor.sentry.vfs import Credentials, FSContext, Kind, MountTable
 
@@ -142,6 +142,12 @@ class FakeView:
     def cpuinfo(self):
         return b"processor\t: 0\n"
 
+    def stat(self):
+        return b"cpu  1 2 3 4\n"
+
+    def version(self):
+        return b"Linux version 6.1.0-edgevisor\n"
+
     def _group(self, tgid):
         if tgid not in self.threads:
             raise OSError(errno.ESRCH, "no such process")
@@ -217,8 +223,8 @@ def opened(inode, flags=abi.O_RDONLY):
 
 # ---- the tree --------------------------------------------------------------------------
 
-TOP = [b"self", b"thread-self", b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"mounts",
-       b"sys", b"uptime"]
+TOP = [b"self", b"thread-self", b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat",
+       b"version", b"mounts", b"sys", b"uptime"]
 PID = [b"task", b"fd", b"fdinfo", b"environ", b"status", b"limits", b"comm", b"cmdline",
        b"stat", b"maps", b"cwd", b"root", b"exe", b"mounts", b"mountinfo"]
 
@@ -263,6 +269,8 @@ def test_every_file_opens_sealed_with_its_content(w):
         b"/proc/meminfo": b"MemTotal:        1024 kB\n",
         b"/proc/uptime": b"12.34 5.67\n",
         b"/proc/loadavg": b"0.00 0.01 0.05 1/4 9\n",
+        b"/proc/stat": b"cpu  1 2 3 4\n",
+        b"/proc/version": b"Linux version 6.1.0-edgevisor\n",
         b"/proc/filesystems": b"".join(b"nodev\t%s\n" % f for f in proc.FILESYSTEMS),
         b"/proc/sys/kernel/hostname": b"sandbox\n",
         b"/proc/sys/kernel/osrelease": b"6.1.0-edgevisor\n",
@@ -899,3 +907,17 @@ def test_host_files_pass_through_byte_for_byte():
     for name in HOST_FILES:
         assert opened(w.inode(b"/proc/7/" + name.encode())) == host[name]
         assert opened(w.inode(b"/proc/7/task/8/" + name.encode())) == host[name]
+
+
+# ---- /sys --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cpus, span", [(1, b"0\n"), (2, b"0-1\n"), (64, b"0-63\n")])
+def test_sys_shows_the_cpu_ranges_and_nothing_of_the_host(cpus, span):
+    sys_fs = SysFS(dev=os.makedev(0, 99), cpus=cpus)
+    cpu = sys_fs.root.lookup(b"devices").lookup(b"system").lookup(b"cpu")
+    assert sorted(name for name, _ in cpu.readdir()) == [b"online", b"possible", b"present"]
+    for name in (b"online", b"possible", b"present"):
+        assert opened(cpu.lookup(name)) == span
+    assert sys_fs.root.lookup(b"class").readdir() == []  # no host devices or interfaces
+    assert sys_fs.root.statfs().f_type == proc.SYSFS_MAGIC
+    fails(errno.EACCES, sys_fs.root.create, b"x", Kind.REG, 0o644, 0, 0)

@@ -59,6 +59,7 @@ from ..vfs.inode import Inode, Kind
 from ..vfs.pathname import d_path
 
 PROC_SUPER_MAGIC = 0x9FA0
+SYSFS_MAGIC = 0x62656572
 # The host keys of handed-out descriptors that by_host_key remembers, most recent first: a
 # descriptor older than the last HOST_KEYS_KEPT proc opens is no longer recognised.
 HOST_KEYS_KEPT = 1 << 14
@@ -127,12 +128,17 @@ class ProcView(Protocol):
     def loadavg(self) -> bytes: ...
     def meminfo(self) -> bytes: ...
     def cpuinfo(self) -> bytes: ...
+    def stat(self) -> bytes: ...  # /proc/stat
+    def version(self) -> bytes: ...  # /proc/version
 
 
 class ProcFS:
     """One proc instance (a superblock). `root` is what the Sentry mounts."""
 
-    def __init__(self, view: ProcView, *, dev: int, clock: Callable[[], int] = time.time_ns):
+    magic = PROC_SUPER_MAGIC
+
+    def __init__(self, view: ProcView | None, *, dev: int,
+                 clock: Callable[[], int] = time.time_ns):
         self.view = view
         self.dev = dev
         self.clock = clock
@@ -143,7 +149,10 @@ class ProcFS:
         self._tasks: weakref.WeakValueDictionary[tuple, _Node] = weakref.WeakValueDictionary()
         self._host_keys: collections.OrderedDict[tuple[int, int], _Node] = (
             collections.OrderedDict())
-        self.root = _Root(self)
+        self.root = self._make_root()
+
+    def _make_root(self) -> "_Node":
+        return _Root(self)
 
     def by_host_key(self, st_dev: int, st_ino: int) -> Inode | None:
         """The inode whose `open_host` made the host file (st_dev, st_ino), or None (not
@@ -343,7 +352,7 @@ class _Node(Inode):
         # Linux's fsid is the encoded device number (huge_encode_dev).
         major, minor = os.major(self.dev), os.minor(self.dev)
         fsid = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
-        return StatfsResult(PROC_SUPER_MAGIC, _PAGE_SIZE, 0, 0, 0, 0, 0, fsid & 0xFFFFFFFF,
+        return StatfsResult(self.fs.magic, _PAGE_SIZE, 0, 0, 0, 0, 0, fsid & 0xFFFFFFFF,
                             fsid >> 32, abi.NAME_MAX, _PAGE_SIZE, 0)
 
     # Host descriptors.
@@ -582,6 +591,8 @@ class _Root(_StaticDir):
                                                               for f in FILESYSTEMS)),
             b"loadavg": file("loadavg"),
             b"meminfo": file("meminfo"),
+            b"stat": file("stat"),
+            b"version": file("version"),
             b"mounts": _Symlink(fs, lambda: b"self/mounts", len(b"self/mounts")),
             b"sys": _StaticDir(fs, {b"kernel": kernel}, refused=_SYSCTL_SETATTR),
             b"uptime": file("uptime"),
@@ -757,3 +768,30 @@ class _FdDir(_Dir):
         self._check_alive()
         self._check_ptrace()
         return [(b"%d" % fd, self._entry(fd)) for fd in self.fs.view.fds(self.task[1])]
+
+
+class SysFS(ProcFS):
+    """A minimal /sys, built from the same read-only nodes: the CPU ranges glibc and language
+    runtimes read to count processors, and the usual top-level directories, empty. Nothing
+    of the host's sysfs (its devices, its network namespace) shows through."""
+
+    magic = SYSFS_MAGIC
+
+    def __init__(self, *, dev: int, cpus: int, clock: Callable[[], int] = time.time_ns):
+        self._cpus = cpus
+        super().__init__(None, dev=dev, clock=clock)
+
+    def _make_root(self) -> "_Node":
+        span = b"0\n" if self._cpus == 1 else b"0-%d\n" % (self._cpus - 1)
+
+        def directory(entries=None) -> _StaticDir:
+            return _StaticDir(self, entries or {})
+
+        cpu = directory({name: _File(self, 0o444, lambda: span)
+                         for name in (b"online", b"possible", b"present")})
+        return directory({
+            b"block": directory(), b"bus": directory(), b"class": directory(),
+            b"dev": directory(), b"devices": directory({b"system": directory({b"cpu": cpu})}),
+            b"firmware": directory(), b"fs": directory({b"cgroup": directory()}),
+            b"kernel": directory(), b"module": directory(),
+        })

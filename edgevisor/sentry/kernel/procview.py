@@ -150,6 +150,13 @@ class SentryProcView:
     def cpuinfo(self) -> bytes:
         return self._read("cpuinfo")
 
+    def stat(self) -> bytes:
+        return self._read("stat")
+
+    def version(self) -> bytes:
+        k = self.kernel
+        return b"%s version %s (edgevisor) %s\n" % (k.sysname, k.release, k.version)
+
     # -----------------------------------------------------------------------------------
 
     def _read(self, name: str) -> bytes:
