@@ -132,3 +132,28 @@ def test_a_minimal_sys_and_procs_global_files(sandbox):
     cpus = len(os.sched_getaffinity(0))
     span = "0" if cpus == 1 else f"0-{cpus - 1}"
     assert r.stdout.split("\n")[:5] == [span, "0", "Linux versio", "cpu ", str(os.cpu_count())], r.stderr
+
+
+TMPFILE_CHECK = """
+import os, tempfile
+for where in ("/tmp", "/var/tmp"):
+    fd = os.open(where, os.O_TMPFILE | os.O_RDWR, 0o640)
+    os.write(fd, b"abc")
+    st = os.fstat(fd)
+    print(where, oct(st.st_mode), st.st_nlink, os.pread(fd, 3, 0), "tmpfile" in str(os.listdir(where)))
+for flags in (os.O_TMPFILE | os.O_RDONLY, os.O_TMPFILE | os.O_RDWR | os.O_CREAT):
+    try:
+        os.open("/tmp", flags)
+    except OSError as e:
+        print("refused", e.errno)
+with tempfile.TemporaryFile() as f:
+    f.write(b"x")
+    f.seek(0)
+    print(f.read())
+"""
+
+
+def test_o_tmpfile_as_linux(sandbox):
+    native = subprocess.run(["python3", "-c", TMPFILE_CHECK], capture_output=True, text=True)
+    r = sandbox("python3", "-c", TMPFILE_CHECK)
+    assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr

@@ -18,6 +18,7 @@ that fork, clone, exec and close would have to keep in step:
 import errno
 import fcntl
 import os
+import stat
 
 from ..fsimpl.gofer import Generation, GoferInode
 from ..vfs import Credentials, Dentry, FSContext, MountTable, d_path, lookup
@@ -156,6 +157,20 @@ class FileSystem:
         except BaseException:
             os.close(fd)
             raise
+        return fd
+
+    def open_tmpfile(self, dir: Dentry, flags: int, mode: int) -> int:
+        """An unnamed regular file in directory `dir` (open's O_TMPFILE), made by the gofer
+        in the guest's own root."""
+        if self.view is None or not isinstance(dir.inode, GoferInode):
+            raise OSError(errno.EOPNOTSUPP, "no unnamed files here")
+        client, mount = self.view
+        path, _ = d_path(dir, self.table.root.root)
+        fd = client.open(mount, path, flags | os.O_CLOEXEC | os.O_NOCTTY, mode)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink:
+            os.close(fd)
+            raise OSError(errno.EAGAIN, "the directory moved while being opened")
         return fd
 
     def _path_only(self, dentry: Dentry) -> int:

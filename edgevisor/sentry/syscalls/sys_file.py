@@ -89,6 +89,8 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
     fs = k.fs
     ctx, start = _at(k, t, dirfd, path, umask=bool(flags & abi.O_CREAT),
                      scoped=bool(resolve_flags & (abi.RESOLVE_BENEATH | abi.RESOLVE_IN_ROOT)))
+    if flags & abi.O_TMPFILE_BIT:
+        return _tmpfile(fs, ctx, start, path, flags, mode, resolve_flags)
     try:
         dentry = openat(ctx, fs.creds, start, path, flags, mode, resolve_flags=resolve_flags)
     except OutsideVFS as e:
@@ -107,6 +109,21 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
     except BaseException:
         os.close(host)
         raise
+    return InstallFd(host, bool(flags & abi.O_CLOEXEC))
+
+
+def _tmpfile(fs, ctx, start, path, flags, mode, resolve_flags):
+    """O_TMPFILE: an unnamed file in the directory `path`, made by the host file system
+    there (Linux's vfs_tmpfile checks, then the gofer's open). Linking it into the tree
+    later (linkat with AT_EMPTY_PATH or through /proc/self/fd) is not supported."""
+    if flags & (abi.O_CREAT | abi.O_DIRECTORY) != abi.O_DIRECTORY:
+        raise error(errno.EINVAL)
+    if flags & abi.O_ACCMODE not in (abi.O_WRONLY, abi.O_RDWR):
+        raise error(errno.EINVAL)
+    dentry = lookup(ctx, fs.creds, start, path, must_dir=True, resolve_flags=resolve_flags)
+    permission(fs.creds, dentry.inode, MAY_WRITE | MAY_EXEC)
+    dentry.mount.want_write()
+    host = fs.open_tmpfile(dentry, flags & ~_NOT_TO_HOST, mode & ~ctx.umask & 0o7777)
     return InstallFd(host, bool(flags & abi.O_CLOEXEC))
 
 
