@@ -5,11 +5,10 @@ Sentry is cut off from host files. A remote range that crosses into an unmapped 
 short instead of failing, so reads are split at page edges and a short read is EFAULT.
 """
 
-import ctypes
 import errno
 import os
 
-from .linux import iovec, libc
+from ._notify import ffi, lib
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -18,10 +17,17 @@ def _fault() -> OSError:
     return OSError(errno.EFAULT, os.strerror(errno.EFAULT))
 
 
+def _error(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
 class ProcessMemory:
     """The address space of host task `tid`. `validate` (if given) runs after every read:
     on the seccomp platform it checks that the notification is still live, so a value read
-    from a task that died and whose tid was reused is never acted upon."""
+    from a task that died and whose tid was reused is never acted upon.
+
+    The system calls are made in C (c/notify.c): through ctypes, each cost about as much
+    again as the call itself, on every path a syscall names."""
 
     __slots__ = ("tid", "validate")
 
@@ -30,14 +36,11 @@ class ProcessMemory:
         self.validate = validate
 
     def _readv(self, addr: int, n: int) -> bytes:
-        buf = ctypes.create_string_buffer(n)
-        local = iovec(ctypes.cast(buf, ctypes.c_void_p), n)
-        remote = iovec(addr, n)
-        got = libc.process_vm_readv(self.tid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+        buf = ffi.new("char[]", n)
+        got = lib.ev_read(self.tid, addr, buf, n)
         if got < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        return buf.raw[:got]
+            raise _error(-got)
+        return ffi.buffer(buf, got)[:]
 
     def read(self, addr: int, n: int) -> bytes:
         if n == 0:
@@ -54,38 +57,26 @@ class ProcessMemory:
     def read_cstring(self, addr: int, maxlen: int) -> bytes:
         """A NUL-terminated string of at most maxlen bytes (without the NUL).
         ENAMETOOLONG if no NUL comes within maxlen, EFAULT if memory ends first."""
-        if addr <= 0:
+        if addr <= 0 or addr >= 1 << 64:
             raise _fault()
-        out = bytearray()
-        while len(out) < maxlen:
-            chunk = min(PAGE_SIZE - (addr % PAGE_SIZE), maxlen - len(out))
-            data = self._readv(addr, chunk)
-            nul = data.find(b"\0")
-            if nul >= 0:
-                out += data[:nul]
-                if self.validate is not None:
-                    self.validate()
-                return bytes(out)
-            if len(data) != chunk:
-                raise _fault()
-            out += data
-            addr += chunk
-        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        buf = ffi.new("char[]", maxlen or 1)
+        got = lib.ev_read_cstring(self.tid, addr, buf, maxlen, PAGE_SIZE)
+        if got < 0:
+            raise _error(-got)
+        if self.validate is not None:
+            self.validate()
+        return ffi.buffer(buf, got)[:]
 
     def write(self, addr: int, data: bytes) -> None:
         n = len(data)
         if n == 0:
             return
-        if addr <= 0:
+        if addr <= 0 or addr + n > 1 << 64:
             raise _fault()
         if self.validate is not None:
             self.validate()
-        buf = ctypes.create_string_buffer(bytes(data), n)
-        local = iovec(ctypes.cast(buf, ctypes.c_void_p), n)
-        remote = iovec(addr, n)
-        got = libc.process_vm_writev(self.tid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+        got = lib.ev_write(self.tid, addr, bytes(data), n)
         if got < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
+            raise _error(-got)
         if got != n:
             raise _fault()

@@ -1,4 +1,5 @@
-"""Builds edgevisor.platform._notify, the seccomp platform's C hot path (see c/notify.c).
+"""Builds edgevisor.platform._notify, the seccomp platform's C hot path and the guest memory
+accessor both platforms use (see c/notify.c).
 
 Run by setuptools through `cffi_modules` at install time."""
 
@@ -13,6 +14,9 @@ ffibuilder.cdef("""
     int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flags);
     int ev_remember(int32_t tid, int pidfd, int32_t nr, int64_t value);
     void ev_set_memo(const int32_t *nrs, int n);
+    long ev_read(int32_t tid, uint64_t addr, char *buf, size_t n);
+    long ev_write(int32_t tid, uint64_t addr, const char *buf, size_t n);
+    long ev_read_cstring(int32_t tid, uint64_t addr, char *buf, size_t max, size_t page);
 """)
 ffibuilder.set_source(
     "edgevisor.platform._notify",

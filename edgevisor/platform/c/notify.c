@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <linux/seccomp.h>
 
@@ -126,4 +127,40 @@ int ev_next(int listener, struct ev_notif *out)
         memcpy(out->args, n.data.args, sizeof out->args);
         return 0;
     }
+}
+
+/* Guest memory, for both platforms: process_vm_readv/writev of one range. Bytes moved, or
+ * -errno. A range crossing into an unmapped page moves short. */
+long ev_read(int32_t tid, uint64_t addr, char *buf, size_t n)
+{
+    struct iovec local = { buf, n }, remote = { (void *)(uintptr_t)addr, n };
+    ssize_t got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+    return got < 0 ? -errno : got;
+}
+
+long ev_write(int32_t tid, uint64_t addr, const char *buf, size_t n)
+{
+    struct iovec local = { (void *)buf, n }, remote = { (void *)(uintptr_t)addr, n };
+    ssize_t got = process_vm_writev(tid, &local, 1, &remote, 1, 0);
+    return got < 0 ? -errno : got;
+}
+
+/* A NUL-terminated string at addr into buf (room for max bytes): its length without the NUL,
+ * -ENAMETOOLONG when no NUL comes within max bytes, -EFAULT when memory ends first. Read a page
+ * at a time, so that a string ending just before an unmapped page is still read whole. */
+long ev_read_cstring(int32_t tid, uint64_t addr, char *buf, size_t max, size_t page)
+{
+    size_t len = 0;
+    while (len < max) {
+        size_t chunk = page - (addr % page);
+        if (chunk > max - len) chunk = max - len;
+        long got = ev_read(tid, addr, buf + len, chunk);
+        if (got < 0) return got;
+        char *nul = memchr(buf + len, 0, (size_t)got);
+        if (nul) return (long)(nul - buf);
+        if ((size_t)got != chunk) return -EFAULT;
+        len += chunk;
+        addr += chunk;
+    }
+    return -ENAMETOOLONG;
 }

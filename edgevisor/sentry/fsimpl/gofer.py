@@ -175,6 +175,10 @@ class GoferInode(Inode):
         """Take the host stat again now (after a change the gofer made, such as a copy-up)."""
         self._refresh()
 
+    def stat(self) -> os.stat_result:
+        """The host's stat of this file, as of this syscall: what stat(2) answers."""
+        return self._stat()
+
     def _stat(self) -> os.stat_result:
         if self._gen != self.fs.generation.value:
             return self._refresh()

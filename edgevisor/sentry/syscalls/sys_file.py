@@ -226,8 +226,9 @@ def _stat_of(k, t, dirfd: int, addr: int, flags: int):
         st, _, inode = k.fs.descriptor(t, dirfd)
         return st if inode is None else _Stat(inode)
     ctx, start = _at(k, t, dirfd, path)
-    dentry = lookup(ctx, k.fs.creds, start, path, follow=not flags & _AT_SYMLINK_NOFOLLOW)
-    return _Stat(dentry.inode)
+    inode = lookup(ctx, k.fs.creds, start, path, follow=not flags & _AT_SYMLINK_NOFOLLOW).inode
+    host_stat = getattr(inode, "stat", None)  # a host file's own stat, all fields at once
+    return _Stat(inode) if host_stat is None else host_stat()
 
 
 def sys_stat(k, t, a):

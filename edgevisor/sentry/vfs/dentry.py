@@ -52,6 +52,7 @@ class Dentry:
             return None
         fresh = Dentry(name, self, inode, self.mount)
         self._children[name] = fresh
+        self.mount.table.recently_used.append(fresh)
         return fresh
 
     def instantiate(self, name: bytes, inode: Inode) -> "Dentry":
@@ -65,6 +66,7 @@ class Dentry:
             cached.dead = True
         fresh = Dentry(name, self, inode, self.mount)
         self._children[name] = fresh
+        self.mount.table.recently_used.append(fresh)
         return fresh
 
     def cached_child(self, name: bytes) -> "Dentry | None":

@@ -8,6 +8,9 @@ from .errors import error
 from .inode import Inode
 
 
+DENTRY_LRU = 4096
+
+
 class Mount:
     """A file system attached at `mountpoint` (a dentry of the `parent` mount); the root mount
     of a table has neither. `root` is the dentry the mount shows at that point."""
@@ -65,6 +68,9 @@ class MountTable:
         # Mountpoints by inode: Linux refuses to unlink or rename a mountpoint seen through
         # any mount of its file system, since its dentries are per file system, not per mount.
         self._busy: collections.Counter[Inode] = collections.Counter()
+        # Linux's dentry LRU, in small: the last dentries made stay alive although nobody
+        # holds them, so that a hot path (/usr/lib/...) is not made anew by every syscall.
+        self.recently_used: collections.deque[Dentry] = collections.deque(maxlen=DENTRY_LRU)
         self.protected_symlinks = True
         self.protected_hardlinks = True
         self.protected_regular = 1
