@@ -19,7 +19,7 @@ import time
 from ... import abi
 from ...gofer.protocol import StatfsResult
 from ..vfs.errors import error
-from ..vfs.inode import Inode, Kind
+from ..vfs.inode import Inode, Kind, utime_ns
 from . import anon_dev
 
 _BOGO_DIRENT_SIZE = 20
@@ -79,10 +79,10 @@ class _Node(Inode):
                     self.mode &= ~stat.S_ISGID
         if mode is not None:
             self.mode = mode & 0o7777
-        if atime is not None and atime[1] != abi.UTIME_OMIT:
-            self.atime_ns = now if atime[1] == abi.UTIME_NOW else atime[0] * _NSEC + atime[1]
-        if mtime is not None and mtime[1] != abi.UTIME_OMIT:
-            self.mtime_ns = now if mtime[1] == abi.UTIME_NOW else mtime[0] * _NSEC + mtime[1]
+        for name, pair in (("atime_ns", atime), ("mtime_ns", mtime)):
+            when = utime_ns(pair, now)
+            if when is not None:
+                setattr(self, name, when)
         self.ctime_ns = now
 
     def statfs(self) -> StatfsResult:

@@ -49,8 +49,8 @@ _PATH_MAX = abi.PATH_MAX
 _AT_FDCWD = abi.AT_FDCWD
 _AT_EMPTY_PATH = abi.AT_EMPTY_PATH
 _AT_SYMLINK_NOFOLLOW = abi.AT_SYMLINK_NOFOLLOW
-_UTIME_NOW = (1 << 30) - 1
-_UTIME_OMIT = (1 << 30) - 2
+_UTIME_NOW = abi.UTIME_NOW
+_UTIME_OMIT = abi.UTIME_OMIT
 
 # open(2) flags the kernel knows (VALID_OPEN_FLAGS); openat2 refuses any other bit.
 _VALID_OPEN = (abi.O_ACCMODE | abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_TRUNC
@@ -574,15 +574,14 @@ def _utimens(k, t, dirfd, addr, times, flags) -> int:
     return 0
 
 
-_TIMESPEC2 = struct.Struct("=qqqq")
-_TIMEVAL2 = struct.Struct("=qqqq")
+_TWO_TIMES = struct.Struct("=qqqq")  # two timespecs, or two timevals: (seconds, ns or µs)
 _UTIMBUF = struct.Struct("=qq")
 
 
 def sys_utimensat(k, t, a):
     times = None
     if a[2]:
-        s0, n0, s1, n1 = _TIMESPEC2.unpack(t.mem.read(a[2], _TIMESPEC2.size))
+        s0, n0, s1, n1 = _TWO_TIMES.unpack(t.mem.read(a[2], _TWO_TIMES.size))
         times = ((s0, n0), (s1, n1))
     return _utimens(k, t, a[0], a[1], times, _int(a[3]))
 
@@ -590,7 +589,7 @@ def sys_utimensat(k, t, a):
 def _timevals(t, addr):
     if not addr:
         return None
-    s0, u0, s1, u1 = _TIMEVAL2.unpack(t.mem.read(addr, _TIMEVAL2.size))
+    s0, u0, s1, u1 = _TWO_TIMES.unpack(t.mem.read(addr, _TWO_TIMES.size))
     if not (0 <= u0 < 1_000_000 and 0 <= u1 < 1_000_000):
         raise error(errno.EINVAL)
     return ((s0, u0 * 1000), (s1, u1 * 1000))
@@ -806,16 +805,25 @@ def _xattr_dentry(k, t, addr, follow):
     return lookup(ctx, k.fs.creds, start, path, follow=follow)
 
 
+def _sized_out(t, addr: int, size: int, data: bytes) -> int:
+    """The xattr calls' answer: with size 0 only the length; ERANGE if it does not fit."""
+    size &= 0xFFFFFFFF
+    if size:
+        if len(data) > size:
+            raise error(errno.ERANGE)
+        t.mem.write(addr, data)
+    return len(data)
+
+
+def _may_change_xattr(k, dentry, name: bytes) -> None:
+    dentry.mount.want_write()
+    if not owner_or_capable(k.fs.creds, dentry.inode) and not name.startswith(b"user."):
+        raise error(errno.EPERM)
+
+
 def _getxattr(k, t, a, follow):
     dentry = _xattr_dentry(k, t, a[0], follow)
-    value = dentry.inode.getxattr(_xattr_name(t, a[1]))
-    size = a[3] & 0xFFFFFFFF
-    if size == 0:
-        return len(value)
-    if len(value) > size:
-        raise error(errno.ERANGE)
-    t.mem.write(a[2], value)
-    return len(value)
+    return _sized_out(t, a[2], a[3], dentry.inode.getxattr(_xattr_name(t, a[1])))
 
 
 def sys_getxattr(k, t, a):
@@ -836,9 +844,7 @@ def _setxattr(k, t, a, follow):
     name = _xattr_name(t, a[1])
     value = t.mem.read(a[2], size) if size else b""
     dentry = _xattr_dentry(k, t, a[0], follow)
-    dentry.mount.want_write()
-    if not owner_or_capable(k.fs.creds, dentry.inode) and not name.startswith(b"user."):
-        raise error(errno.EPERM)
+    _may_change_xattr(k, dentry, name)
     dentry.inode.setxattr(name, value, flags)
     return 0
 
@@ -853,14 +859,7 @@ def sys_lsetxattr(k, t, a):
 
 def _listxattr(k, t, a, follow):
     dentry = _xattr_dentry(k, t, a[0], follow)
-    names = b"".join(n + b"\0" for n in dentry.inode.listxattr())
-    size = a[2] & 0xFFFFFFFF
-    if size == 0:
-        return len(names)
-    if len(names) > size:
-        raise error(errno.ERANGE)
-    t.mem.write(a[1], names)
-    return len(names)
+    return _sized_out(t, a[1], a[2], b"".join(n + b"\0" for n in dentry.inode.listxattr()))
 
 
 def sys_listxattr(k, t, a):
@@ -874,9 +873,7 @@ def sys_llistxattr(k, t, a):
 def _removexattr(k, t, a, follow):
     name = _xattr_name(t, a[1])
     dentry = _xattr_dentry(k, t, a[0], follow)
-    dentry.mount.want_write()
-    if not owner_or_capable(k.fs.creds, dentry.inode) and not name.startswith(b"user."):
-        raise error(errno.EPERM)
+    _may_change_xattr(k, dentry, name)
     dentry.inode.removexattr(name)
     return 0
 

@@ -18,6 +18,7 @@ import errno
 import stat
 from typing import TYPE_CHECKING
 
+from ... import abi
 from .errors import error
 
 if TYPE_CHECKING:
@@ -180,3 +181,11 @@ class Inode:
 
     def removexattr(self, name: bytes) -> None:
         raise error(errno.EOPNOTSUPP)
+
+
+def utime_ns(pair: tuple[int, int] | None, now: int) -> int | None:
+    """What a (seconds, nanoseconds) pair of setattr sets a timestamp to, in nanoseconds:
+    `now` for UTIME_NOW, None (no change) for UTIME_OMIT or no pair at all."""
+    if pair is None or pair[1] == abi.UTIME_OMIT:
+        return None
+    return now if pair[1] == abi.UTIME_NOW else pair[0] * 1_000_000_000 + pair[1]
