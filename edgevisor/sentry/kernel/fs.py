@@ -229,7 +229,7 @@ class FileSystem:
     def start(self, task, dirfd: int) -> Dentry | None:
         """Where a *at call's relative path starts: None for AT_FDCWD (the cwd), else the
         directory the descriptor is. ENOTDIR for any other descriptor, as Linux."""
-        dirfd = _int(dirfd)
+        dirfd = int32(dirfd)
         if dirfd == -100:  # AT_FDCWD
             return None
         _, dentry, _ = self.descriptor(task, dirfd)
@@ -238,7 +238,7 @@ class FileSystem:
         return dentry
 
 
-def _int(value: int) -> int:
+def int32(value: int) -> int:
     """A register as the kernel reads an int argument: its low 32 bits, signed."""
     value &= 0xFFFFFFFF
     return value - (1 << 32) if value & 0x80000000 else value

@@ -22,7 +22,7 @@ import struct
 from ... import abi
 from ..answers import CONTINUE, InstallFd
 from ..fsimpl.proc import OutsideVFS
-from ..kernel.fs import _int
+from ..kernel.fs import int32
 from ..vfs import (
     MAY_EXEC,
     MAY_READ,
@@ -37,7 +37,6 @@ from ..vfs import (
     openat,
     permission,
     renameat2,
-    resolve,
     rmdirat,
     symlinkat,
     unlinkat,
@@ -128,11 +127,11 @@ def _tmpfile(fs, ctx, start, path, flags, mode, resolve_flags):
 
 
 def sys_open(k, t, a):
-    return _open(k, t, _AT_FDCWD, _path(t, a[0]), _int(a[1]) | os.O_LARGEFILE, a[2] & 0o7777)
+    return _open(k, t, _AT_FDCWD, _path(t, a[0]), int32(a[1]) | os.O_LARGEFILE, a[2] & 0o7777)
 
 
 def sys_openat(k, t, a):
-    return _open(k, t, a[0], _path(t, a[1]), _int(a[2]) | os.O_LARGEFILE, a[3] & 0o7777)
+    return _open(k, t, a[0], _path(t, a[1]), int32(a[2]) | os.O_LARGEFILE, a[3] & 0o7777)
 
 
 def sys_creat(k, t, a):
@@ -220,7 +219,7 @@ def _stat_of(k, t, dirfd: int, addr: int, flags: int):
     if not path:
         if not flags & _AT_EMPTY_PATH:
             raise error(errno.ENOENT)
-        dirfd = _int(dirfd)
+        dirfd = int32(dirfd)
         if dirfd == _AT_FDCWD:
             return _Stat(k.fs.cwd(t).inode)
         st, _, inode = k.fs.descriptor(t, dirfd)
@@ -242,12 +241,12 @@ def sys_lstat(k, t, a):
 
 
 def sys_newfstatat(k, t, a):
-    t.mem.write(a[2], _pack_stat(_stat_of(k, t, a[0], a[1], _int(a[3]))))
+    t.mem.write(a[2], _pack_stat(_stat_of(k, t, a[0], a[1], int32(a[3]))))
     return 0
 
 
 def sys_fstat(k, t, a):
-    _, _, inode = k.fs.descriptor(t, _int(a[0]))
+    _, _, inode = k.fs.descriptor(t, int32(a[0]))
     if inode is None:
         return CONTINUE
     t.mem.write(a[1], _pack_stat(_Stat(inode)))
@@ -255,7 +254,7 @@ def sys_fstat(k, t, a):
 
 
 def sys_statx(k, t, a):
-    flags = _int(a[2])
+    flags = int32(a[2])
     if flags & 0x6000 == 0x6000:  # AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC
         raise error(errno.EINVAL)
     if a[3] & 0x80000000:  # STATX__RESERVED
@@ -280,7 +279,7 @@ def _access(k, t, dirfd: int, addr: int, mode: int, flags: int) -> int:
         raise error(errno.EINVAL)
     path = _path(t, addr)
     if not path and flags & _AT_EMPTY_PATH:
-        _, dentry, inode = k.fs.descriptor(t, _int(dirfd))
+        _, dentry, inode = k.fs.descriptor(t, int32(dirfd))
         inode = inode if inode is not None else dentry.inode if dentry else None
         if inode is None:
             return 0
@@ -298,25 +297,25 @@ def _access(k, t, dirfd: int, addr: int, mode: int, flags: int) -> int:
 
 
 def sys_access(k, t, a):
-    return _access(k, t, _AT_FDCWD, a[0], _int(a[1]), 0)
+    return _access(k, t, _AT_FDCWD, a[0], int32(a[1]), 0)
 
 
 def sys_faccessat(k, t, a):
-    return _access(k, t, a[0], a[1], _int(a[2]), 0)
+    return _access(k, t, a[0], a[1], int32(a[2]), 0)
 
 
 def sys_faccessat2(k, t, a):
-    return _access(k, t, a[0], a[1], _int(a[2]), _int(a[3]))
+    return _access(k, t, a[0], a[1], int32(a[2]), int32(a[3]))
 
 
 def _readlink(k, t, dirfd: int, addr: int, buf: int, size: int) -> int:
-    size = _int(size)
+    size = int32(size)
     if size <= 0:
         raise error(errno.EINVAL)
     path = _path(t, addr)
     if not path:
         # Linux: an empty path is the descriptor itself, which must be a symlink (O_PATH).
-        _, dentry, _ = k.fs.descriptor(t, _int(dirfd))
+        _, dentry, _ = k.fs.descriptor(t, int32(dirfd))
         if dentry is None:
             raise error(errno.ENOENT)
     else:
@@ -346,11 +345,11 @@ def _mkdir(k, t, dirfd, addr, mode) -> int:
 
 
 def sys_mkdir(k, t, a):
-    return _mkdir(k, t, _AT_FDCWD, a[0], _int(a[1]))
+    return _mkdir(k, t, _AT_FDCWD, a[0], int32(a[1]))
 
 
 def sys_mkdirat(k, t, a):
-    return _mkdir(k, t, a[0], a[1], _int(a[2]))
+    return _mkdir(k, t, a[0], a[1], int32(a[2]))
 
 
 _MKNOD_KINDS = {0: Kind.REG, stat.S_IFREG: Kind.REG, stat.S_IFIFO: Kind.FIFO,
@@ -375,11 +374,11 @@ def _mknod(k, t, dirfd, addr, mode) -> int:
 
 
 def sys_mknod(k, t, a):
-    return _mknod(k, t, _AT_FDCWD, a[0], _int(a[1]))
+    return _mknod(k, t, _AT_FDCWD, a[0], int32(a[1]))
 
 
 def sys_mknodat(k, t, a):
-    return _mknod(k, t, a[0], a[1], _int(a[2]))
+    return _mknod(k, t, a[0], a[1], int32(a[2]))
 
 
 def _symlink(k, t, target_addr, dirfd, addr) -> int:
@@ -416,7 +415,7 @@ def sys_link(k, t, a):
 
 
 def sys_linkat(k, t, a):
-    return _link(k, t, a[0], a[1], a[2], a[3], _int(a[4]))
+    return _link(k, t, a[0], a[1], a[2], a[3], int32(a[4]))
 
 
 def _unlink(k, t, dirfd, addr, flags) -> int:
@@ -433,7 +432,7 @@ def sys_unlink(k, t, a):
 
 
 def sys_unlinkat(k, t, a):
-    return _unlink(k, t, a[0], a[1], _int(a[2]))
+    return _unlink(k, t, a[0], a[1], int32(a[2]))
 
 
 def sys_rmdir(k, t, a):
@@ -457,7 +456,7 @@ def sys_renameat(k, t, a):
 
 
 def sys_renameat2(k, t, a):
-    return _rename(k, t, a[0], a[1], a[2], a[3], _int(a[4]))
+    return _rename(k, t, a[0], a[1], a[2], a[3], int32(a[4]))
 
 
 # --- attributes: chmod, chown, utimes, truncate ------------------------------------------
@@ -468,7 +467,7 @@ def _target(k, t, dirfd, addr, flags):
     if not path:
         if not flags & _AT_EMPTY_PATH:
             raise error(errno.ENOENT)
-        dirfd = _int(dirfd)
+        dirfd = int32(dirfd)
         if dirfd == _AT_FDCWD:
             return k.fs.cwd(t)
         _, dentry, inode = k.fs.descriptor(t, dirfd)
@@ -498,21 +497,21 @@ def _chmod(k, t, dirfd, addr, mode, flags) -> int:
 
 
 def sys_chmod(k, t, a):
-    return _chmod(k, t, _AT_FDCWD, a[0], _int(a[1]), 0)
+    return _chmod(k, t, _AT_FDCWD, a[0], int32(a[1]), 0)
 
 
 def sys_fchmodat(k, t, a):
-    return _chmod(k, t, a[0], a[1], _int(a[2]), 0)
+    return _chmod(k, t, a[0], a[1], int32(a[2]), 0)
 
 
 def sys_fchmodat2(k, t, a):
-    return _chmod(k, t, a[0], a[1], _int(a[2]), _int(a[3]))
+    return _chmod(k, t, a[0], a[1], int32(a[2]), int32(a[3]))
 
 
 def _chown(k, t, dirfd, addr, uid, gid, flags) -> int:
     if flags & ~(_AT_SYMLINK_NOFOLLOW | _AT_EMPTY_PATH):
         raise error(errno.EINVAL)
-    uid, gid = _int(uid), _int(gid)
+    uid, gid = int32(uid), int32(gid)
     dentry = _target(k, t, dirfd, addr, flags)
     inode = dentry.inode
     dentry.mount.want_write()
@@ -540,7 +539,7 @@ def sys_lchown(k, t, a):
 
 
 def sys_fchownat(k, t, a):
-    return _chown(k, t, a[0], a[1], a[2], a[3], _int(a[4]))
+    return _chown(k, t, a[0], a[1], a[2], a[3], int32(a[4]))
 
 
 def _utimens(k, t, dirfd, addr, times, flags) -> int:
@@ -555,7 +554,7 @@ def _utimens(k, t, dirfd, addr, times, flags) -> int:
             return 0
     if addr == 0:
         # utimensat(fd, NULL, ...): the descriptor itself (Linux's own extension).
-        dirfd = _int(dirfd)
+        dirfd = int32(dirfd)
         if dirfd == _AT_FDCWD:
             raise error(errno.EFAULT)
         flags |= _AT_EMPTY_PATH
@@ -583,7 +582,7 @@ def sys_utimensat(k, t, a):
     if a[2]:
         s0, n0, s1, n1 = _TWO_TIMES.unpack(t.mem.read(a[2], _TWO_TIMES.size))
         times = ((s0, n0), (s1, n1))
-    return _utimens(k, t, a[0], a[1], times, _int(a[3]))
+    return _utimens(k, t, a[0], a[1], times, int32(a[3]))
 
 
 def _timevals(t, addr):
@@ -648,7 +647,7 @@ def _remember_dir(fs, dentry) -> None:
 
 
 def sys_fchdir(k, t, a):
-    _, dentry, inode = k.fs.descriptor(t, _int(a[0]))
+    _, dentry, inode = k.fs.descriptor(t, int32(a[0]))
     if dentry is None:
         return CONTINUE  # the kernel's answer: ENOTDIR for a pipe, a socket ...
     if inode is not None:
@@ -701,14 +700,14 @@ def sys_statfs(k, t, a):
 
 
 def sys_fstatfs(k, t, a):
-    _, _, inode = k.fs.descriptor(t, _int(a[0]))
+    _, _, inode = k.fs.descriptor(t, int32(a[0]))
     if inode is None:
         return CONTINUE
     t.mem.write(a[1], _pack_statfs(inode.statfs()))
     return 0
 
 
-_DT = {Kind.DIR: 4, Kind.REG: 8, Kind.LNK: 10, Kind.FIFO: 1, Kind.SOCK: 12}
+_DT = {Kind.DIR: 4, Kind.REG: 8, Kind.LNK: 10, Kind.FIFO: 1, Kind.SOCK: 12, Kind.CHR: 2, Kind.BLK: 6}
 _DIRENT64 = struct.Struct("=QqHB")
 
 
@@ -716,7 +715,7 @@ def sys_getdents64(k, t, a):
     """Native for host directories; a synthetic directory is listed from its inode, the
     description's file offset being the index of the next entry (lseek and rewinddir on the
     guest's side keep working)."""
-    fd = _int(a[0])
+    fd = int32(a[0])
     _, dentry, inode = k.fs.descriptor(t, fd)
     if inode is None:
         return CONTINUE
@@ -748,7 +747,7 @@ def sys_getdents64(k, t, a):
 
 
 def sys_getdents(k, t, a):
-    _, _, inode = k.fs.descriptor(t, _int(a[0]))
+    _, _, inode = k.fs.descriptor(t, int32(a[0]))
     if inode is None:
         return CONTINUE
     raise error(errno.ENOSYS)  # the old format on a synthetic directory: nobody asks
@@ -782,7 +781,7 @@ def sys_execve(k, t, a):
 
 
 def sys_execveat(k, t, a):
-    _check_exec(k, t, a[0], a[1], _int(a[4]))
+    _check_exec(k, t, a[0], a[1], int32(a[4]))
     return CONTINUE
 
 
@@ -835,7 +834,7 @@ def sys_lgetxattr(k, t, a):
 
 
 def _setxattr(k, t, a, follow):
-    flags = _int(a[4])
+    flags = int32(a[4])
     if flags & ~3:
         raise error(errno.EINVAL)
     size = a[3] & 0xFFFFFFFF
