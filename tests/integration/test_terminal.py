@@ -50,3 +50,14 @@ def test_guest_is_the_foreground_job_and_gets_ctrl_c_once(platform):
     os.close(master)
     assert b"hits 1" in out, out
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_dev_tty_is_the_guests_terminal(platform):
+    """/dev/tty opens the guest's controlling terminal (not the gofer's, which has none)."""
+    pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c",
+                                 "echo via-dev-tty > /dev/tty && echo done"])
+    out = _read_until(master, b"done")
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    assert b"via-dev-tty" in out and b"done" in out, out
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -173,6 +173,32 @@ class FileSystem:
             raise OSError(errno.EAGAIN, "the directory moved while being opened")
         return fd
 
+    def controlling_terminal(self, task, flags: int) -> int:
+        """/dev/tty: a new open of the task's own controlling terminal (the gofer, which has
+        none, would get ENXIO), reopened from one of the task's descriptors of it; ENXIO
+        when it has no terminal, or holds no descriptor of it."""
+        with open(os.open(f"{task.tid}/stat", os.O_RDONLY | os.O_CLOEXEC,
+                          dir_fd=self.proc_fd), "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        tty = int(fields[4])  # tty_nr, the 7th field of /proc/PID/stat
+        if tty:
+            fds = os.open(f"{task.tid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+                          dir_fd=self.proc_fd)
+            try:
+                names = os.listdir(fds)
+            finally:
+                os.close(fds)
+            for name in names:
+                link = f"{task.tid}/fd/{name}"
+                try:
+                    st = os.stat(link, dir_fd=self.proc_fd)
+                    if stat.S_ISCHR(st.st_mode) and st.st_rdev == tty:
+                        return os.open(link, flags | os.O_CLOEXEC | os.O_NOCTTY,
+                                       dir_fd=self.proc_fd)
+                except FileNotFoundError:
+                    continue
+        raise OSError(errno.ENXIO, "no controlling terminal")
+
     def _path_only(self, dentry: Dentry) -> int:
         """An O_PATH descriptor of a non-directory: an empty sealed memfd standing for it,
         known by its identity, so that fstat, the *at calls with AT_EMPTY_PATH and

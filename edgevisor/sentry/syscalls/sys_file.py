@@ -57,6 +57,7 @@ _VALID_OPEN = (abi.O_ACCMODE | abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_T
                | os.O_LARGEFILE | abi.O_DIRECTORY | abi.O_NOFOLLOW | abi.O_NOATIME
                | abi.O_CLOEXEC | abi.O_PATH | abi.O_TMPFILE_BIT | os.O_SYNC)
 _OPEN_HOW = struct.Struct("=QQQ")
+_DEV_TTY = os.makedev(5, 0)
 _NOT_TO_HOST = abi.O_CREAT | abi.O_EXCL | abi.O_TRUNC | abi.O_CLOEXEC | abi.O_NOCTTY
 
 
@@ -101,6 +102,8 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
     host_flags = flags & ~_NOT_TO_HOST
     if flags & abi.O_PATH:
         host_flags = abi.O_PATH | (flags & abi.O_DIRECTORY)
+    elif dentry.inode.kind is Kind.CHR and dentry.inode.rdev == _DEV_TTY:
+        return InstallFd(fs.controlling_terminal(t, host_flags), bool(flags & abi.O_CLOEXEC))
     host = fs.open(dentry, host_flags)
     try:
         st = os.fstat(host)
