@@ -137,7 +137,7 @@ def test_a_minimal_sys_and_procs_global_files(sandbox):
 TMPFILE_CHECK = """
 import os, tempfile
 for where in ("/tmp", "/var/tmp"):
-    fd = os.open(where, os.O_TMPFILE | os.O_RDWR, 0o640)
+    fd = os.open(where, os.O_TMPFILE | os.O_RDWR, 0o666)  # the umask applies
     os.write(fd, b"abc")
     st = os.fstat(fd)
     print(where, oct(st.st_mode), st.st_nlink, os.pread(fd, 3, 0), "tmpfile" in str(os.listdir(where)))

@@ -87,7 +87,7 @@ def _at2(k, t, olddirfd: int, old: bytes, newdirfd: int, new: bytes):
 
 def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: int = 0):
     fs = k.fs
-    ctx, start = _at(k, t, dirfd, path, umask=bool(flags & abi.O_CREAT),
+    ctx, start = _at(k, t, dirfd, path, umask=bool(flags & (abi.O_CREAT | abi.O_TMPFILE_BIT)),
                      scoped=bool(resolve_flags & (abi.RESOLVE_BENEATH | abi.RESOLVE_IN_ROOT)))
     if flags & abi.O_TMPFILE_BIT:
         return _tmpfile(fs, ctx, start, path, flags, mode, resolve_flags)
