@@ -34,9 +34,11 @@ from .platform.isolation import (
     enter_view,
     leave_host_root,
 )
-from .platform.linux import mount, prctl, seccomp_load, unshare
+from .platform.linux import mount, prctl, seccomp_load, setns, unshare
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
 from .sentry.kernel.kernel import Kernel
+from .sentry.kernel.pids import PidNamespace
+from .sentry.syscalls.sys_signal import deliver_to_init
 from .sentry.mounts import build_file_system
 from .syscall_tables import load as load_table
 
@@ -144,9 +146,16 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    # The guest is init (pid 1) of a pid namespace of its own, as a container's first process
+    # is; the gofer, forked later, stays in the Sentry's.
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    unshare(abi.CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:
         _guest_main(cfg, storage, platform, programs, inherited, go_r, ready_w, err_w)
+    setns(own_pid_ns, abi.CLONE_NEWPID)
+    os.close(own_pid_ns)
+    kernel.pids, kernel.init = PidNamespace(proc_fd), pid
     # Not dumpable: the guest (root, in the same pid namespace) can neither ptrace the Sentry
     # nor open its /proc/1/{mem,root,environ,fd}. Set after the fork, so that the guest stays
     # dumpable and an unprivileged Sentry can still attach to it (ptrace, pidfd_getfd); the
@@ -160,20 +169,22 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
     for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, lambda s, _f: os.kill(pid, s))
+        signal.signal(sig, lambda s, _f: deliver_to_init(kernel, s))
     platform.attach(pid)
     os.write(go_w, b"g")
     try:
         if os.read(ready_r, 1) != b"v":
             raise OSError(errno.ECHILD, "the guest failed before building its root")
+        # The guest's own /proc, of its pid namespace: what the Sentry's /proc shows.
+        guest_proc = os.open(f"{pid}/root/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+                             dir_fd=proc_fd)
         platform.after_filter(pid, ready_r, go_w)
         # The gofer holds the host side of every mount, and the guest's own root (its view,
         # built by now), where the descriptors the guest gets are opened. From here on the
         # Sentry reaches files only through it.
         mounts = [(host, read_only) for _, host, read_only in storage.mounts]
-        gofer_pid, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False)])
-        kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, kernel,
-                                      hidden=frozenset({os.getpid(), gofer_pid}))
+        _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False)])
+        kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel)
         leave_host_root()
     except OSError:
         # Either the guest failed before loading its filter (its report is on err_r), or we
@@ -193,6 +204,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
             return EXIT_NOT_FOUND if int(code) == errno.ENOENT else EXIT_CANNOT_EXECUTE
         return EXIT_SETUP_FAILED
     if os.WIFSIGNALED(status):
+        if os.WTERMSIG(status) == signal.SIGKILL and kernel.init_killed_by:
+            return 128 + kernel.init_killed_by  # the signal the Sentry delivered as SIGKILL
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
 

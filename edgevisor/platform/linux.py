@@ -52,6 +52,10 @@ def unshare(flags: int) -> None:
     _check(libc.unshare(flags))
 
 
+def setns(fd: int, nstype: int) -> None:
+    _check(libc.setns(fd, nstype))
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
     _check(libc.mount(enc(source), target.encode(), enc(fstype), flags, enc(data)),

@@ -61,6 +61,12 @@ class Sentry:
             self.log(f"unsupported syscall {what} from tid {task.tid}: answered ENOSYS")
         return _ENOSYS
 
+    def _shown_tid(self, task) -> int:
+        try:
+            return self.kernel.virtual(task.tid)
+        except ProcessLookupError:
+            return task.tid
+
     def _handle_traced(self, task, nr: int, args) -> object:
         row = self.table.by_nr.get(nr)
         if self._before_exec:
@@ -70,9 +76,10 @@ class Sentry:
         if row is not None and not self.strace.wants(row.name):
             return Sentry.handle(self, task, nr, args)
         if row is None:
-            pending = self.strace.enter(task.tid, unknown_syscall_name(nr), None, args, task.mem)
+            pending = self.strace.enter(self._shown_tid(task), unknown_syscall_name(nr), None,
+                                        args, task.mem)
         else:
-            pending = self.strace.enter(task.tid, row.name, row.args, args, task.mem)
+            pending = self.strace.enter(self._shown_tid(task), row.name, row.args, args, task.mem)
         result = Sentry.handle(self, task, nr, args)
         action = "unsupported" if row is None else row.action
         shown = result if type(result) is int else None  # CONTINUE, or a descriptor to install

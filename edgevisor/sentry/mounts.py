@@ -17,11 +17,12 @@ _PROC_DEV = os.makedev(0, 22)
 _SYS_DEV = os.makedev(0, 23)
 
 
-def build_file_system(storage: Storage, client, proc_fd: int, kernel,
-                      hidden: frozenset[int]) -> FileSystem:
+def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
+                      kernel) -> FileSystem:
     """The guest's mount table: the storage mounts through the gofer (mount number i is
     storage.mounts[i]; the one after the last is the guest's own root, where descriptors are
-    opened), and /proc from the Sentry. `hidden`: pids /proc must not show."""
+    opened), and /proc and /sys from the Sentry. `proc_fd` is a procfs of the Sentry's pid
+    namespace, `guest_proc` one of the guest's."""
     (_, _, read_only), *others = storage.mounts
     root = GoferFS(client, 0, generation=kernel.generation, exclusive=True)
     table = MountTable(root.root, readonly=read_only, nosuid=True, nodev=True)
@@ -47,7 +48,7 @@ def build_file_system(storage: Storage, client, proc_fd: int, kernel,
             fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
 
     for guest, synthetic in (
-            ("/proc", ProcFS(SentryProcView(kernel, fs, hidden), dev=_PROC_DEV)),
+            ("/proc", ProcFS(SentryProcView(kernel, fs, guest_proc), dev=_PROC_DEV)),
             ("/sys", SysFS(dev=_SYS_DEV, cpus=len(os.sched_getaffinity(0))))):
         mount = mount_at(guest, synthetic.root, readonly=guest == "/sys", nosuid=True,
                          nodev=True, noexec=True)

@@ -64,6 +64,9 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
      "uname sethostname setdomainname"),
     (emulate("PID namespace: the guest sees its own pids, init is 1"),
      "getpid getppid gettid"),
+    (emulate("signals: the kernel's inside the guest's pid namespace, except those aimed at "
+             "its init, which the Sentry delivers from outside as to any process"),
+     "kill tkill tgkill"),
     (emulate("file system: resolved in the Sentry's VFS; files reach the guest as host "
              "descriptors the gofer opened"), """
         open openat openat2 creat stat lstat newfstatat statx access faccessat faccessat2
@@ -114,8 +117,8 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
     (passthrough("signal state of the task itself"), """
         rt_sigaction rt_sigprocmask rt_sigreturn rt_sigpending rt_sigtimedwait
         rt_sigsuspend sigaltstack pause restart_syscall"""),
-    (passthrough("signal delivery: " + _PROC), """
-        kill tkill tgkill rt_sigqueueinfo rt_tgsigqueueinfo pidfd_send_signal"""),
+    (passthrough("signal delivery inside the guest's own pid namespace, which holds only "
+                 "its tasks"), "rt_sigqueueinfo rt_tgsigqueueinfo pidfd_send_signal"),
     (passthrough(_PROC + "; CLONE_NEW* flags are refused (EPERM), as unshare is",
                  tuple(Refusal(0, f, f) for f in CLONE_NEW_FLAGS)),
      "clone"),

@@ -57,10 +57,11 @@ def test_sethostname_changes_only_the_sandbox(sandbox, programs):
 
 
 def test_identity_matches_the_guests_own_namespace(sandbox, programs):
-    # The command is pid 2 of the sandbox's pid namespace (the Sentry is its init), so
-    # its parent is 1 and a thread-group leader's tid is its pid.
+    # The command is init (pid 1) of the sandbox's pid namespace, as in a container; its
+    # parent, the Sentry, is outside that namespace, so getppid says 0; a thread-group
+    # leader's tid is its pid.
     r = sandbox(programs["identity"])
-    assert r.stdout.splitlines()[-1] == "pid=2 tid=2 ppid=1", r.stderr
+    assert r.stdout.splitlines()[-1] == "pid=1 tid=1 ppid=0", r.stderr
 
 
 def test_sixteen_threads(sandbox, programs):
@@ -152,4 +153,4 @@ def test_vfork_and_exec_chains(sandbox, programs):
     for line in leaves:
         _, pid, tid = line.split()
         assert pid.split("=")[1] == tid.split("=")[1]
-    assert leaves[-1] == "leaf pid=2 tid=2"  # the exec that replaced the main process
+    assert leaves[-1] == "leaf pid=1 tid=1"  # the exec that replaced the main process

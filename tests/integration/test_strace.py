@@ -17,15 +17,15 @@ def test_strace_shows_emulated_and_passthrough_calls(sandbox):
 def test_strace_syscalls_limits_the_lines(sandbox):
     r = sandbox("sh", "-c", "echo $$; uname -n", flags=("--strace-syscalls=getpid",))
     assert r.returncode == 0, r.stderr
-    assert r.stderr.splitlines() == ["[pid 2] getpid() = 2 [emulate]"]
-    assert r.stdout.splitlines() == ["2", "edgevisor"]
+    assert r.stderr.splitlines() == ["[pid 1] getpid() = 1 [emulate]"]
+    assert r.stdout.splitlines() == ["1", "edgevisor"]
 
 
 def test_strace_to_a_log_file(sandbox, tmp_path):
     log = tmp_path / "trace.log"
     r = sandbox("sh", "-c", "echo $$", flags=("--strace-syscalls=getpid", "--log", str(log)))
-    assert (r.returncode, r.stdout, r.stderr) == (0, "2\n", "")
-    assert log.read_text() == "[pid 2] getpid() = 2 [emulate]\n"
+    assert (r.returncode, r.stdout, r.stderr) == (0, "1\n", "")
+    assert log.read_text() == "[pid 1] getpid() = 1 [emulate]\n"
 
 
 def test_strace_follows_children_with_their_own_tids(sandbox):

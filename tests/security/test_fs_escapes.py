@@ -129,25 +129,28 @@ EXPECTED_TEXT = {
         proc_scan: ok clean
     """,
     # pid 1 is the Sentry: non-dumpable, and the guest has no CAP_SYS_PTRACE.
+    # pid 1 is the guest's own command (init of its pid namespace); the Sentry and the gofer
+    # live in the namespace above, where no guest pid reaches. Through its own /proc/1 the
+    # guest finds only itself and its root, never the host's secret.
     "sentry": """
-        pid1_root_readlink: <errno>
-        pid1_cwd_readlink: <errno>
-        pid1_exe_readlink: <errno>
-        pid1_root_list: <errno>
-        pid1_cwd_list: <errno>
-        pid1_fd_list: <errno>
-        pid1_root_host_secret: <errno>
-        pid1_root_etc: <errno>
-        pid1_exe: <errno>
-        pid1_environ: <errno>
+        pid1_root_readlink: ok /
+        pid1_cwd_readlink: ok /
+        pid1_exe_readlink: ok /bin/fs_escape
+        pid1_root_list: ok listed
+        pid1_cwd_list: ok listed
+        pid1_fd_list: ok listed
+        pid1_root_host_secret: ENOENT
+        pid1_root_etc: ok root-passwd
+        pid1_exe: ok elf
+        pid1_environ: ok IS_SANDBOX=yes
         pid1_mem: <errno>
-        pid1_fd0: <errno>
+        pid1_fd0: ok |ok
         pid1_fd3: <errno>
         pid1_map_files: <errno>
-        pid1_chdir_root: <errno>
-        pid1_chdir_cwd: <errno>
-        pid1_root_opath: <errno>
-        pid1_root_openat2: <errno>
+        pid1_chdir_root: ok
+        pid1_chdir_cwd: ok
+        pid1_root_opath: ok opened
+        pid1_root_openat2: ENOENT
     """,
     "hardlinks": """
         link_passwd_to_vol: EXDEV

@@ -73,9 +73,12 @@ class FileSystem:
         except OSError:
             return None
 
-    def task_dentry(self, tid: int, what: str) -> Dentry | None:
+    def task_dentry(self, tid: int, what: str, proc: int | None = None) -> Dentry | None:
+        """Where /proc/TID/`what` (cwd, root, exe) of a procfs (by default the Sentry's
+        own, whose numbering the kernel reports tids in) points in the VFS, or None."""
+        proc = self.proc_fd if proc is None else proc
         try:
-            st = os.stat(f"{tid}/{what}", dir_fd=self.proc_fd)
+            st = os.stat(f"{tid}/{what}", dir_fd=proc)
         except FileNotFoundError:
             raise OSError(errno.ESRCH, "task gone") from None
         key = (st.st_dev, st.st_ino)
@@ -83,7 +86,7 @@ class FileSystem:
         if dentry is not None and not dentry.dead:
             return dentry
         try:
-            dentry = self.by_host_name(os.readlink(f"{tid}/{what}", dir_fd=self.proc_fd))
+            dentry = self.by_host_name(os.readlink(f"{tid}/{what}", dir_fd=proc))
         except FileNotFoundError:
             raise OSError(errno.ESRCH, "task gone") from None
         if dentry is not None:
@@ -101,10 +104,10 @@ class FileSystem:
     def root(self, task) -> Dentry:
         return self.root_of(task.tid)
 
-    def root_of(self, tid: int) -> Dentry:
+    def root_of(self, tid: int, proc: int | None = None) -> Dentry:
         if not self.chrooted:
             return self.table.root.root
-        dentry = self.task_dentry(tid, "root")
+        dentry = self.task_dentry(tid, "root", proc)
         return self.table.root.root if dentry is None else dentry
 
     def umask(self, task) -> int:

@@ -22,3 +22,10 @@ class Kernel:
         self.generation = Generation()  # bumped once per syscall the Sentry handles
         self.fs = None  # the guest's FileSystem, once boot has built its mounts
         self.current = None  # the task whose syscall is being handled (Linux's `current`)
+        self.pids = None  # the guest's PidNamespace, once it has one (None: ids as given)
+        self.init = 0  # the guest's init, in the Sentry's numbering
+        self.init_killed_by = 0  # the signal the Sentry stood in for with a SIGKILL to init
+
+    def virtual(self, tid: int) -> int:
+        """A task's id as the guest sees it."""
+        return tid if self.pids is None else self.pids.virtual(tid)

@@ -1,9 +1,9 @@
 """What the Sentry's /proc shows, from the Sentry's state and the kernel's per-task records.
 
-Tasks are the guest's: everything in the pid namespace but the Sentry itself (pid 1) and the
-gofer. Per-task records the kernel keeps exactly (stat, status, maps, descriptors, cwd) are
-read from the procfs of the guest's pid namespace that the Sentry holds; paths in them are
-already the guest's (its view mirrors the Sentry's mounts). Mounts are the Sentry's table.
+Tasks are the guest's pid namespace's, numbered as the guest numbers them. Per-task records
+the kernel keeps exactly (stat, status, maps, descriptors, cwd) are read from a procfs of that
+namespace (the guest's own, which the Sentry holds): its ids and the paths in it are already
+the guest's (its view mirrors the Sentry's mounts). Mounts are the Sentry's table.
 """
 
 import errno
@@ -14,11 +14,10 @@ from ..vfs import d_path
 
 
 class SentryProcView:
-    def __init__(self, kernel, fs, hidden: frozenset[int]):
+    def __init__(self, kernel, fs, guest_proc: int):
         self.kernel = kernel
         self.fs = fs
-        self.proc = fs.proc_fd
-        self.hidden = hidden  # pids of edgevisor's own processes (Sentry, gofer)
+        self.proc = guest_proc  # a procfs of the guest's pid namespace
 
     @property
     def hostname(self) -> bytes:
@@ -36,15 +35,14 @@ class SentryProcView:
 
     def current_tgid(self) -> int | None:
         task = self.kernel.current
-        return None if task is None else task.tgid
+        return None if task is None else self.kernel.virtual(task.tgid) or None
 
     def current_tid(self) -> int | None:
         task = self.kernel.current
-        return None if task is None else task.tid
+        return None if task is None else self.kernel.virtual(task.tid) or None
 
     def tgids(self) -> list[int]:
-        return sorted(int(n) for n in os.listdir(self.proc)
-                      if n.isdigit() and int(n) not in self.hidden)
+        return sorted(int(n) for n in os.listdir(self.proc) if n.isdigit())
 
     def tids(self, tgid: int) -> list[int]:
         return sorted(int(n) for n in self._listdir(f"{tgid}/task"))
@@ -56,8 +54,7 @@ class SentryProcView:
             return None
         for line in status.splitlines():
             if line.startswith(b"Tgid:"):
-                tgid = int(line.split()[1])
-                return None if tgid in self.hidden else tgid
+                return int(line.split()[1])
         return None
 
     def owner(self, tid: int) -> tuple[int, int]:
@@ -99,19 +96,19 @@ class SentryProcView:
         return self._read(f"{tgid}/fdinfo/{fd}")
 
     def cwd(self, tgid: int):
-        dentry = self.fs.task_dentry(tgid, "cwd")
+        dentry = self.fs.task_dentry(tgid, "cwd", self.proc)
         if dentry is None:
             raise OSError(errno.ENOENT, "no working directory")
         return dentry
 
     def root(self, tgid: int):
-        return self.fs.root_of(tgid)
+        return self.fs.root_of(tgid, self.proc)
 
     def exe(self, tgid: int):
-        return self.fs.task_dentry(tgid, "exe")
+        return self.fs.task_dentry(tgid, "exe", self.proc)
 
     def mounts(self, tgid: int) -> bytes:
-        root = self.fs.root_of(tgid)
+        root = self.fs.root_of(tgid, self.proc)
         out = []
         for mount in self.fs.table.mounts():
             target, reachable = d_path(_mountpoint(mount), root)
@@ -121,7 +118,7 @@ class SentryProcView:
         return b"".join(out)
 
     def mountinfo(self, tgid: int) -> bytes:
-        root = self.fs.root_of(tgid)
+        root = self.fs.root_of(tgid, self.proc)
         mounts = self.fs.table.mounts()
         ids = {m: 20 + i for i, m in enumerate(mounts)}
         out = []

@@ -10,11 +10,11 @@ def per_task_constant(fn):
     return fn
 
 
-from . import sys_file, sys_identity  # noqa: E402 - the family modules use the decorator above
+from . import sys_file, sys_identity, sys_signal  # noqa: E402 - the family modules use the decorator above
 
 HANDLERS = {
     name[len("sys_"):]: fn
-    for module in (sys_file, sys_identity)
+    for module in (sys_file, sys_identity, sys_signal)
     for name, fn in vars(module).items()
     if name.startswith("sys_") and callable(fn)
 }

@@ -42,13 +42,13 @@ def sys_setdomainname(k, t, a) -> int:
 
 @per_task_constant
 def sys_getpid(k, t, a) -> int:
-    return t.tgid
+    return k.virtual(t.tgid)
 
 
 @per_task_constant
 def sys_gettid(k, t, a) -> int:
-    return t.tid
+    return k.virtual(t.tid)
 
 
 def sys_getppid(k, t, a) -> int:
-    return t.ppid()
+    return k.virtual(t.ppid())

@@ -1,0 +1,34 @@
+"""The guest's pid namespace, as the Sentry sees it from the one above.
+
+The guest's first process is init (pid 1) of a pid namespace of its own, nested in the
+Sentry's, as a container's first process is. The kernel then gives every id the guest sees
+its own numbering: fork's and wait's results, siginfo, /proc, and kill, which cannot reach
+past the namespace. The Sentry, one namespace up, is told tids in its own numbering (a
+notification's pid, waitpid, ptrace); `virtual` turns one into the guest's.
+"""
+
+import errno
+import os
+
+
+class PidNamespace:
+    def __init__(self, proc_fd: int):
+        self.proc_fd = proc_fd  # a procfs of the Sentry's namespace
+
+    def status(self, tid: int) -> bytes:
+        """/proc/TID/status, in the Sentry's numbering."""
+        try:
+            fd = os.open(f"{tid}/status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc_fd)
+        except FileNotFoundError:
+            raise ProcessLookupError(errno.ESRCH, "no such task") from None
+        with open(fd, "rb", buffering=0) as f:
+            return f.read()
+
+    def virtual(self, tid: int) -> int:
+        """Task `tid`'s id in the guest's namespace; 0 for a task outside it (the Sentry
+        itself, as getppid shows a parent in an ancestor namespace)."""
+        for line in self.status(tid).splitlines():
+            if line.startswith(b"NSpid:"):
+                ids = line.split()[1:]
+                return int(ids[-1]) if len(ids) > 1 else 0
+        return 0
