@@ -21,6 +21,7 @@ import sys
 
 from . import abi
 from .config import RunConfig
+from .platform import cgroups
 from .platform import get_platform
 from .platform.base import die_with_parent
 from .platform.bpf import build_filter, build_refusals
@@ -68,6 +69,13 @@ def run(cfg: RunConfig) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {*FORWARDED_SIGNALS, signal.SIGCHLD, signal.SIGUSR1})
 
+    cgroup = []
+    if cfg.limits:
+        try:
+            cgroup = cgroups.create(cfg.limits, own_tasks=platform.sentry_threads + 1)
+        except cgroups.Unavailable as e:
+            print(f"edgevisor: warning: --pids-limit, --memory and --cpus need a cgroup: {e}; "
+                  "running without limits", file=sys.stderr)
     if os.geteuid() != 0:
         _become_namespace_root()
     unshare(abi.CLONE_NEWPID)
@@ -77,6 +85,7 @@ def run(cfg: RunConfig) -> int:
         os.close(lifeline_w)
         code = EXIT_SETUP_FAILED
         try:
+            cgroups.join(cgroup)  # before anything is forked: the whole sandbox is inside
             code = _sentry_main(cfg, table, platform, programs, inherited, lifeline_r)
         except BaseException as e:  # noqa: BLE001 - the Sentry reports and exits, always
             _report(cfg, f"sentry: {e}", e)
@@ -85,7 +94,10 @@ def run(cfg: RunConfig) -> int:
             sys.stderr.flush()
             os._exit(code)
     os.close(lifeline_r)
-    return _front_end(sentry_pid)
+    try:
+        return _front_end(sentry_pid)
+    finally:
+        cgroups.remove(cgroup)
 
 
 def _become_namespace_root() -> None:

@@ -6,6 +6,7 @@ import sys
 
 from . import __version__
 from .config import ConfigError, RunConfig
+from .platform.cgroups import Limits
 from .platform.isolation import Volume
 
 
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="writable in-memory layer over the rootfs, or none (read-only)")
     do.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
                     help="bind the host directory HOST at GUEST (read-only with :ro)")
+    do.add_argument("--pids-limit", type=int, metavar="N",
+                    help="at most N tasks in the sandbox (a cgroup; ignored with a warning "
+                         "where edgevisor has none to use)")
+    do.add_argument("--memory", metavar="SIZE", help="memory limit, as 512m or 2g (a cgroup)")
+    do.add_argument("--cpus", type=float, metavar="N", help="CPU time limit, in CPUs (a cgroup)")
     do.add_argument("--strace", action="store_true", help="log the syscalls the Sentry sees")
     do.add_argument("--strace-syscalls", metavar="A,B", help="with --strace: only these syscalls")
     do.add_argument("--log", metavar="FILE", help="write strace and Sentry logs here (default: stderr)")
@@ -57,7 +63,8 @@ def _do(args) -> int:
                     rootfs=args.rootfs, overlay=args.overlay == "memory",
                     strace=args.strace or only is not None, strace_syscalls=only,
                     log=args.log, debug=args.debug,
-                    volumes=tuple(_volume(v) for v in args.volume))
+                    volumes=tuple(_volume(v) for v in args.volume),
+                    limits=Limits(args.pids_limit, _size(args.memory), args.cpus))
     return run(cfg)
 
 
@@ -70,6 +77,19 @@ def _volume(spec: str) -> Volume:
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise ConfigError(f"-v {spec!r}: expected HOST:GUEST[:ro]")
     return Volume(os.path.abspath(parts[0]), os.path.normpath(parts[1]), read_only)
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _size(text: str | None) -> int | None:
+    """512m, 2g, 1048576 (bytes), as docker run --memory."""
+    if text is None:
+        return None
+    number, unit = text.rstrip("bBkKmMgG"), text[len(text.rstrip("bBkKmMgG")):].lower()
+    if not number.isdigit() or unit not in _UNITS:
+        raise ConfigError(f"--memory {text!r}: expected a size such as 512m or 2g")
+    return int(number) * _UNITS[unit]
 
 
 def _syscalls(args) -> int:

@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
+from .platform.cgroups import Limits
 from .platform.isolation import Volume
 
 
@@ -24,6 +25,7 @@ class RunConfig:
     env: dict[str, str] | None = None
     cwd: str | None = None
     volumes: tuple[Volume, ...] = field(default_factory=tuple)
+    limits: Limits = field(default_factory=Limits)
 
     def validate(self, table) -> None:
         if not self.argv:
@@ -42,6 +44,13 @@ class RunConfig:
             if v.target in targets:
                 raise ConfigError(f"-v: {v.target!r} is mounted twice")
             targets.add(v.target)
+        limits = self.limits
+        if limits.pids is not None and limits.pids < 1:
+            raise ConfigError(f"--pids-limit {limits.pids}: must be at least 1")
+        if limits.memory is not None and limits.memory < 1 << 20:
+            raise ConfigError(f"--memory {limits.memory}: must be at least 1m")
+        if limits.cpus is not None and not 0.01 <= limits.cpus <= os.cpu_count():
+            raise ConfigError(f"--cpus {limits.cpus}: must be between 0.01 and {os.cpu_count()}")
         if self.strace_syscalls is not None:
             unknown = sorted(n for n in self.strace_syscalls if n not in table.by_name)
             if unknown:

@@ -10,6 +10,7 @@ from .linux import prctl
 class Platform(ABC):
     name: str
     trap: int  # the seccomp action that hands a syscall to the Sentry
+    sentry_threads: int = 1  # the Sentry's threads while it serves
 
     # In the guest, before exec ---------------------------------------------------------
     @abstractmethod

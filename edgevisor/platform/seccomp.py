@@ -32,6 +32,7 @@ from .tasks import HostTasks
 class SeccompPlatform(Platform):
     name = "seccomp"
     trap = abi.SECCOMP_RET_USER_NOTIF
+    sentry_threads = 2  # the hot loop and the reaper
 
     def __init__(self):
         self.listener = -1

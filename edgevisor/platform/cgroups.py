@@ -1,0 +1,147 @@
+"""Resource limits for the whole sandbox through the host's cgroups (v1 or v2).
+
+`--pids-limit`, `--memory` and `--cpus` make a cgroup of the sandbox's own, beneath the one
+edgevisor runs in, in every hierarchy that has the controller: the Sentry moves itself there
+before it forks anything, so the guest, the gofer and every task they make are inside. The
+limits count edgevisor's own tasks too: the pids limit gets room for exactly those
+(`own_tasks`: the Sentry's threads and the gofer).
+Without a cgroup file system edgevisor may write (an unprivileged user, a read-only mount),
+the limits are ignored with one warning line, as the issue asks.
+
+The directories are named after the front end's pid. The front end removes them when the
+sandbox is gone; a start-up sweeps the empty ones a killed front end left behind.
+"""
+
+import errno
+import os
+import time
+from dataclasses import dataclass
+
+ROOT = "/sys/fs/cgroup"
+_PERIOD = 100_000  # µs, the CFS period the cpu quota is a share of
+
+
+@dataclass(frozen=True)
+class Limits:
+    pids: int | None = None
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.pids, self.memory, self.cpus))
+
+
+class Unavailable(Exception):
+    """No cgroup to use: the reason, for the warning."""
+
+
+def create(limits: Limits, own_tasks: int) -> list[str]:
+    """Make the sandbox's cgroup directories with the limits written; returns their
+    cgroup.procs files, for the Sentry to join. Unavailable when there is nowhere to."""
+    wanted = [c for c, v in (("pids", limits.pids), ("memory", limits.memory),
+                             ("cpu", limits.cpus)) if v is not None]
+    made = []
+    try:
+        for directory, version, controllers in _places(wanted):
+            _sweep(os.path.dirname(directory))
+            os.mkdir(directory)
+            made.append(directory)
+            for name, value in _settings(version, controllers, limits, own_tasks):
+                with open(os.path.join(directory, name), "w") as f:
+                    f.write(value)
+    except OSError as e:
+        remove(made)
+        raise Unavailable(f"{e.strerror}: {e.filename}" if e.filename else str(e)) from None
+    return [os.path.join(d, "cgroup.procs") for d in made]
+
+
+def join(procs_files: list[str]) -> None:
+    """Move the calling process (and so everything it will fork) into the cgroups."""
+    for path in procs_files:
+        with open(path, "w") as f:
+            f.write("0")
+
+
+def remove(directories_or_procs: list[str], wait: float = 5.0) -> None:
+    """Remove the cgroups once their tasks are gone (the kernel refuses a busy one)."""
+    deadline = time.monotonic() + wait
+    for path in directories_or_procs:
+        directory = path[:-len("/cgroup.procs")] if path.endswith("/cgroup.procs") else path
+        while True:
+            try:
+                os.rmdir(directory)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+
+
+def _places(controllers: list[str]) -> list[tuple[str, int, list[str]]]:
+    """(new directory, cgroup version, its controllers) for every hierarchy needed."""
+    name = f"edgevisor-{os.getpid()}-{os.urandom(3).hex()}"
+    own = _own_cgroups()
+    unified = ROOT if os.path.exists(f"{ROOT}/cgroup.controllers") else None
+    if unified is not None:
+        available = _read(f"{unified}{own.get('', '/')}/cgroup.subtree_control").split()
+        missing = [c for c in controllers if c not in available]
+        if missing:
+            raise OSError(errno.ENOTSUP, f"cgroup controllers not delegated: {' '.join(missing)}")
+        return [(f"{unified}{own.get('', '/')}".rstrip("/") + f"/{name}", 2, controllers)]
+    places = []
+    for controller in controllers:
+        hierarchy = f"{ROOT}/{controller}"
+        if not os.path.isdir(hierarchy) or controller not in own:
+            raise OSError(errno.ENOTSUP, f"no cgroup v1 hierarchy for {controller}")
+        places.append((f"{hierarchy}{own[controller]}".rstrip("/") + f"/{name}", 1,
+                       [controller]))
+    return places
+
+
+def _settings(version: int, controllers: list[str], limits: Limits, own_tasks: int):
+    for controller in controllers:
+        if controller == "pids":
+            yield "pids.max", str(limits.pids + own_tasks)
+        elif controller == "memory":
+            yield ("memory.max" if version == 2 else "memory.limit_in_bytes"), str(limits.memory)
+        elif controller == "cpu":
+            quota = max(1000, int(limits.cpus * _PERIOD))
+            if version == 2:
+                yield "cpu.max", f"{quota} {_PERIOD}"
+            else:
+                yield "cpu.cfs_period_us", str(_PERIOD)
+                yield "cpu.cfs_quota_us", str(quota)
+
+
+def _own_cgroups() -> dict[str, str]:
+    """controller -> this process's cgroup path in that hierarchy ('' for v2)."""
+    out = {}
+    for line in _read("/proc/self/cgroup").splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(","):
+            out[controller] = path
+    return out
+
+
+def _sweep(parent: str) -> None:
+    """Remove empty edgevisor cgroups whose front end is gone."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith("edgevisor-"):
+            continue
+        pid = name.split("-")[1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            try:
+                os.rmdir(os.path.join(parent, name))
+            except OSError:
+                pass
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
