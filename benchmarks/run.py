@@ -161,7 +161,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="syscall_bench-", dir="/var/tmp" if os.access("/var/tmp", os.W_OK) else None)
     try:
         binary = os.path.join(tmp, "syscall_bench")
-        subprocess.run(["cc", "-O2", "-o", binary, SOURCE], check=True)
+        subprocess.run(["cc", "-O2", "-pthread", "-o", binary, SOURCE], check=True)
         os.chmod(tmp, 0o755)
         listing = subprocess.run([binary, "list"], capture_output=True, text=True, check=True).stdout
         # name -> (default iterations, minimum iterations in `all` mode)

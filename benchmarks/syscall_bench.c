@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -273,6 +274,22 @@ static void wait_ok(pid_t pid)
     }
 }
 
+static void *thread_body(void *arg)
+{
+    return arg;
+}
+
+/* Start 100 threads and join them: the thread creation (clone) and exit path. */
+static void b_threads100(long n)
+{
+    pthread_t threads[100];
+    for (long i = 0; i < n; i++) {
+        for (int t = 0; t < 100; t++)
+            if (pthread_create(&threads[t], NULL, thread_body, NULL)) fail("pthread_create");
+        for (int t = 0; t < 100; t++) pthread_join(threads[t], NULL);
+    }
+}
+
 static void b_fork_wait(long n)
 {
     for (long i = 0; i < n; i++) {
@@ -317,6 +334,7 @@ static const struct bench benches[] = {
     {"getdents1000", 2000, b_getdents1000, dir_setup, dir_teardown, 200},
     {"read100m", 50, b_read100m, read_setup, read_teardown},
     {"pipe_pingpong", 10000, b_pipe_pingpong, pingpong_setup, pingpong_teardown},
+    {"threads100", 100, b_threads100},
     {"fork_wait", 3000, b_fork_wait},
     {"fork_exec_wait", 1000, b_fork_exec_wait},
 };
