@@ -18,6 +18,7 @@ import resource
 import select
 import signal
 import sys
+import traceback  # imported now: the Sentry leaves the host's root before it may report
 
 from . import abi
 from .config import RunConfig
@@ -181,7 +182,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
     for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, lambda s, _f: deliver_to_init(kernel, s))
+        signal.signal(sig, lambda s, _f: deliver_to_init(kernel, s) or os.kill(pid, s))
     platform.attach(pid)
     os.write(go_w, b"g")
     try:
@@ -323,6 +324,5 @@ def _open_log(cfg: RunConfig):
 
 def _report(cfg: RunConfig, message: str, exc: BaseException) -> None:
     if cfg.debug:
-        import traceback
         traceback.print_exception(exc)
     print(f"edgevisor: {message}", file=sys.stderr)

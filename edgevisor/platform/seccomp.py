@@ -109,7 +109,10 @@ class SeccompPlatform(Platform):
                     err = lib.ev_send(listener, nid, 0, result, 0)
                 else:
                     if nr in memo:
-                        lib.ev_remember(tid, host.pidfd(tid), nr, result)
+                        try:
+                            lib.ev_remember(tid, host.pidfd(tid), nr, result)
+                        except ProcessLookupError:
+                            pass  # killed meanwhile: nothing to remember, the send fails too
                     err = lib.ev_send(listener, nid, result, 0, 0)
                 if err and err not in gone:
                     raise OSError(-err, os.strerror(-err))
