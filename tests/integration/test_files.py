@@ -157,3 +157,23 @@ def test_o_tmpfile_as_linux(sandbox):
     native = subprocess.run(["python3", "-c", TMPFILE_CHECK], capture_output=True, text=True)
     r = sandbox("python3", "-c", TMPFILE_CHECK)
     assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr
+
+
+UNIX_SOCKET_NAME = """
+import os, socket
+for where in ("/tmp/s1", "/var/tmp/edgevisor-s1-%d" % os.getpid()):
+    before = os.path.exists(where)  # remembered absent by the Sentry, then made by bind
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(where)
+    s.listen()
+    os.chmod(where, 0o600)
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(where)
+    print(before, os.path.exists(where), os.path.basename(where) in os.listdir(os.path.dirname(where)))
+    os.unlink(where)
+"""
+
+
+def test_a_unix_socket_bound_after_a_failed_lookup_is_found(sandbox):
+    r = sandbox("python3", "-c", UNIX_SOCKET_NAME)
+    assert (r.returncode, r.stdout) == (0, "False True True\n" * 2), r.stderr

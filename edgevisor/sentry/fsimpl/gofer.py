@@ -423,6 +423,11 @@ class GoferDirectory(GoferInode):
         self._bind(name, inode)
         return inode
 
+    def forget_absent(self, name: bytes) -> None:
+        """`name` may exist now although this directory remembers it absent: the kernel made
+        it in the guest's view behind the Sentry's back (a unix socket's bind)."""
+        self._negative.discard(name)
+
     def lookup(self, name: bytes) -> GoferInode | None:
         if len(name) > abi.NAME_MAX:
             raise error(errno.ENAMETOOLONG)
