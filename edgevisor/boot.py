@@ -241,6 +241,12 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
             os.chdir("/")
         _take_terminal()
         drop_privileges()
+        identity = cfg.identity()
+        if identity is not None:  # as runc: groups, then gid, then uid (which clears caps)
+            uid, gid, groups = identity
+            os.setgroups(list(groups))
+            os.setgid(gid)
+            os.setuid(uid)
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
         refusals, program = programs
         seccomp_load(refusals, 0)

@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="writable in-memory layer over the rootfs, or none (read-only)")
     do.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
                     help="bind the host directory HOST at GUEST (read-only with :ro)")
+    do.add_argument("-u", "--user", metavar="UID[:GID]",
+                    help="run the command as this user (a number, or a name from the rootfs)")
+    do.add_argument("--group-add", action="append", default=[], metavar="GROUP",
+                    help="an additional group for the command")
     do.add_argument("--pids-limit", type=int, metavar="N",
                     help="at most N tasks in the sandbox (a cgroup; ignored with a warning "
                          "where edgevisor has none to use)")
@@ -64,7 +68,8 @@ def _do(args) -> int:
                     strace=args.strace or only is not None, strace_syscalls=only,
                     log=args.log, debug=args.debug,
                     volumes=tuple(_volume(v) for v in args.volume),
-                    limits=Limits(args.pids_limit, _size(args.memory), args.cpus))
+                    limits=Limits(args.pids_limit, _size(args.memory), args.cpus),
+                    user=args.user, group_add=tuple(args.group_add))
     return run(cfg)
 
 

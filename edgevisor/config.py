@@ -26,6 +26,8 @@ class RunConfig:
     cwd: str | None = None
     volumes: tuple[Volume, ...] = field(default_factory=tuple)
     limits: Limits = field(default_factory=Limits)
+    user: str | None = None  # --user UID[:GID] or NAME[:GROUP], names from the rootfs
+    group_add: tuple[str, ...] = ()
 
     def validate(self, table) -> None:
         if not self.argv:
@@ -51,7 +53,53 @@ class RunConfig:
             raise ConfigError(f"--memory {limits.memory}: must be at least 1m")
         if limits.cpus is not None and not 0.01 <= limits.cpus <= os.cpu_count():
             raise ConfigError(f"--cpus {limits.cpus}: must be between 0.01 and {os.cpu_count()}")
+        self.identity()  # a user or group that cannot be found is a ConfigError now
         if self.strace_syscalls is not None:
             unknown = sorted(n for n in self.strace_syscalls if n not in table.by_name)
             if unknown:
                 raise ConfigError(f"--strace-syscalls: unknown syscall(s): {', '.join(unknown)}")
+
+
+    def identity(self) -> tuple[int, int, tuple[int, ...]] | None:
+        """(uid, gid, supplementary groups) the command runs as, or None for root with the
+        capabilities it is given. Names are looked up in the rootfs's /etc/passwd and
+        /etc/group, as docker run --user does; a uid without a passwd entry gets gid 0."""
+        if self.user is None and not self.group_add:
+            return None
+        users = _database(os.path.join(self.rootfs, "etc/passwd"))
+        groups = _database(os.path.join(self.rootfs, "etc/group"))
+        user, _, group = (self.user or "0").partition(":")
+        if user.isdigit():
+            uid = int(user)
+            entry = next((e for e in users.values() if int(e[2]) == uid), None)
+        elif user in users:
+            entry = users[user]
+            uid = int(entry[2])
+        else:
+            raise ConfigError(f"--user: no user {user!r} in the rootfs's /etc/passwd")
+        gid = int(entry[3]) if entry is not None and entry[3:4] != [""] and len(entry) > 3 else 0
+        if group:
+            gid = _group_id(group, groups, "--user")
+        extra = tuple(_group_id(g, groups, "--group-add") for g in self.group_add)
+        if os.geteuid() != 0 and (uid, gid) != (os.geteuid(), os.getegid()):
+            raise ConfigError("--user: without root only your own uid and gid exist in the "
+                              "sandbox")
+        return uid, gid, extra
+
+
+def _database(path: str) -> dict[str, list[str]]:
+    """name -> the colon-separated fields of /etc/passwd or /etc/group."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            rows = [line.rstrip("\n").split(":") for line in f if ":" in line]
+    except OSError:
+        return {}
+    return {row[0]: row for row in rows if len(row) > 2 and row[2].isdigit()}
+
+
+def _group_id(group: str, groups: dict[str, list[str]], flag: str) -> int:
+    if group.isdigit():
+        return int(group)
+    if group not in groups:
+        raise ConfigError(f"{flag}: no group {group!r} in the rootfs's /etc/group")
+    return int(groups[group][2])

@@ -27,6 +27,7 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
     root = GoferFS(client, 0, generation=kernel.generation, exclusive=True)
     table = MountTable(root.root, readonly=read_only, nosuid=True, nodev=True)
     fs = FileSystem(table, proc_fd, kernel.generation, view=(client, len(storage.mounts)))
+    fs.kernel = kernel
     fstype = b"overlay" if storage.overlay else b"none"
     fs.mount_names[table.root] = (fstype, fstype if storage.overlay else b"bind")
     ctx = FSContext(table.root.root)

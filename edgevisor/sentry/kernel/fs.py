@@ -35,14 +35,37 @@ class FileSystem:
         self.view = view
         self.proc_fd = proc_fd  # the guest pid namespace's procfs, for the fs_struct state
         self.generation = generation or Generation()
-        # The guest is root in its user namespace with Docker's capabilities (issue 4 gives
-        # each task its own credentials).
-        self.creds = creds or Credentials.root()
+        # Fixed credentials (tests), or None: each task's own, read back from the kernel.
+        self._fixed_creds = creds
+        self.kernel = None  # set by whoever serves a kernel: its `current` task asks
+        self._creds_cache = (None, None, None)  # (generation, tid, Credentials)
         self._known: dict[tuple[int, int], Dentry] = {}  # host identity -> dentry
         self.chrooted = False  # until a task chroots, every root is the mount table's
         self.synthetic = []  # file systems whose descriptors are not the files themselves
         self.mount_names = {}  # Mount -> (source, fstype)
         self._path_only_keys: dict[tuple[int, int], Dentry] = {}  # O_PATH stand-ins
+
+    @property
+    def creds(self) -> Credentials:
+        """The asking task's credentials, as the kernel keeps them (set*id and capset are
+        the kernel's, inside the guest's namespaces): read from /proc/TID/status once per
+        syscall."""
+        if self._fixed_creds is not None:
+            return self._fixed_creds
+        task = self.kernel.current if self.kernel is not None else None
+        if task is None:
+            return Credentials.root()
+        generation, tid, creds = self._creds_cache
+        if generation == self.generation.value and tid == task.tid:
+            return creds
+        try:
+            fd = os.open(f"{task.tid}/status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc_fd)
+        except FileNotFoundError:
+            raise OSError(errno.ESRCH, "task gone") from None
+        with open(fd, "rb", buffering=0) as f:
+            creds = Credentials.from_status(f.read())
+        self._creds_cache = (self.generation.value, task.tid, creds)
+        return creds
 
     # Host identity <-> dentry --------------------------------------------------------
 

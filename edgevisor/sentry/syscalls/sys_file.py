@@ -523,7 +523,7 @@ def _chown(k, t, dirfd, addr, uid, gid, flags) -> int:
     new_uid = None if uid == -1 else uid
     new_gid = None if gid == -1 else gid
     # CAP_CHOWN changes anything; an owner may only change the group to one of its own.
-    if not getattr(creds, "cap_chown", creds.uid == 0):
+    if not creds.cap_chown:
         if new_uid is not None and new_uid != inode.uid:
             raise error(errno.EPERM)
         if new_gid is not None and (inode.uid != creds.uid or not creds.in_group(new_gid)):

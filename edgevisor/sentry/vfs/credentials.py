@@ -16,13 +16,26 @@ class Credentials:
     cap_dac_read_search: bool = False  # bypass read checks, and search checks on directories
     cap_fowner: bool = False  # act as the owner: sticky directories, hard links
     cap_fsetid: bool = False  # keep S_ISGID on a new file in a setgid directory
+    cap_chown: bool = False  # give files away (chown to any uid, chgrp to any gid)
 
     def __post_init__(self):
         object.__setattr__(self, "groups", frozenset(self.groups))
 
     @classmethod
     def root(cls) -> "Credentials":
-        return cls(0, 0, frozenset(), True, True, True, True)
+        return cls(0, 0, frozenset(), True, True, True, True, True)
+
+    @classmethod
+    def from_status(cls, status: bytes) -> "Credentials":
+        """A task's, from its /proc/PID/status: the fsuid and fsgid, the supplementary
+        groups and the effective capabilities."""
+        fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
+        uid = int(fields[b"Uid"].split()[3])
+        gid = int(fields[b"Gid"].split()[3])
+        groups = frozenset(int(g) for g in fields.get(b"Groups", b"").split())
+        caps = int(fields[b"CapEff"], 16)
+        return cls(uid, gid, groups, bool(caps >> 1 & 1), bool(caps >> 2 & 1),
+                   bool(caps >> 3 & 1), bool(caps >> 4 & 1), bool(caps & 1))
 
     def in_group(self, gid: int) -> bool:
         return gid == self.gid or gid in self.groups
