@@ -44,7 +44,7 @@ from .sentry.syscalls.sys_signal import deliver_to_init
 from .sentry.mounts import build_file_system
 from .syscall_tables import load as load_table
 
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
 
 EXIT_SETUP_FAILED = 125  # like docker run and runsc
 EXIT_CANNOT_EXECUTE = 126

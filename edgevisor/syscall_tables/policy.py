@@ -132,8 +132,9 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         getuid geteuid getgid getegid getresuid getresgid getgroups setuid setgid
         setreuid setregid setresuid setresgid setfsuid setfsgid setgroups
         capget capset"""),
-    (passthrough("task attributes of the caller; issue 4 must refuse PR_SET_MM and "
-                 "PR_SET_CHILD_SUBREAPER and keep the guest dumpable"), "prctl"),
+    (passthrough("task attributes of the caller, inside the guest's namespaces (a subreaper "
+                 "adopts only the sandbox's orphans; PR_SET_MM needs CAP_SYS_RESOURCE, "
+                 "which the guest lacks)"), "prctl"),
     (passthrough("the task's own FS/GS base and CPUID faulting"), "arch_prctl"),
     (passthrough("scheduling of the guest's own threads; pid translation: issue 4"), """
         sched_yield sched_setparam sched_getparam sched_setscheduler sched_getscheduler

@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import time
 import sys
 
 import pytest
@@ -97,7 +98,7 @@ def test_command_not_executable(sandbox):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGWINCH])
 def test_signals_to_edgevisor_reach_the_guest(platform, sig):
     script = f"trap 'echo caught; exit 42' {sig.name[3:]}; echo ready; while :; do sleep 0.05; done"
     p = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c", script],
@@ -106,6 +107,19 @@ def test_signals_to_edgevisor_reach_the_guest(platform, sig):
     p.send_signal(sig)
     out, err = p.communicate(timeout=30)
     assert (p.returncode, out) == (42, "caught\n"), err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_edgevisor_ends_a_guest_without_a_handler(platform, sig):
+    """The guest's command is init of its pid namespace, which the kernel would shield from
+    a signal it has no handler for; edgevisor's user expects `edgevisor do -- sleep` to stop."""
+    p = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c",
+                          "echo ready; exec sleep 100"], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    time.sleep(0.2)  # the exec of sleep
+    p.send_signal(sig)
+    p.communicate(timeout=30)
+    assert p.returncode == 128 + sig
 
 
 def test_host_root_is_not_written(sandbox):
