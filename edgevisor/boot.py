@@ -182,7 +182,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
     for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, lambda s, _f: deliver_to_init(kernel, s) or os.kill(pid, s))
+        signal.signal(sig, lambda s, _f: _forward(kernel, s))
     platform.attach(pid)
     os.write(go_w, b"g")
     try:
@@ -221,6 +221,34 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
             return 128 + kernel.init_killed_by  # the signal the Sentry delivered as SIGKILL
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def _forward(kernel, sig: int) -> None:
+    """A signal sent to edgevisor goes where the user means it: on a terminal, to the job in
+    its foreground (as ^C would), else to the guest's pid 1; pid 1, among them or not, as to
+    an ordinary process (see sys_signal)."""
+    group = _foreground_group()
+    if group is not None:
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            group = None
+    try:
+        in_group = group is not None and os.getpgid(kernel.init) == group
+    except ProcessLookupError:
+        return
+    if group is None or in_group:
+        if not deliver_to_init(kernel, sig) and group is None:
+            os.kill(kernel.init, sig)
+
+
+def _foreground_group() -> int | None:
+    """The guest's foreground process group on the terminal edgevisor was started on."""
+    try:
+        group = os.tcgetpgrp(0)
+    except OSError:
+        return None
+    return group if group > 0 and group != os.getpgrp() else None
 
 
 def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: int,

@@ -61,3 +61,23 @@ def test_dev_tty_is_the_guests_terminal(platform):
     os.close(master)
     assert b"via-dev-tty" in out and b"done" in out, out
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_signal_to_edgevisor_reaches_the_foreground_job_on_a_terminal(platform):
+    """SIGTERM to edgevisor goes to the job in the terminal's foreground, as ^C would: here
+    a child of pid 1 (which has a trap of its own and waits for it)."""
+    child = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGTERM, lambda *a: (print('child caught', flush=True),"
+             " sys.exit(3)))\n"
+             "print('ready', flush=True)\n"
+             "time.sleep(30)\n")
+    script = f"trap 'echo sh caught' TERM; python3 -c \"{child}\"; echo child exited $?"
+    pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c",
+                                 script])
+    out = _read_until(master, b"ready")
+    os.kill(pid, 15)
+    out += _read_until(master, b"child exited", timeout=20)
+    out += _read_until(master, b"sh caught", timeout=5)
+    os.waitpid(pid, 0)
+    os.close(master)
+    assert b"child caught" in out and b"child exited 3" in out and b"sh caught" in out, out
