@@ -55,7 +55,7 @@ from ... import abi
 from ...gofer.protocol import StatfsResult
 from ..vfs.dentry import Dentry
 from ..vfs.errors import error
-from ..vfs.inode import Inode, Kind, utime_ns
+from ..vfs.inode import Inode, Kind
 from ..vfs.pathname import d_path
 
 PROC_SUPER_MAGIC = 0x9FA0
@@ -342,11 +342,7 @@ class _Node(Inode):
         if self.task is None and (uid is not None or gid is not None):
             old_uid, old_gid = self._owner
             self._owner = (old_uid if uid is None else uid, old_gid if gid is None else gid)
-        for name, pair in (("atime_ns", atime), ("mtime_ns", mtime)):
-            when = utime_ns(pair, now)
-            if when is not None:
-                setattr(self, name, when)
-        self.ctime_ns = now
+        self.set_times(atime, mtime, now)
 
     def statfs(self) -> StatfsResult:
         # Linux's fsid is the encoded device number (huge_encode_dev).

@@ -19,7 +19,7 @@ import time
 from ... import abi
 from ...gofer.protocol import StatfsResult
 from ..vfs.errors import error
-from ..vfs.inode import Inode, Kind, utime_ns
+from ..vfs.inode import Inode, Kind
 from . import anon_dev
 
 _BOGO_DIRENT_SIZE = 20
@@ -79,11 +79,7 @@ class _Node(Inode):
                     self.mode &= ~stat.S_ISGID
         if mode is not None:
             self.mode = mode & 0o7777
-        for name, pair in (("atime_ns", atime), ("mtime_ns", mtime)):
-            when = utime_ns(pair, now)
-            if when is not None:
-                setattr(self, name, when)
-        self.ctime_ns = now
+        self.set_times(atime, mtime, now)
 
     def statfs(self) -> StatfsResult:
         # An instance without size= or nr_inodes= (Linux's shmem_statfs): no block or inode

@@ -161,6 +161,15 @@ class Inode:
         otherwise). ctime is the file system's to update, as any change updates it."""
         raise error(errno.EPERM)
 
+    def set_times(self, atime, mtime, now: int) -> None:
+        """setattr's timestamps, for a file system that keeps them in plain attributes:
+        atime and mtime as utimensat gives them, ctime now."""
+        for name, pair in (("atime_ns", atime), ("mtime_ns", mtime)):
+            when = utime_ns(pair, now)
+            if when is not None:
+                setattr(self, name, when)
+        self.ctime_ns = now
+
     def statfs(self) -> "StatfsResult":
         """statfs(2) of the file system holding this file. f_flags are the file system's;
         the caller adds the Sentry mount's flags (ST_RDONLY, ST_NOSUID ...)."""
