@@ -183,7 +183,6 @@ else:  # the generic struct stat of arm64
 
 _STATX = struct.Struct("=IIQIIIHxxQQQQ" + "qIxxxx" * 4 + "IIIIQ")
 _STATX_BASIC_STATS = 0x7FF
-_STATX_MNT_ID = 0x1000
 
 
 def _ts(ns: int) -> tuple[int, int]:
