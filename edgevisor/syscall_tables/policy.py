@@ -52,7 +52,7 @@ def deny(errno: str, note: str) -> Rule:
     return Rule("deny", errno, note)
 
 
-_PROC = "process lifecycle: issue 4"
+_PROC = "process lifecycle: the kernel's, inside the guest's own pid namespace"
 _NET = "network: issue 5"
 _FD_IO = "I/O on a descriptor the guest holds"
 _OWN_MM = "memory management of the task's own address space"
@@ -128,13 +128,12 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         fork vfork exit exit_group wait4 waitid
         setpgid getpgid getpgrp setsid getsid pidfd_open process_mrelease
         getrlimit setrlimit prlimit64 getrusage times getpriority setpriority"""),
-    (passthrough("credentials within the guest's user namespace: " + _PROC), """
-        getuid geteuid getgid getegid getresuid getresgid getgroups setuid setgid
-        setreuid setregid setresuid setresgid setfsuid setfsgid setgroups
-        capget capset"""),
-    (passthrough("task attributes of the caller, inside the guest's namespaces (a subreaper "
-                 "adopts only the sandbox's orphans; PR_SET_MM needs CAP_SYS_RESOURCE, "
-                 "which the guest lacks)"), "prctl"),
+    (passthrough("credentials: the kernel's, inside the guest's namespaces"), """
+        getuid geteuid getgid getegid getresuid getresgid getgroups capget"""),
+    (emulate("credentials: run by the kernel; the Sentry reads them afresh afterwards for "
+             "its permission checks"), """
+        setuid setgid setreuid setregid setresuid setresgid setfsuid setfsgid setgroups
+        capset prctl"""),
     (passthrough("the task's own FS/GS base and CPUID faulting"), "arch_prctl"),
     (passthrough("scheduling of the guest's own threads; pid translation: issue 4"), """
         sched_yield sched_setparam sched_getparam sched_setscheduler sched_getscheduler

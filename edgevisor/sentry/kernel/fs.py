@@ -24,6 +24,7 @@ from ..fsimpl.gofer import Generation, GoferInode
 from ..vfs import Credentials, Dentry, FSContext, MountTable, d_path, lookup
 
 _CACHE_LIMIT = 1 << 16
+_CREDS_KEPT = 4096
 
 
 class FileSystem:
@@ -38,7 +39,7 @@ class FileSystem:
         # Fixed credentials (tests), or None: each task's own, read back from the kernel.
         self._fixed_creds = creds
         self.kernel = None  # set by whoever serves a kernel: its `current` task asks
-        self._creds_cache = (None, None, None)  # (generation, tid, Credentials)
+        self._creds: dict[tuple[int, int], Credentials] = {}  # task identity -> creds
         self._known: dict[tuple[int, int], Dentry] = {}  # host identity -> dentry
         self.chrooted = False  # until a task chroots, every root is the mount table's
         self.synthetic = []  # file systems whose descriptors are not the files themselves
@@ -48,24 +49,36 @@ class FileSystem:
     @property
     def creds(self) -> Credentials:
         """The asking task's credentials, as the kernel keeps them (set*id and capset are
-        the kernel's, inside the guest's namespaces): read from /proc/TID/status once per
-        syscall."""
+        the kernel's, inside the guest's namespaces), read from /proc/TID/status. Kept per
+        task, known by its pidfd's identity, until a syscall that may change credentials
+        (`forget_creds`) comes by."""
         if self._fixed_creds is not None:
             return self._fixed_creds
         task = self.kernel.current if self.kernel is not None else None
         if task is None:
             return Credentials.root()
-        generation, tid, creds = self._creds_cache
-        if generation == self.generation.value and tid == task.tid:
-            return creds
         try:
-            fd = os.open(f"{task.tid}/status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc_fd)
-        except FileNotFoundError:
+            key = task.identity()
+        except ProcessLookupError:
             raise OSError(errno.ESRCH, "task gone") from None
-        with open(fd, "rb", buffering=0) as f:
-            creds = Credentials.from_status(f.read())
-        self._creds_cache = (self.generation.value, task.tid, creds)
+        creds = self._creds.get(key)
+        if creds is None:
+            try:
+                fd = os.open(f"{task.tid}/status", os.O_RDONLY | os.O_CLOEXEC,
+                             dir_fd=self.proc_fd)
+            except FileNotFoundError:
+                raise OSError(errno.ESRCH, "task gone") from None
+            with open(fd, "rb", buffering=0) as f:
+                creds = Credentials.from_status(f.read())
+            if len(self._creds) >= _CREDS_KEPT:
+                self._creds.clear()
+            self._creds[key] = creds
         return creds
+
+    def forget_creds(self) -> None:
+        """A syscall that may change a task's credentials is about to run (set*id, capset,
+        prctl, exec): read them afresh next time."""
+        self._creds.clear()
 
     # Host identity <-> dentry --------------------------------------------------------
 

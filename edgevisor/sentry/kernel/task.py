@@ -28,6 +28,11 @@ class Task:
     def ppid(self) -> int:
         return self._host.ppid(self.tid)
 
+    def identity(self) -> tuple[int, int]:
+        """(tid, the inode of its pidfd): pidfs numbers a task once, never again, so this
+        tells a task from a later one that reuses its tid."""
+        return self.tid, os.fstat(self._host.pidfd(self.tid)).st_ino
+
     def getfd(self, n: int) -> int:
         """A duplicate in the Sentry (close-on-exec, the caller closes it) of the task's
         descriptor `n`, through pidfd_getfd; OSError EBADF if the task has no descriptor `n`.

@@ -780,11 +780,13 @@ def _check_exec(k, t, dirfd, addr, flags) -> None:
 
 def sys_execve(k, t, a):
     _check_exec(k, t, _AT_FDCWD, a[0], 0)
+    k.fs.forget_creds()  # a root task's capabilities are computed afresh
     return CONTINUE
 
 
 def sys_execveat(k, t, a):
     _check_exec(k, t, a[0], a[1], int32(a[4]))
+    k.fs.forget_creds()
     return CONTINUE
 
 

@@ -6,6 +6,7 @@ Handlers take (kernel, task, args) and return the syscall's result, or raise OSE
 import errno
 
 from . import per_task_constant
+from ..answers import CONTINUE
 
 _UTS_FIELD = 65  # __NEW_UTS_LEN + 1
 _HOST_NAME_MAX = 64
@@ -52,3 +53,15 @@ def sys_gettid(k, t, a) -> int:
 
 def sys_getppid(k, t, a) -> int:
     return k.virtual(t.ppid())
+
+
+def _changes_credentials(k, t, a):
+    """Run by the kernel; the Sentry only forgets the credentials it read."""
+    if k.fs is not None:
+        k.fs.forget_creds()
+    return CONTINUE
+
+
+for _name in ("setuid setgid setreuid setregid setresuid setresgid setfsuid setfsgid "
+              "setgroups capset prctl").split():
+    globals()[f"sys_{_name}"] = _changes_credentials

@@ -29,11 +29,14 @@ class Credentials:
     def from_status(cls, status: bytes) -> "Credentials":
         """A task's, from its /proc/PID/status: the fsuid and fsgid, the supplementary
         groups and the effective capabilities."""
-        fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
-        uid = int(fields[b"Uid"].split()[3])
-        gid = int(fields[b"Gid"].split()[3])
-        groups = frozenset(int(g) for g in fields.get(b"Groups", b"").split())
-        caps = int(fields[b"CapEff"], 16)
+        def field(name: bytes) -> bytes:  # the lines asked for, not all 60 of them
+            start = status.index(b"\n" + name) + len(name) + 1
+            return status[start:status.index(b"\n", start)]
+
+        uid = int(field(b"Uid:").split()[3])
+        gid = int(field(b"Gid:").split()[3])
+        groups = frozenset(int(g) for g in field(b"Groups:").split())
+        caps = int(field(b"CapEff:"), 16)
         return cls(uid, gid, groups, bool(caps >> 1 & 1), bool(caps >> 2 & 1),
                    bool(caps >> 3 & 1), bool(caps >> 4 & 1), bool(caps & 1))
 
