@@ -25,8 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SOURCE = os.path.join(HERE, "syscall_bench.c")
 # Bytes one operation moves, for a throughput column: read100m reads its whole file
-# (READ_CHUNKS * MIB in syscall_bench.c).
-BYTES_PER_OP = {"read100m": 100 * 2**20}
+# (READ_CHUNKS * MIB in syscall_bench.c), tcp_1g sends TCP_1G_BYTES.
+BYTES_PER_OP = {"read100m": 100 * 2**20, "tcp_1g": 2**30}
 
 # Iterations = the program's default (about 0.2-1 s natively) * this scale. Sandboxes
 # that stop on every syscall cost 10-100 us per call, so they get far fewer.
@@ -243,9 +243,9 @@ def print_report(report, runners, names):
             env = report["seen_inside"][r]
             fields = dict(kv.split("=", 1) for kv in env.split())
             # A sandbox shows another kernel (runsc), a tracer (ptrace, proot) or a pid
-            # namespace of its own (edgevisor's guest is pid 2, its Sentry pid 1).
+            # namespace of its own (edgevisor's guest is pid 1 of its own, as runsc's).
             plain = fields.get("kernel") == host_release and fields.get("tracer_pid") in ("0", "-1") \
-                and fields.get("pid") not in ("1", "2")
+                and fields.get("pid") != "1"
             warn = "   <-- WARNING: looks unsandboxed" if r not in UNSANDBOXED and plain else ""
             print("%-12s %s   [inside: %s]%s" % (r, report["runners"][r], env, warn))
     print()
@@ -267,9 +267,9 @@ def print_report(report, runners, names):
             print(line % (label, row["runner"], row["iters"], fmt(row["min"]),
                           fmt(row["median"]), fmt(row["max"]), ratio) + rate)
     print()
-    print("ns = nanoseconds per operation (pipe_pingpong: per round trip; getdents1000: per "
-          "listing of the directory; read100m: per read of the whole file, and MiB/s from the "
-          "median); x native = median / native median.")
+    print("ns = nanoseconds per operation (pipe_pingpong, tcp_rr: per round trip; getdents1000: "
+          "per listing of the directory; read100m: per read of the whole file, tcp_1g: per 1 GiB "
+          "transfer, and MiB/s from the median); x native = median / native median.")
 
 
 if __name__ == "__main__":

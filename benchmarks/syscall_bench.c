@@ -15,7 +15,10 @@
  * Build: cc -O2.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -262,6 +266,114 @@ static void b_pipe_pingpong(long n)
     }
 }
 
+/* tcp_rr and tcp_1g: a forked peer at the other end of a loopback TCP connection, which is
+ * set up (listen, fork, connect, accept) before the warm-up. tcp_rr's peer echoes each byte;
+ * tcp_1g's peer reads TCP_1G_BYTES and answers each transfer with one byte, so the sender's
+ * time covers delivery of the last byte. */
+#define TCP_1G_BYTES (1024L * MIB)
+static int tcp_fd = -1;
+static pid_t tcp_peer = -1;
+static char *tcp_buf;
+
+/* Connects a forked peer running `serve` to tcp_fd over 127.0.0.1. */
+static void tcp_setup(void (*serve)(int fd))
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+    int one = 1;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (lfd < 0) fail("socket");
+    if (bind(lfd, (struct sockaddr *)&addr, len) < 0 || listen(lfd, 1) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&addr, &len) < 0) {
+        close(lfd);
+        fail("bind/listen on 127.0.0.1");
+    }
+    fflush(stdout);
+    tcp_peer = fork();
+    if (tcp_peer < 0) fail("fork");
+    if (tcp_peer == 0) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        close(lfd);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&addr, len) < 0) _exit(1);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        serve(fd);
+        _exit(0);
+    }
+    tcp_fd = accept(lfd, NULL, NULL);
+    close(lfd);
+    if (tcp_fd < 0) fail("accept");
+    if (setsockopt(tcp_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) fail("TCP_NODELAY");
+}
+
+static void tcp_teardown(void)
+{
+    if (tcp_fd >= 0) close(tcp_fd);     /* the peer sees EOF and exits */
+    tcp_fd = -1;
+    if (tcp_peer > 0) waitpid(tcp_peer, NULL, 0);
+    tcp_peer = -1;
+    free(tcp_buf);
+    tcp_buf = NULL;
+}
+
+static void tcp_echo(int fd)
+{
+    char c;
+    while (read(fd, &c, 1) == 1 && write(fd, &c, 1) == 1)
+        ;
+}
+
+static void tcp_rr_setup(void) { tcp_setup(tcp_echo); }
+
+static void b_tcp_rr(long n)
+{
+    char c = 'x';
+    for (long i = 0; i < n; i++) {
+        if (write(tcp_fd, &c, 1) != 1) fail("write");
+        if (read(tcp_fd, &c, 1) != 1) fail("read (did the peer die?)");
+    }
+}
+
+/* Reads whole transfers of TCP_1G_BYTES; after each, answers 'k' if every read's first and
+ * last byte were the sender's 'x', else 'e'. */
+static void tcp_sink(int fd)
+{
+    static char buf[MIB];
+    for (;;) {
+        char ok = 'k';
+        for (long total = 0; total < TCP_1G_BYTES;) {
+            long want = TCP_1G_BYTES - total < MIB ? TCP_1G_BYTES - total : MIB;
+            ssize_t r = read(fd, buf, want);
+            if (r <= 0) return;
+            if (buf[0] != 'x' || buf[r - 1] != 'x') ok = 'e';
+            total += r;
+        }
+        if (write(fd, &ok, 1) != 1) return;
+    }
+}
+
+static void tcp_1g_setup(void)
+{
+    if (!(tcp_buf = malloc(MIB))) fail("malloc");
+    memset(tcp_buf, 'x', MIB);
+    tcp_setup(tcp_sink);
+}
+
+static void b_tcp_1g(long n)
+{
+    for (long i = 0; i < n; i++) {
+        ssize_t w;
+        for (long sent = 0; sent < TCP_1G_BYTES; sent += w)   /* every byte of tcp_buf is 'x' */
+            if ((w = write(tcp_fd, tcp_buf, TCP_1G_BYTES - sent < MIB ? TCP_1G_BYTES - sent : MIB)) <= 0)
+                fail("write");
+        char ack;
+        if (read(tcp_fd, &ack, 1) != 1) fail("reading the peer's answer (did it die?)");
+        if (ack != 'k') {
+            errno = 0;
+            fail("the peer received the wrong bytes");
+        }
+    }
+}
+
 static void wait_ok(pid_t pid)
 {
     int st;
@@ -318,8 +430,9 @@ struct bench {
     long iters;                 /* default: roughly 0.2-1 s natively */
     void (*run)(long n);
     void (*setup)(void), (*teardown)(void);
-    long min_iters;             /* floor in `all` mode, if above MIN_ITERS: for the
-                                   benchmarks that cost about as much in every sandbox */
+    long min_iters;             /* floor in `all` mode instead of MIN_ITERS, if set: higher
+                                   for the benchmarks that cost about as much in every
+                                   sandbox, lower for the ones that take long each time */
 };
 
 static const struct bench benches[] = {
@@ -334,6 +447,8 @@ static const struct bench benches[] = {
     {"getdents1000", 2000, b_getdents1000, dir_setup, dir_teardown, 200},
     {"read100m", 50, b_read100m, read_setup, read_teardown},
     {"pipe_pingpong", 10000, b_pipe_pingpong, pingpong_setup, pingpong_teardown},
+    {"tcp_rr", 20000, b_tcp_rr, tcp_rr_setup, tcp_teardown},
+    {"tcp_1g", 5, b_tcp_1g, tcp_1g_setup, tcp_teardown, 3},
     {"threads100", 100, b_threads100},
     {"fork_wait", 3000, b_fork_wait},
     {"fork_exec_wait", 1000, b_fork_exec_wait},
@@ -342,7 +457,7 @@ static const struct bench benches[] = {
 
 static long min_iters(const struct bench *b)
 {
-    return b->min_iters > MIN_ITERS ? b->min_iters : MIN_ITERS;
+    return b->min_iters ? b->min_iters : MIN_ITERS;
 }
 
 static double now_ns(void)

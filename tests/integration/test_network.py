@@ -1,0 +1,161 @@
+"""Networking in the sandbox today: the guest has a private host network namespace with only
+`lo` up, and socket system calls pass through to the kernel there. These tests are the
+baseline that must keep working when a Sentry-side network stack replaces the passthrough:
+loopback TCP (IPv4 and IPv6) between processes and between threads, UDP addresses, unix
+sockets carrying descriptors, and isolation from the host's loopback and from the outside."""
+
+import errno
+import socket
+import textwrap
+
+import pytest
+
+TIMEOUT = 60
+
+
+def guest_python(sandbox, script, **kw):
+    return sandbox("python3", "-c", textwrap.dedent(script), timeout=TIMEOUT, **kw)
+
+
+# -- TCP ------------------------------------------------------------------------------------
+
+# http.server runs as a background job of the shell; the client retries until it listens.
+HTTP_CLIENT = """
+import time, urllib.request
+for _ in range(200):
+    try:
+        with urllib.request.urlopen('http://{host}:8080/', timeout=10) as r:
+            print('status', r.status)
+            break
+    except OSError:
+        time.sleep(0.05)
+else:
+    print('server never answered')
+"""
+
+
+@pytest.mark.parametrize("bind,host", [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")])
+def test_http_server_and_client_in_one_sandbox(sandbox, bind, host):
+    script = (f"cd /tmp && python3 -m http.server 8080 --bind {bind} >/dev/null 2>&1 & "
+              'python3 -c "$1"; kill $!; wait')
+    r = sandbox("sh", "-c", script, "sh", HTTP_CLIENT.format(host=host), timeout=TIMEOUT)
+    assert r.returncode in (0, 128 + 15), r.stderr   # `wait` reports the killed job's status
+    assert r.stdout.splitlines() == ["status 200"], (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1", "::1"])
+def test_echo_server_200_concurrent_clients(sandbox, programs, addr):
+    """200 client threads, all connected at once, each sending 1 MiB and checking its echo."""
+    r = sandbox(programs["net_echo"], "200", str(2**20), addr, timeout=TIMEOUT)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"ok 200 {2**20}\n", "")
+
+
+# -- UDP ------------------------------------------------------------------------------------
+
+UDP_ECHO = """
+import socket
+for family, host in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):
+    srv = socket.socket(family, socket.SOCK_DGRAM)
+    srv.bind((host, 0))
+    cli = socket.socket(family, socket.SOCK_DGRAM)
+    cli.bind((host, 0))
+    cli.settimeout(10)
+    srv.settimeout(10)
+    for i in range(3):
+        msg = b'datagram %d' % i
+        cli.sendto(msg, srv.getsockname())
+        data, peer = srv.recvfrom(100)
+        assert data == msg, data
+        assert peer == cli.getsockname(), (peer, cli.getsockname())
+        srv.sendto(data.upper(), peer)
+        data, peer = cli.recvfrom(100)
+        assert data == msg.upper(), data
+        assert peer == srv.getsockname(), (peer, srv.getsockname())
+    print(family.name, 'ok')
+"""
+
+
+def test_udp_echo_peer_addresses(sandbox):
+    r = guest_python(sandbox, UDP_ECHO)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "AF_INET ok\nAF_INET6 ok\n", "")
+
+
+# -- unix sockets -----------------------------------------------------------------------------
+
+# The sender opens the file and unlinks it before passing the descriptor, so the receiver, a
+# forked process that never opened it, can only read it through the descriptor it was passed.
+SCM_RIGHTS = """
+import os, socket, sys
+path, sock_path = '/tmp/passed-file', '/tmp/scm.sock'
+with open(path, 'w') as f:
+    f.write('through SCM_RIGHTS\\n')
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(sock_path)
+listener.listen(1)
+pid = os.fork()
+if pid == 0:
+    listener.close()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    msg, fds, flags, addr = socket.recv_fds(s, 100, 4)
+    assert msg == b'fd' and len(fds) == 1, (msg, fds)
+    os.lseek(fds[0], 0, os.SEEK_SET)
+    sys.stdout.write(os.read(fds[0], 100).decode())
+    sys.stdout.flush()
+    os._exit(0)
+conn, _ = listener.accept()
+fd = os.open(path, os.O_RDONLY)
+os.unlink(path)
+socket.send_fds(conn, [b'fd'], [fd])
+_, status = os.waitpid(pid, 0)
+print('receiver status', status)
+"""
+
+
+def test_unix_socket_passes_descriptor(sandbox):
+    r = guest_python(sandbox, SCM_RIGHTS)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "through SCM_RIGHTS\nreceiver status 0\n", "")
+
+
+# -- isolation ------------------------------------------------------------------------------
+
+CONNECT = """
+import socket
+s = socket.socket(socket.{family})
+s.settimeout(10)
+try:
+    s.connect(({host!r}, {port}))
+    print('connected')
+except OSError as e:
+    print(e.errno)
+"""
+
+
+def test_host_loopback_not_reachable(sandbox):
+    """The sandbox's 127.0.0.1 is its own: a server on the host's loopback is not there."""
+    with socket.socket() as host_server:
+        host_server.bind(("127.0.0.1", 0))
+        host_server.listen(8)
+        port = host_server.getsockname()[1]
+        r = guest_python(sandbox, CONNECT.format(family="AF_INET", host="127.0.0.1", port=port))
+        host_server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            host_server.accept()[0].close()   # the host server saw no connection
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{errno.ECONNREFUSED}\n", "")
+
+
+def test_outside_address_unreachable(sandbox):
+    """With only `lo` there is no route out: 192.0.2.1 (TEST-NET-1) fails at once."""
+    r = guest_python(sandbox, CONNECT.format(family="AF_INET", host="192.0.2.1", port=80))
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{errno.ENETUNREACH}\n", "")
+
+
+def test_only_loopback_interface(sandbox):
+    r = sandbox("busybox", "ip", "addr", timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    links = [line.split(":")[1].strip() for line in r.stdout.splitlines() if line[:1].isdigit()]
+    assert links == ["lo"], r.stdout
+    assert "inet 127.0.0.1/8" in r.stdout and "inet6 ::1/128" in r.stdout, r.stdout
+
+    r = guest_python(sandbox, "import socket; print(socket.if_nameindex())")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "[(1, 'lo')]\n", "")
