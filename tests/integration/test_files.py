@@ -177,3 +177,12 @@ for where in ("/tmp/s1", "/var/tmp/edgevisor-s1-%d" % os.getpid()):
 def test_a_unix_socket_bound_after_a_failed_lookup_is_found(sandbox):
     r = sandbox("python3", "-c", UNIX_SOCKET_NAME)
     assert (r.returncode, r.stdout) == (0, "False True True\n" * 2), r.stderr
+
+
+def test_a_named_pipe_opens_when_its_peer_comes(sandbox):
+    """Opening a fifo waits for the other end, as on Linux: the reader's open blocks until
+    the writer opens, so the line goes through (a non-blocking open would see EOF or ENXIO)."""
+    script = ("cd /tmp && mkfifo p && (cat p; echo reader-done) & sleep 0.3;"
+              " echo through-the-fifo > /tmp/p; wait; (exec 3<>/tmp/p; echo rw-ok)")
+    r = sandbox("sh", "-c", script)
+    assert (r.returncode, r.stdout) == (0, "through-the-fifo\nreader-done\nrw-ok\n"), r.stderr

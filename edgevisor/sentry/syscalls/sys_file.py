@@ -103,6 +103,10 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
     host_flags = flags & ~_NOT_TO_HOST
     if flags & abi.O_PATH:
         host_flags = abi.O_PATH | (flags & abi.O_DIRECTORY)
+    elif dentry.inode.kind is Kind.FIFO and getattr(dentry.inode, "host_key", None):
+        # Opening a fifo waits for its peer, which the Sentry must not do: checked here,
+        # the open is the kernel's, on the same fifo in the guest's view (as exec is).
+        return CONTINUE
     elif dentry.inode.kind is Kind.CHR and dentry.inode.rdev == _DEV_TTY:
         return InstallFd(fs.controlling_terminal(t, host_flags), bool(flags & abi.O_CLOEXEC))
     host = fs.open(dentry, host_flags)
