@@ -36,8 +36,8 @@ class Unavailable(Exception):
 
 
 def create(limits: Limits, own_tasks: int) -> list[str]:
-    """Make the sandbox's cgroup directories with the limits written; returns their
-    cgroup.procs files, for the Sentry to join. Unavailable when there is nowhere to."""
+    """Make the sandbox's cgroup directories with the limits written, for the Sentry to
+    join; Unavailable when there is nowhere to."""
     wanted = [c for c, v in (("pids", limits.pids), ("memory", limits.memory),
                              ("cpu", limits.cpus)) if v is not None]
     made = []
@@ -52,21 +52,20 @@ def create(limits: Limits, own_tasks: int) -> list[str]:
     except OSError as e:
         remove(made)
         raise Unavailable(f"{e.strerror}: {e.filename}" if e.filename else str(e)) from None
-    return [os.path.join(d, "cgroup.procs") for d in made]
+    return made
 
 
-def join(procs_files: list[str]) -> None:
+def join(directories: list[str]) -> None:
     """Move the calling process (and so everything it will fork) into the cgroups."""
-    for path in procs_files:
-        with open(path, "w") as f:
+    for directory in directories:
+        with open(os.path.join(directory, "cgroup.procs"), "w") as f:
             f.write("0")
 
 
-def remove(directories_or_procs: list[str], wait: float = 5.0) -> None:
+def remove(directories: list[str], wait: float = 5.0) -> None:
     """Remove the cgroups once their tasks are gone (the kernel refuses a busy one)."""
     deadline = time.monotonic() + wait
-    for path in directories_or_procs:
-        directory = path[:-len("/cgroup.procs")] if path.endswith("/cgroup.procs") else path
+    for directory in directories:
         while True:
             try:
                 os.rmdir(directory)

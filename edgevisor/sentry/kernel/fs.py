@@ -22,6 +22,7 @@ import stat
 
 from ..fsimpl.gofer import Generation, GoferInode
 from ..vfs import Credentials, Dentry, FSContext, MountTable, d_path, lookup
+from . import procfs
 
 _CACHE_LIMIT = 1 << 16
 _CREDS_KEPT = 4096
@@ -63,13 +64,7 @@ class FileSystem:
             raise OSError(errno.ESRCH, "task gone") from None
         creds = self._creds.get(key)
         if creds is None:
-            try:
-                fd = os.open(f"{task.tid}/status", os.O_RDONLY | os.O_CLOEXEC,
-                             dir_fd=self.proc_fd)
-            except FileNotFoundError:
-                raise OSError(errno.ESRCH, "task gone") from None
-            with open(fd, "rb", buffering=0) as f:
-                creds = Credentials.from_status(f.read())
+            creds = Credentials.from_status(procfs.read(self.proc_fd, f"{task.tid}/status"))
             if len(self._creds) >= _CREDS_KEPT:
                 self._creds.clear()
             self._creds[key] = creds
@@ -91,11 +86,7 @@ class FileSystem:
         return self.mount_names.get(mount, (b"none", b"none"))
 
     def remember(self, key: tuple[int, int], dentry: Dentry) -> None:
-        known = self._known
-        known.pop(key, None)
-        known[key] = dentry
-        if len(known) > _CACHE_LIMIT:
-            del known[next(iter(known))]
+        _put_bounded(self._known, key, dentry)
 
     def by_host_name(self, link: str) -> Dentry | None:
         """The dentry a /proc link text names: a path in the guest's host view, which is
@@ -147,11 +138,9 @@ class FileSystem:
         return self.table.root.root if dentry is None else dentry
 
     def umask(self, task) -> int:
-        with open(os.open(f"{task.tid}/status", os.O_RDONLY | os.O_CLOEXEC,
-                          dir_fd=self.proc_fd), "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
+        for line in procfs.read(self.proc_fd, f"{task.tid}/status").splitlines():
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
         return 0o022
 
     def context(self, task, path: bytes = b"", *, umask: bool = False) -> FSContext:
@@ -172,31 +161,38 @@ class FileSystem:
         relative exec; execveat from it; its name in /proc) stays where the Sentry's view
         says. The result must still be the inode the Sentry resolved (opening for write may
         copy it up, which the inode then shows too): after a rename in between, EAGAIN,
-        never another file."""
+        never another file. The descriptor's identity is remembered as this dentry's."""
         inode = dentry.inode
+        if flags & os.O_PATH and not inode.is_dir:
+            return self._path_only(dentry)
         if flags & os.O_PATH:
-            if not inode.is_dir:
-                return self._path_only(dentry)
             # A directory opened for reading serves every use of an O_PATH one (fchdir, *at,
             # fstat) and, unlike it, can be installed (NOTIF_ADDFD takes no O_PATH file).
             flags = os.O_RDONLY | os.O_DIRECTORY
-        if self.view is None or not isinstance(inode, GoferInode):
-            return inode.open_host(flags)
-        key = inode.host_key
-        client, mount = self.view
-        path, _ = d_path(dentry, self.table.root.root)
-        extra = os.O_NOFOLLOW | os.O_CLOEXEC | (0 if flags & os.O_PATH else os.O_NOCTTY)
-        fd = client.open(mount, path, flags | extra)
+        if self.view is None or not self.is_host_file(inode):
+            fd = inode.open_host(flags)
+        else:
+            client, mount = self.view
+            path, _ = d_path(dentry, self.table.root.root)
+            fd = client.open(mount, path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
         try:
             st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) != key:
+            key = (st.st_dev, st.st_ino)
+            if self.is_host_file(inode) and key != inode.host_key:
                 inode.refresh()
-                if (st.st_dev, st.st_ino) != inode.host_key:
+                if key != inode.host_key:
                     raise OSError(errno.EAGAIN, "renamed while being opened")
         except BaseException:
             os.close(fd)
             raise
+        self.remember(key, dentry)
         return fd
+
+    @staticmethod
+    def is_host_file(inode) -> bool:
+        """True for a file of a host file system (through the gofer), whose descriptors are
+        the file itself and which the guest's view shows at the same place."""
+        return isinstance(inode, GoferInode)
 
     def open_tmpfile(self, dir: Dentry, flags: int, mode: int) -> int:
         """An unnamed regular file in directory `dir` (open's O_TMPFILE), made by the gofer
@@ -216,18 +212,10 @@ class FileSystem:
         """/dev/tty: a new open of the task's own controlling terminal (the gofer, which has
         none, would get ENXIO), reopened from one of the task's descriptors of it; ENXIO
         when it has no terminal, or holds no descriptor of it."""
-        with open(os.open(f"{task.tid}/stat", os.O_RDONLY | os.O_CLOEXEC,
-                          dir_fd=self.proc_fd), "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+        fields = procfs.read(self.proc_fd, f"{task.tid}/stat").rsplit(b")", 1)[1].split()
         tty = int(fields[4])  # tty_nr, the 7th field of /proc/PID/stat
         if tty:
-            fds = os.open(f"{task.tid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
-                          dir_fd=self.proc_fd)
-            try:
-                names = os.listdir(fds)
-            finally:
-                os.close(fds)
-            for name in names:
+            for name in procfs.listdir(self.proc_fd, f"{task.tid}/fd"):
                 link = f"{task.tid}/fd/{name}"
                 try:
                     st = os.stat(link, dir_fd=self.proc_fd)
@@ -256,9 +244,8 @@ class FileSystem:
         except BaseException:
             os.close(fd)
             raise
-        self._path_only_keys[(st.st_dev, st.st_ino)] = dentry
-        if len(self._path_only_keys) > _CACHE_LIMIT:
-            del self._path_only_keys[next(iter(self._path_only_keys))]
+        _put_bounded(self._path_only_keys, (st.st_dev, st.st_ino), dentry)
+        self.remember((st.st_dev, st.st_ino), dentry)
         return fd
 
     def descriptor(self, task, fd: int) -> tuple[os.stat_result, Dentry | None, object]:
@@ -301,6 +288,14 @@ class FileSystem:
         if dentry is None:
             raise OSError(errno.ENOTDIR, "not a directory")
         return dentry
+
+
+def _put_bounded(cache: dict, key, value) -> None:
+    """Insert as the newest entry of a dict used as an LRU of at most _CACHE_LIMIT."""
+    cache.pop(key, None)
+    cache[key] = value
+    if len(cache) > _CACHE_LIMIT:
+        del cache[next(iter(cache))]
 
 
 def int32(value: int) -> int:

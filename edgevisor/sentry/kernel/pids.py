@@ -7,8 +7,7 @@ past the namespace. The Sentry, one namespace up, is told tids in its own number
 notification's pid, waitpid, ptrace); `virtual` turns one into the guest's.
 """
 
-import errno
-import os
+from . import procfs
 
 
 class PidNamespace:
@@ -17,12 +16,7 @@ class PidNamespace:
 
     def status(self, tid: int) -> bytes:
         """/proc/TID/status, in the Sentry's numbering."""
-        try:
-            fd = os.open(f"{tid}/status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc_fd)
-        except FileNotFoundError:
-            raise ProcessLookupError(errno.ESRCH, "no such task") from None
-        with open(fd, "rb", buffering=0) as f:
-            return f.read()
+        return procfs.read(self.proc_fd, f"{tid}/status")
 
     def virtual(self, tid: int) -> int:
         """Task `tid`'s id in the guest's namespace; 0 for a task outside it (the Sentry

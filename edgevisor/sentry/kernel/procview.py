@@ -10,6 +10,7 @@ import errno
 import os
 
 from ..fsimpl.proc import mountinfo_line, mounts_line
+from . import procfs
 from ..vfs import d_path
 
 
@@ -157,22 +158,10 @@ class SentryProcView:
     # -----------------------------------------------------------------------------------
 
     def _read(self, name: str) -> bytes:
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc)
-        except FileNotFoundError:
-            raise OSError(errno.ESRCH, "task gone") from None
-        with open(fd, "rb", buffering=0) as f:
-            return f.read()
+        return procfs.read(self.proc, name)
 
     def _listdir(self, name: str) -> list[str]:
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.proc)
-        except FileNotFoundError:
-            raise OSError(errno.ESRCH, "task gone") from None
-        try:
-            return os.listdir(fd)
-        finally:
-            os.close(fd)
+        return procfs.listdir(self.proc, name)
 
     def _stat(self, name: str):
         try:

@@ -57,7 +57,7 @@ _VALID_OPEN = (abi.O_ACCMODE | abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY | abi.O_T
                | abi.O_APPEND | abi.O_NONBLOCK | os.O_DSYNC | 0o20000 | os.O_DIRECT
                | os.O_LARGEFILE | abi.O_DIRECTORY | abi.O_NOFOLLOW | abi.O_NOATIME
                | abi.O_CLOEXEC | abi.O_PATH | abi.O_TMPFILE_BIT | os.O_SYNC)
-_OPEN_HOW = struct.Struct("=QQQ")
+_OPEN_HOW = abi.OPEN_HOW
 _DEV_TTY = os.makedev(5, 0)
 _NOT_TO_HOST = abi.O_CREAT | abi.O_EXCL | abi.O_TRUNC | abi.O_CLOEXEC | abi.O_NOCTTY
 
@@ -103,20 +103,13 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
     host_flags = flags & ~_NOT_TO_HOST
     if flags & abi.O_PATH:
         host_flags = abi.O_PATH | (flags & abi.O_DIRECTORY)
-    elif dentry.inode.kind is Kind.FIFO and getattr(dentry.inode, "host_key", None):
+    elif dentry.inode.kind is Kind.FIFO and fs.is_host_file(dentry.inode):
         # Opening a fifo waits for its peer, which the Sentry must not do: checked here,
         # the open is the kernel's, on the same fifo in the guest's view (as exec is).
         return CONTINUE
     elif dentry.inode.kind is Kind.CHR and dentry.inode.rdev == _DEV_TTY:
         return InstallFd(fs.controlling_terminal(t, host_flags), bool(flags & abi.O_CLOEXEC))
-    host = fs.open(dentry, host_flags)
-    try:
-        st = os.fstat(host)
-        fs.remember((st.st_dev, st.st_ino), dentry)
-    except BaseException:
-        os.close(host)
-        raise
-    return InstallFd(host, bool(flags & abi.O_CLOEXEC))
+    return InstallFd(fs.open(dentry, host_flags), bool(flags & abi.O_CLOEXEC))
 
 
 def _tmpfile(fs, ctx, start, path, flags, mode, resolve_flags):
@@ -648,9 +641,8 @@ def sys_chdir(k, t, a):
 def _remember_dir(fs, dentry) -> None:
     """The kernel is about to move the task to this same directory of its view: knowing
     its host identity makes the next cwd lookup one stat, immune to renames meanwhile."""
-    key = getattr(dentry.inode, "host_key", None)
-    if key is not None:
-        fs.remember(key, dentry)
+    if fs.is_host_file(dentry.inode):
+        fs.remember(dentry.inode.host_key, dentry)
 
 
 def sys_fchdir(k, t, a):
@@ -690,11 +682,8 @@ def sys_chroot(k, t, a):
 
 # --- statfs, getdents ---------------------------------------------------------------------
 
-_STATFS = struct.Struct("=qqQQQQQiiqqq32x")
-
-
 def _pack_statfs(s) -> bytes:
-    return _STATFS.pack(s.f_type, s.f_bsize, s.f_blocks, s.f_bfree, s.f_bavail, s.f_files,
+    return abi.STATFS.pack(s.f_type, s.f_bsize, s.f_blocks, s.f_bfree, s.f_bavail, s.f_files,
                         s.f_ffree, s.f_fsid0, s.f_fsid1, s.f_namelen, s.f_frsize, s.f_flags)
 
 
@@ -714,8 +703,7 @@ def sys_fstatfs(k, t, a):
     return 0
 
 
-_DT = {Kind.DIR: 4, Kind.REG: 8, Kind.LNK: 10, Kind.FIFO: 1, Kind.SOCK: 12, Kind.CHR: 2, Kind.BLK: 6}
-_DIRENT64 = struct.Struct("=QqHB")
+_DIRENT64 = abi.DIRENT64
 
 
 def sys_getdents64(k, t, a):
@@ -741,7 +729,7 @@ def sys_getdents64(k, t, a):
             reclen = (_DIRENT64.size + len(name) + 1 + 7) & ~7
             if len(out) + reclen > count:
                 break
-            out += _DIRENT64.pack(child.ino, index + 1, reclen, _DT.get(child.kind, 0))
+            out += _DIRENT64.pack(child.ino, index + 1, reclen, child.kind >> 12)  # IFTODT
             out += name + b"\0" * (reclen - _DIRENT64.size - len(name))
             index += 1
         if not out and index < len(entries):

@@ -64,10 +64,7 @@ def sys_kill(k, t, a):
     return _to_init(k, int32(a[1]))
 
 
-def sys_tkill(k, t, a):
-    if int32(a[0]) != 1 or not k.init:
-        return CONTINUE
-    return _to_init(k, int32(a[1]))
+sys_tkill = sys_kill  # tkill(tid, sig): tid 1 is init's main thread, as pid 1 is init
 
 
 def sys_tgkill(k, t, a):
