@@ -186,3 +186,24 @@ def test_a_named_pipe_opens_when_its_peer_comes(sandbox):
               " echo through-the-fifo > /tmp/p; wait; (exec 3<>/tmp/p; echo rw-ok)")
     r = sandbox("sh", "-c", script)
     assert (r.returncode, r.stdout) == (0, "through-the-fifo\nreader-done\nrw-ok\n"), r.stderr
+
+
+DELETED_CWD = """
+import os, tempfile
+d = tempfile.mkdtemp(dir="/tmp")
+os.chdir(d)
+os.rmdir(d)
+for what, call in (("chdir .", lambda: os.chdir(".")), ("getcwd", os.getcwd),
+                   ("create", lambda: open("x", "w"))):
+    try:
+        call()
+        print(what, "ok")
+    except OSError as e:
+        print(what, e.errno)
+"""
+
+
+def test_a_removed_working_directory_as_linux(sandbox):
+    native = subprocess.run(["python3", "-c", DELETED_CWD], capture_output=True, text=True)
+    r = sandbox("python3", "-c", DELETED_CWD)
+    assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr

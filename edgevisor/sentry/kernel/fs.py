@@ -78,8 +78,11 @@ class FileSystem:
     # Host identity <-> dentry --------------------------------------------------------
 
     def known(self, key: tuple[int, int]) -> Dentry | None:
-        dentry = self._known.get(key)
-        return None if dentry is None or dentry.dead else dentry
+        """The dentry a host identity was opened or entered through, removed since or not:
+        a task may hold a deleted file open, or sit in a deleted directory, as on Linux.
+        (The identity cannot be another file's meanwhile: the dentry's inode holds the host
+        file open, so its inode number is not reused.)"""
+        return self._known.get(key)
 
     def mount_info(self, mount) -> tuple[bytes, bytes]:
         """(source, fstype) of a mount, as /proc/PID/mounts shows them."""
@@ -110,7 +113,7 @@ class FileSystem:
             raise OSError(errno.ESRCH, "task gone") from None
         key = (st.st_dev, st.st_ino)
         dentry = self._known.get(key)
-        if dentry is not None and not dentry.dead:
+        if dentry is not None:
             return dentry
         try:
             dentry = self.by_host_name(os.readlink(f"{tid}/{what}", dir_fd=proc))
@@ -268,7 +271,7 @@ class FileSystem:
             if inode is not None:
                 return st, self._known.get(key), inode
         dentry = self._known.get(key)
-        if dentry is None or dentry.dead:
+        if dentry is None:
             try:
                 link = os.readlink(f"{task.tid}/fd/{fd}", dir_fd=self.proc_fd)
             except FileNotFoundError:

@@ -660,6 +660,8 @@ def sys_fchdir(k, t, a):
 
 def sys_getcwd(k, t, a):
     cwd = k.fs.cwd(t)
+    if cwd.dead:
+        raise error(errno.ENOENT)  # the working directory was removed
     path, reachable = d_path(cwd, k.fs.root(t))
     if not reachable:
         path = b"(unreachable)" + path
