@@ -227,3 +227,30 @@ IOVEC = struct.Struct("=QQ")
 # struct cmsghdr { size_t len; int level; int type; } carrying one int (a descriptor), padded
 # to CMSG_SPACE(sizeof(int)) = 24
 CMSG_ONE_INT = struct.Struct("=Qiii4x")
+
+# Sockets (sentry/net). Address families, types and the socket-option levels and names the
+# Sentry's policy names; the values are the kernel's (include/linux/socket.h, uapi/linux/in.h,
+# in6.h, tcp.h, udp.h, netlink.h, asm-generic/socket.h).
+AF_UNIX = 1
+AF_INET = 2
+AF_INET6 = 10
+AF_NETLINK = 16
+AF_PACKET = 17
+NPROTO = 46  # AF_MAX: families at or above it do not exist
+SOCK_STREAM = 1
+SOCK_DGRAM = 2
+SOCK_RAW = 3
+SOCK_SEQPACKET = 5
+SOCK_MAX = 11
+SOCK_TYPE_MASK = 0xF
+SOCK_NONBLOCK = O_NONBLOCK
+SOCK_CLOEXEC = O_CLOEXEC
+IPPROTO_IP = 0
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_IPV6 = 41
+IPPROTO_ICMPV6 = 58
+NETLINK_ROUTE = 0
+SOL_SOCKET = 1
+SOL_NETLINK = 270

@@ -21,7 +21,7 @@ import sys
 import traceback  # imported now: the Sentry leaves the host's root before it may report
 
 from . import abi
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .platform import cgroups
 from .platform import get_platform
 from .platform.base import die_with_parent
@@ -42,6 +42,8 @@ from .sentry.kernel.kernel import Kernel
 from .sentry.kernel.pids import PidNamespace
 from .sentry.syscalls.sys_signal import deliver_to_init
 from .sentry.mounts import build_file_system
+from .sentry.net import publish
+from .sentry.net.stack import Network
 from .syscall_tables import load as load_table
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
@@ -61,7 +63,8 @@ def run(cfg: RunConfig) -> int:
         names = {*(cfg.strace_syscalls or table.by_name.keys()), *EXEC_SYSCALLS}
         traced = frozenset(table.by_name[n].nr for n in names
                            if n in table.by_name and table.by_name[n].action == "passthrough")
-    programs = (build_refusals(table), build_filter(table, platform.trap, traced))
+    programs = (build_refusals(table), build_filter(table, platform.trap, traced),
+                publish.build_filter() if cfg.publish else None)
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
     # "ignored" for the signals the caller ignored (nohup). The Sentry itself needs SIGCHLD
@@ -70,10 +73,15 @@ def run(cfg: RunConfig) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {*FORWARDED_SIGNALS, signal.SIGCHLD, signal.SIGUSR1})
 
+    try:  # in the caller's network namespace, before anything runs: a port in use is an error
+        published = publish.bind_host_ports(cfg.publish)
+    except OSError as e:
+        raise ConfigError(e.strerror) from None
     cgroup = []
     if cfg.limits:
+        own_tasks = platform.sentry_threads + 1 + bool(published)  # the gofer, the publisher
         try:
-            cgroup = cgroups.create(cfg.limits, own_tasks=platform.sentry_threads + 1)
+            cgroup = cgroups.create(cfg.limits, own_tasks=own_tasks)
         except cgroups.Unavailable as e:
             print(f"edgevisor: warning: --pids-limit, --memory and --cpus need a cgroup: {e}; "
                   "running without limits", file=sys.stderr)
@@ -87,7 +95,8 @@ def run(cfg: RunConfig) -> int:
         code = EXIT_SETUP_FAILED
         try:
             cgroups.join(cgroup)  # before anything is forked: the whole sandbox is inside
-            code = _sentry_main(cfg, table, platform, programs, inherited, lifeline_r)
+            code = _sentry_main(cfg, table, platform, programs, inherited, lifeline_r,
+                                published)
         except BaseException as e:  # noqa: BLE001 - the Sentry reports and exits, always
             _report(cfg, f"sentry: {e}", e)
         finally:
@@ -95,6 +104,8 @@ def run(cfg: RunConfig) -> int:
             sys.stderr.flush()
             os._exit(code)
     os.close(lifeline_r)
+    for s in published:
+        s.close()
     try:
         return _front_end(sentry_pid)
     finally:
@@ -137,7 +148,8 @@ def _reclaim_terminal() -> None:
         signal.signal(signal.SIGTTOU, old)
 
 
-def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline: int) -> int:
+def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline: int,
+                 published) -> int:
     die_with_parent()
     if select.select([lifeline], [], [], 0)[0]:
         return EXIT_SETUP_FAILED  # the front end died before we could follow it
@@ -154,6 +166,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         from .sentry.strace import Strace
         strace = Strace(log, cfg.strace_syscalls)
     kernel = Kernel(cfg.hostname)
+    kernel.net = Network(cfg.network)
     sentry = Sentry(table, kernel, strace, log if (cfg.debug or cfg.log) else None)
 
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -198,7 +211,13 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         mounts = [(host, read_only) for _, host, read_only in storage.mounts]
         _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False)])
         kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel)
+        guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
         leave_host_root()
+        if published:
+            publish.start_publisher(cfg.publish, published, guest_net, programs[2])
+        os.close(guest_net)
+        for s in published:
+            s.close()
     except OSError:
         # Either the guest failed before loading its filter (its report is on err_r), or we
         # could not take over; either way it goes no further.
@@ -276,7 +295,7 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
             os.setgid(gid)
             os.setuid(uid)
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
-        refusals, program = programs
+        refusals, program, _ = programs
         seccomp_load(refusals, 0)
         platform.load_filter(program, ready_w, go_r)
         stage = "exec"

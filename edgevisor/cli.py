@@ -8,6 +8,7 @@ from . import __version__
 from .config import ConfigError, RunConfig
 from .platform.cgroups import Limits
 from .platform.isolation import Volume
+from .sentry.net.publish import Port
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="run the command as this user (a number, or a name from the rootfs)")
     do.add_argument("--group-add", action="append", default=[], metavar="GROUP",
                     help="an additional group for the command")
+    do.add_argument("--network", choices=("sandbox", "none", "host"), default="sandbox",
+                    help="sandbox: a loopback-only network of its own, ports published with "
+                         "-p (default); none: the same, nothing published; host: the host's "
+                         "network for IP sockets")
+    do.add_argument("-p", "--publish", action="append", default=[],
+                    metavar="[HOSTIP:]HOSTPORT:GUESTPORT[/udp]",
+                    help="make a guest port reachable at HOSTPORT on the host (on 127.0.0.1 "
+                         "unless HOSTIP is given)")
     do.add_argument("--pids-limit", type=int, metavar="N",
                     help="at most N tasks in the sandbox (a cgroup; ignored with a warning "
                          "where edgevisor has none to use)")
@@ -69,7 +78,8 @@ def _do(args) -> int:
                     log=args.log, debug=args.debug,
                     volumes=tuple(_volume(v) for v in args.volume),
                     limits=Limits(args.pids_limit, _size(args.memory), args.cpus),
-                    user=args.user, group_add=tuple(args.group_add))
+                    user=args.user, group_add=tuple(args.group_add),
+                    network=args.network, publish=tuple(_port(p) for p in args.publish))
     return run(cfg)
 
 
@@ -85,6 +95,13 @@ def _volume(spec: str) -> Volume:
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _port(spec: str) -> Port:
+    try:
+        return Port.parse(spec)
+    except ValueError as e:
+        raise ConfigError(f"-p {spec!r}: {e}") from None
 
 
 def _size(text: str | None) -> int | None:

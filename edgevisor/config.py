@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 from .platform.cgroups import Limits
 from .platform.isolation import Volume
+from .sentry.net.publish import Port
+from .sentry.net.stack import MODES as NETWORK_MODES
 
 
 class ConfigError(Exception):
@@ -28,6 +30,8 @@ class RunConfig:
     limits: Limits = field(default_factory=Limits)
     user: str | None = None  # --user UID[:GID] or NAME[:GROUP], names from the rootfs
     group_add: tuple[str, ...] = ()
+    network: str = "sandbox"  # sandbox, none or host (sentry/net)
+    publish: tuple[Port, ...] = ()  # -p: host ports carried to guest listeners
 
     def validate(self, table) -> None:
         if not self.argv:
@@ -46,6 +50,12 @@ class RunConfig:
             if v.target in targets:
                 raise ConfigError(f"-v: {v.target!r} is mounted twice")
             targets.add(v.target)
+        if self.network not in NETWORK_MODES:
+            raise ConfigError(f"--network {self.network!r}: expected one of "
+                              f"{', '.join(NETWORK_MODES)}")
+        if self.publish and self.network != "sandbox":
+            raise ConfigError(f"-p: ports are published with --network=sandbox only, not "
+                              f"{self.network}")
         limits = self.limits
         if limits.pids is not None and limits.pids < 1:
             raise ConfigError(f"--pids-limit {limits.pids}: must be at least 1")

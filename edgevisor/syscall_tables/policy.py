@@ -53,7 +53,8 @@ def deny(errno: str, note: str) -> Rule:
 
 
 _PROC = "process lifecycle: the kernel's, inside the guest's own pid namespace"
-_NET = "network: issue 5"
+_NET = ("network: on a socket the Sentry allowed, in the guest's own loopback-only "
+        "namespace or on a host socket the Sentry made (--network=host)")
 _FD_IO = "I/O on a descriptor the guest holds"
 _OWN_MM = "memory management of the task's own address space"
 _NEW_FD = "creates a descriptor from nothing; I/O on it stays within the guest"
@@ -78,8 +79,14 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
     (emulate("file system: decided in the Sentry's VFS, then run by the kernel on the same "
              "object in the guest's host view, which mirrors the Sentry's mounts"), """
         chdir chroot execve execveat inotify_add_watch"""),
-    (emulate("network: run by the kernel (issue 5 takes it over); a unix socket's name "
-             "is made known to the Sentry's VFS"), "bind"),
+    (emulate("network: the Sentry allows unix, IP stream and datagram, ping and route "
+             "netlink sockets (others EAFNOSUPPORT, raw and packet EPERM) and makes them in "
+             "the guest's loopback-only namespace, or on the host for --network=host"),
+     "socket socketpair"),
+    (emulate("network: options on the Sentry's list only (no socket filters, netfilter "
+             "tables, kTLS, IPsec): ENOPROTOOPT otherwise"), "setsockopt getsockopt"),
+    (emulate("network: run by the kernel; a unix socket's name is made known to the "
+             "Sentry's VFS"), "bind"),
     (emulate("descriptors: the Sentry answers for its synthetic files (/proc) and lets the "
              "kernel answer for the others"), "fstat fstatfs getdents getdents64 fchdir"),
 
@@ -147,9 +154,8 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
     (passthrough("read-only host load figures; issue 4 will emulate them"), "sysinfo"),
     (passthrough("draws from the host's CSPRNG; no state to leak"), "getrandom"),
     (passthrough(_NET), """
-        socket socketpair listen accept accept4 connect getsockname getpeername
-        sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg shutdown
-        setsockopt getsockopt"""),
+        listen accept accept4 connect getsockname getpeername
+        sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg shutdown"""),
     (passthrough("SysV and POSIX IPC inside the guest's own IPC namespace"), """
         shmget shmat shmdt shmctl semget semop semtimedop semctl msgget msgsnd
         msgrcv msgctl mq_open mq_unlink mq_timedsend mq_timedreceive mq_notify

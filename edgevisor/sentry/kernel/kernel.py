@@ -3,6 +3,7 @@
 import os
 
 from ..fsimpl.gofer import Generation
+from ..net.stack import Network
 
 
 class Kernel:
@@ -21,6 +22,7 @@ class Kernel:
         self.machine = host.machine.encode()
         self.generation = Generation()  # bumped once per syscall the Sentry handles
         self.fs = None  # the guest's FileSystem, once boot has built its mounts
+        self.net = Network()  # the network mode; boot sets the one asked for
         self.current = None  # the task whose syscall is being handled (Linux's `current`)
         self.pids = None  # the guest's PidNamespace, once it has one (None: ids as given)
         self.init = 0  # the guest's init, in the Sentry's numbering

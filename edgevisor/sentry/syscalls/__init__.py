@@ -10,11 +10,11 @@ def per_task_constant(fn):
     return fn
 
 
-from . import sys_file, sys_identity, sys_signal  # noqa: E402 - the family modules use the decorator above
+from . import sys_file, sys_identity, sys_signal, sys_socket  # noqa: E402 - the family modules use the decorator above
 
 HANDLERS = {
     name[len("sys_"):]: fn
-    for module in (sys_file, sys_identity, sys_signal)
+    for module in (sys_file, sys_identity, sys_signal, sys_socket)
     for name, fn in vars(module).items()
     if name.startswith("sys_") and callable(fn)
 }

@@ -898,30 +898,3 @@ def sys_inotify_add_watch(k, t, a):
                     must_dir=bool(mask & _IN_ONLYDIR))
     permission(k.fs.creds, dentry.inode, MAY_READ)
     return CONTINUE
-
-
-# --- unix socket names ----------------------------------------------------------------------
-
-_AF_UNIX = 1
-_SUN_PATH = 108
-
-
-def sys_bind(k, t, a):
-    """bind(2) stays the kernel's until the network issue; a unix socket's name it makes in
-    the guest's view is a new file the Sentry's cached "absent" for that name must not hide.
-    (Which directory it lands in is decided by the kernel from the guest's memory; a path
-    rewritten meanwhile can only leave the guest's own name hidden from itself.)"""
-    length = a[2] & 0xFFFFFFFF
-    if a[1] and 2 < length <= 2 + _SUN_PATH:
-        raw = t.mem.read(a[1], length)
-        if int.from_bytes(raw[:2], "little") == _AF_UNIX and raw[2:3] not in (b"", b"\0"):
-            path = raw[2:].split(b"\0", 1)[0]
-            try:
-                ctx, _ = _at(k, t, _AT_FDCWD, path)
-                res = resolve_parent(ctx, k.fs.creds, None, path)
-                forget = getattr(res.parent.inode, "forget_absent", None)
-                if forget is not None:
-                    forget(res.name)
-            except OSError:
-                pass  # the kernel's bind gives the errno
-    return CONTINUE

@@ -1,0 +1,328 @@
+"""Port publishing (-p): a guest listener made reachable from the host.
+
+The front end binds each published host address before the sandbox starts, so a port in use
+is one line of error and nothing runs. The publisher, a process the Sentry forks, holds those
+host sockets and moves into the guest's network namespace: every connection it accepts on the
+host it opens anew to the guest's port on loopback, and copies bytes both ways. A UDP port
+gets one guest-side socket per host peer, so replies go back to whoever asked.
+
+The publisher is in the Sentry's pid namespace (no guest pid names it), keeps no capability,
+has no root directory but the Sentry's empty one, and runs under a seccomp filter of its own
+that allows the calls of this loop and sockets of the two IP families, and kills it otherwise.
+"""
+
+import collections
+import gc
+import os
+import selectors
+import signal
+import socket
+from dataclasses import dataclass
+
+import pyseccomp
+
+from ... import abi
+from ...platform.bpf import export_bpf
+from ...platform.linux import prctl, seccomp_load, set_capabilities, setns
+
+_CHUNK = 1 << 16
+_UDP_PEERS = 256  # guest-side sockets kept for recent UDP peers, the oldest closed first
+
+
+@dataclass(frozen=True)
+class Port:
+    """-p [HOSTIP:]HOSTPORT:GUESTPORT[/udp]: HOSTIP defaults to loopback, as nothing should
+    be exposed beyond the host unless asked for."""
+
+    host_ip: str
+    host_port: int
+    guest_port: int
+    proto: str = "tcp"
+
+    @classmethod
+    def parse(cls, spec: str) -> "Port":
+        """Raise ValueError with the reason for a spec that does not parse."""
+        rest, _, proto = spec.partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp"):
+            raise ValueError(f"protocol {proto!r} is neither tcp nor udp")
+        host_ip = "127.0.0.1"
+        if rest.startswith("["):  # [v6 address]:HOSTPORT:GUESTPORT
+            host_ip, sep, rest = rest[1:].partition("]:")
+            if not sep:
+                raise ValueError("expected [ADDRESS]:HOSTPORT:GUESTPORT")
+        elif rest.count(":") == 2:
+            host_ip, rest = rest.split(":", 1)
+        parts = rest.split(":")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError("expected [HOSTIP:]HOSTPORT:GUESTPORT[/udp]")
+        host_port, guest_port = int(parts[0]), int(parts[1])
+        if not (0 < host_port < 65536 and 0 < guest_port < 65536):
+            raise ValueError("ports are 1 to 65535")
+        try:
+            socket.getaddrinfo(host_ip, None, flags=socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            raise ValueError(f"{host_ip!r} is not an IP address") from None
+        return cls(host_ip, host_port, guest_port, proto)
+
+    def __str__(self) -> str:
+        ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
+        return f"{ip}:{self.host_port}:{self.guest_port}/{self.proto}"
+
+
+def bind_host_ports(ports) -> list[socket.socket]:
+    """The host side of every published port, bound (and listening, for TCP) in the caller's
+    network namespace. Raises OSError naming the port that could not be had."""
+    bound = []
+    try:
+        for port in ports:
+            family = socket.AF_INET6 if ":" in port.host_ip else socket.AF_INET
+            kind = socket.SOCK_STREAM if port.proto == "tcp" else socket.SOCK_DGRAM
+            s = socket.socket(family, kind)
+            bound.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((port.host_ip, port.host_port))
+            except OSError as e:
+                raise OSError(e.errno, f"-p {port}: {e.strerror}") from None
+            if kind == socket.SOCK_STREAM:
+                s.listen(128)
+            s.setblocking(False)
+    except BaseException:
+        for s in bound:
+            s.close()
+        raise
+    return bound
+
+
+def start_publisher(ports, host_sockets, guest_netns: int, program: bytes) -> int:
+    """Fork the publisher, which loads `program` (build_filter's) as its seccomp filter;
+    returns its pid. Call it from the Sentry's main thread, which it follows
+    (PR_SET_PDEATHSIG), once the Sentry has left the host's root."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _become_publisher(ports, host_sockets, guest_netns, program, parent)
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _become_publisher(ports, host_sockets, guest_netns: int, program: bytes, parent: int):
+    gc.freeze()
+    os.setsid()  # no terminal signals
+    prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        return
+    prctl(abi.PR_SET_DUMPABLE, 0)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
+                signal.SIGUSR1, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    # 0, 1 and 2 become the (empty, read-only) root directory: a stray write fails instead of
+    # landing in a socket that took a free low number.
+    nothing = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    for fd in (0, 1, 2):
+        os.dup2(nothing, fd, inheritable=False)
+    low = 3
+    for fd in sorted({s.fileno() for s in host_sockets} | {guest_netns}):
+        if low < fd:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 30)
+    setns(guest_netns, abi.CLONE_NEWNET)  # sockets made from here on are the guest's
+    os.close(guest_netns)
+    set_capabilities(frozenset())
+    prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
+    seccomp_load(program, 0)
+    Relay(ports, host_sockets).run()
+
+
+class _Stream:
+    """One TCP connection carried across: bytes copied both ways, each direction with its
+    own pending buffer; an end of file is passed on as a shutdown once the buffer drains."""
+
+    def __init__(self, relay: "Relay", host: socket.socket, guest: socket.socket):
+        self.relay = relay
+        self.ends = (host, guest)
+        self.pending = {host: b"", guest: b""}  # what is waiting to be written to that end
+        self.eof = {host: False, guest: False}  # that end will send nothing more
+        self.watched = {host: 0, guest: 0}  # the events the selector waits for, per end
+        for end in self.ends:
+            end.setblocking(False)
+            self._watch(end, selectors.EVENT_READ)
+
+    def _watch(self, end, events: int) -> None:
+        """Wait for exactly these events on this end: a read is held back while what was
+        read from it still waits to be written to the other end."""
+        before = self.watched[end]
+        if events == before:
+            return
+        selector = self.relay.selector
+        if not events:
+            selector.unregister(end)
+        elif not before:
+            selector.register(end, events, self)
+        else:
+            selector.modify(end, events, self)
+        self.watched[end] = events
+
+    def _peer(self, end):
+        return self.ends[1] if end is self.ends[0] else self.ends[0]
+
+    def ready(self, end, events: int) -> None:
+        try:
+            if events & selectors.EVENT_WRITE:
+                self._flush(end)
+            if events & selectors.EVENT_READ:
+                data = end.recv(_CHUNK)
+                peer = self._peer(end)
+                if data:
+                    self.pending[peer] = data
+                    self._flush(peer)
+                else:
+                    self.eof[end] = True
+                    if not self.pending[peer]:
+                        peer.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        if all(self.eof.values()) and not any(self.pending.values()):
+            self.close()
+            return
+        for e in self.ends:
+            wanted = 0 if self.eof[e] or self.pending[self._peer(e)] else selectors.EVENT_READ
+            if self.pending[e]:
+                wanted |= selectors.EVENT_WRITE
+            self._watch(e, wanted)
+
+    def _flush(self, end) -> None:
+        data = self.pending[end]
+        if data:
+            try:
+                sent = end.send(data)
+            except BlockingIOError:
+                sent = 0
+            self.pending[end] = data[sent:]
+        if not self.pending[end] and self.eof[self._peer(end)]:
+            end.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        for end in self.ends:
+            self._watch(end, 0)
+            end.close()
+
+
+class _Listener:
+    def __init__(self, relay: "Relay", host: socket.socket, port: Port):
+        self.relay, self.host, self.port = relay, host, port
+
+    def ready(self, end, events: int) -> None:
+        try:
+            conn, _ = self.host.accept()
+        except OSError:
+            return
+        guest = _connect_guest(self.port.guest_port, socket.SOCK_STREAM)
+        if guest is None:
+            conn.close()  # nothing listens in the guest: the host's client sees the close
+            return
+        _Stream(self.relay, conn, guest)
+
+
+class _Datagrams:
+    """A published UDP port: one connected guest-side socket per host peer."""
+
+    def __init__(self, relay: "Relay", host: socket.socket, port: Port):
+        self.relay, self.host, self.port = relay, host, port
+        self.peers: collections.OrderedDict = collections.OrderedDict()
+
+    def ready(self, end, events: int) -> None:
+        try:
+            data, peer = self.host.recvfrom(_CHUNK)
+        except OSError:
+            return
+        guest = self.peers.get(peer)
+        if guest is None:
+            guest = _connect_guest(self.port.guest_port, socket.SOCK_DGRAM)
+            if guest is None:
+                return
+            guest.setblocking(False)
+            self.peers[peer] = guest
+            self.relay.selector.register(guest, selectors.EVENT_READ, _Reply(self, peer))
+            if len(self.peers) > _UDP_PEERS:
+                _, oldest = self.peers.popitem(last=False)
+                self.relay.selector.unregister(oldest)
+                oldest.close()
+        self.peers.move_to_end(peer)
+        try:
+            guest.send(data)
+        except OSError:
+            pass  # ECONNREFUSED from an earlier datagram, a full buffer: UDP drops
+
+
+class _Reply:
+    def __init__(self, port: _Datagrams, peer):
+        self.port, self.peer = port, peer
+
+    def ready(self, end, events: int) -> None:
+        try:
+            self.port.host.sendto(end.recv(_CHUNK), self.peer)
+        except OSError:
+            pass
+
+
+def _connect_guest(port: int, kind: int):
+    """A socket connected to the guest's port on its loopback: IPv4 first (a listener on
+    0.0.0.0, 127.0.0.1 or a dual-stack ::), then ::1 (a listener on IPv6 alone)."""
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        s = socket.socket(family, kind)
+        try:
+            s.settimeout(5)
+            s.connect((address, port))
+            return s
+        except OSError:
+            s.close()
+            if kind == socket.SOCK_DGRAM:
+                return None
+    return None
+
+
+class Relay:
+    def __init__(self, ports, host_sockets):
+        self.selector = selectors.EpollSelector()
+        for port, s in zip(ports, host_sockets):
+            handler = _Listener(self, s, port) if port.proto == "tcp" else _Datagrams(self, s, port)
+            self.selector.register(s, selectors.EVENT_READ, handler)
+
+    def run(self) -> None:
+        while True:
+            for key, events in self.selector.select():
+                key.data.ready(key.fileobj, events)
+
+
+def build_filter() -> bytes:
+    """Built where there is a /tmp for libseccomp's export. The publisher's calls: its epoll loop, TCP and UDP sockets of the two IP families
+    (connect, accept, copy, shut down), and the Python runtime's own."""
+    f = pyseccomp.SyscallFilter(defaction=pyseccomp.KILL_PROCESS)
+    f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
+    f.set_attr(pyseccomp.Attr.CTL_NNP, 0)
+    for name in ("epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "accept4",
+                 "connect", "recvfrom", "sendto", "shutdown", "close", "getsockopt",
+                 "setsockopt", "getsockname", "getpeername", "poll", "ppoll",
+                 "brk", "mmap", "munmap", "mremap", "madvise", "futex", "rt_sigreturn",
+                 "clock_gettime", "exit_group", "exit"):
+        f.add_rule(pyseccomp.ALLOW, name)
+    for family in (abi.AF_INET, abi.AF_INET6):
+        f.add_rule(pyseccomp.ALLOW, "socket", pyseccomp.Arg(0, pyseccomp.EQ, family))
+    f.add_rule(pyseccomp.ALLOW, "ioctl", pyseccomp.Arg(1, pyseccomp.EQ, _FIONBIO))
+    for command in (_F_GETFL, _F_SETFL):
+        f.add_rule(pyseccomp.ALLOW, "fcntl", pyseccomp.Arg(1, pyseccomp.EQ, command))
+    return export_bpf(f)
+
+
+_FIONBIO = 0x5421
+_F_GETFL, _F_SETFL = 3, 4
