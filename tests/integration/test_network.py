@@ -1,14 +1,18 @@
-"""Networking in the sandbox today: the guest has a private host network namespace with only
-`lo` up, and socket system calls pass through to the kernel there. These tests are the
-baseline that must keep working when a Sentry-side network stack replaces the passthrough:
-loopback TCP (IPv4 and IPv6) between processes and between threads, UDP addresses, unix
-sockets carrying descriptors, and isolation from the host's loopback and from the outside."""
+"""Networking in the sandbox (sentry/net): the guest has a network namespace of its own with
+only `lo`, where the sockets the Sentry allows are the kernel's. Loopback TCP (IPv4 and IPv6)
+between processes and between threads, UDP addresses, unix sockets carrying descriptors,
+isolation from the host's loopback and from the outside in both directions, and what
+--network=host changes. Escape attempts are in tests/security/test_net_escapes.py, -p in
+test_publish.py."""
 
 import errno
 import socket
+import subprocess
 import textwrap
 
 import pytest
+
+from ..support import EDGEVISOR
 
 TIMEOUT = 60
 
@@ -159,3 +163,67 @@ def test_only_loopback_interface(sandbox):
 
     r = guest_python(sandbox, "import socket; print(socket.if_nameindex())")
     assert (r.returncode, r.stdout, r.stderr) == (0, "[(1, 'lo')]\n", "")
+
+
+GUEST_LISTENS = """
+import socket, sys
+srv = socket.create_server(('127.0.0.1', {port}))
+print('listening', flush=True)
+srv.settimeout(5)
+try:
+    conn, _ = srv.accept()
+    conn.sendall(b'from the guest')
+    conn.close()
+    print('accepted')
+except OSError:
+    print('nobody came')
+"""
+
+
+def _connect_to_guest(platform, mode, port):
+    """Start a guest listening on 127.0.0.1:port; return what a host client read from that
+    port (None if it could not connect) and what the guest said."""
+    proc = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}", f"--network={mode}",
+                             "--", "python3", "-c", GUEST_LISTENS.format(port=port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "listening\n"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                got = c.recv(100)
+        except ConnectionRefusedError:
+            got = None
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+        proc.communicate()
+    return got, out, err
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "none"])
+def test_guest_listener_not_reachable_from_host(platform, mode):
+    """Nothing comes in either: a guest server is not on the host's loopback without -p."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    got, out, err = _connect_to_guest(platform, mode, port)
+    assert got is None and out == "nobody came\n", (out, err)
+
+
+def test_host_network_guest_listener_is_on_the_host(platform):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    got, out, err = _connect_to_guest(platform, "host", port)
+    assert got == b"from the guest" and out == "accepted\n", (got, out, err)
+
+
+def test_host_network_names_come_from_the_rootfs(sandbox):
+    """With --network=host, name resolution reads the guest's own files (here its in-memory
+    /etc/hosts), not the host's."""
+    script = ("echo '127.0.0.9 edgevisor-only.invalid' >> /etc/hosts && "
+              "python3 -c \"import socket; print(socket.gethostbyname('edgevisor-only.invalid'))\"")
+    r = sandbox("sh", "-c", script, flags=("--network=host",), timeout=TIMEOUT)
+    assert (r.returncode, r.stdout) == (0, "127.0.0.9\n"), r.stderr
+    with open("/etc/hosts") as f:
+        assert "edgevisor-only.invalid" not in f.read()

@@ -37,7 +37,6 @@ from ..vfs import (
     openat,
     permission,
     renameat2,
-    resolve_parent,
     rmdirat,
     symlinkat,
     unlinkat,
