@@ -242,3 +242,42 @@ def test_publisher_is_confined(platform):
     assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
     assert status["Seccomp"].strip() == "2" and status["NoNewPrivs"].strip() == "1"
     assert root == []
+
+
+STUCK_AND_ECHO = """
+import socket, sys, threading
+stuck = socket.create_server(('127.0.0.1', 8080), backlog=0)  # never accepts
+srv = socket.create_server(('127.0.0.1', 9000))
+def serve():
+    while True:
+        conn, _ = srv.accept()
+        with conn:
+            while data := conn.recv(1 << 16):
+                conn.sendall(data)
+threading.Thread(target=serve, daemon=True).start()
+sys.stdin.read()
+"""
+
+
+def test_full_guest_backlog_holds_up_only_its_own_port(platform):
+    """Connections to a guest listener whose backlog is full wait (the kernel retries their
+    SYNs) without holding up another published port: the echo answers while four of them
+    are pending. (A publisher that connected synchronously took 5 s per pending one.)"""
+    stuck_port, echo_port = free_port(), free_port()
+    with Guest(platform, [f"{stuck_port}:8080", f"{echo_port}:9000"], STUCK_AND_ECHO) as g:
+        def echo_once():
+            with socket.create_connection(("127.0.0.1", echo_port), timeout=20) as c:
+                c.sendall(b"ping")
+                if c.recv(4) != b"ping":
+                    raise ConnectionResetError("not yet")
+
+        retry(echo_once)
+        pending = [socket.create_connection(("127.0.0.1", stuck_port), timeout=5)
+                   for _ in range(4)]
+        with socket.create_connection(("127.0.0.1", echo_port), timeout=8) as c:
+            c.sendall(b"still here")
+            assert c.recv(100) == b"still here"
+        for p in pending:
+            p.close()
+        code, _, err = g.finish()
+    assert code == 0, err

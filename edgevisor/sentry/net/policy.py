@@ -125,6 +125,8 @@ ALLOWED_OPTIONS: dict[int, dict[int, str]] = {
         30: "TCP_FASTOPEN_CONNECT", 34: "TCP_FASTOPEN_NO_COOKIE", 36: "TCP_INQ",
     },
     abi.IPPROTO_UDP: {1: "UDP_CORK", 103: "UDP_SEGMENT", 104: "UDP_GRO"},
+    # UDP sockets take their options at the UDP-Lite level too (udp_setsockopt).
+    abi.IPPROTO_UDPLITE: {1: "UDP_CORK", 103: "UDP_SEGMENT", 104: "UDP_GRO"},
     abi.SOL_NETLINK: {
         1: "NETLINK_ADD_MEMBERSHIP", 2: "NETLINK_DROP_MEMBERSHIP", 3: "NETLINK_PKTINFO",
         4: "NETLINK_BROADCAST_ERROR", 5: "NETLINK_NO_ENOBUFS", 9: "NETLINK_LIST_MEMBERSHIPS",
@@ -151,5 +153,6 @@ def level_applies(level: int, family: int, type_: int) -> bool:
             or (level == abi.IPPROTO_IP and ip)
             or (level == abi.IPPROTO_IPV6 and family == abi.AF_INET6)
             or (level == abi.IPPROTO_TCP and ip and type_ == abi.SOCK_STREAM)
-            or (level == abi.IPPROTO_UDP and ip and type_ == abi.SOCK_DGRAM)
+            or (level in (abi.IPPROTO_UDP, abi.IPPROTO_UDPLITE) and ip
+                and type_ == abi.SOCK_DGRAM)
             or (level == abi.SOL_NETLINK and family == abi.AF_NETLINK))

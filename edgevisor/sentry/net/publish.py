@@ -12,11 +12,14 @@ that allows the calls of this loop and sockets of the two IP families, and kills
 """
 
 import collections
+import errno
 import gc
+import ipaddress
 import os
 import selectors
 import signal
 import socket
+import time
 from dataclasses import dataclass
 
 import pyseccomp
@@ -27,6 +30,7 @@ from ...platform.linux import prctl, seccomp_load, set_capabilities, setns
 
 _CHUNK = 1 << 16
 _UDP_PEERS = 256  # guest-side sockets kept for recent UDP peers, the oldest closed first
+CONNECT_TIMEOUT = 10.0  # seconds a guest listener may take to take a connection
 
 
 @dataclass(frozen=True)
@@ -54,14 +58,14 @@ class Port:
         elif rest.count(":") == 2:
             host_ip, rest = rest.split(":", 1)
         parts = rest.split(":")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
             raise ValueError("expected [HOSTIP:]HOSTPORT:GUESTPORT[/udp]")
         host_port, guest_port = int(parts[0]), int(parts[1])
         if not (0 < host_port < 65536 and 0 < guest_port < 65536):
             raise ValueError("ports are 1 to 65535")
         try:
-            socket.getaddrinfo(host_ip, None, flags=socket.AI_NUMERICHOST)
-        except socket.gaierror:
+            ipaddress.ip_address(host_ip)  # strict: no 127.1, no zone, no name
+        except ValueError:
             raise ValueError(f"{host_ip!r} is not an IP address") from None
         return cls(host_ip, host_port, guest_port, proto)
 
@@ -226,11 +230,60 @@ class _Listener:
             conn, _ = self.host.accept()
         except OSError:
             return
-        guest = _connect_guest(self.port.guest_port, socket.SOCK_STREAM)
-        if guest is None:
-            conn.close()  # nothing listens in the guest: the host's client sees the close
+        _Connecting(self.relay, conn, self.port.guest_port)
+
+
+class _Connecting:
+    """A host connection waiting for its guest side: a non-blocking connect to the guest's
+    loopback, IPv4 first (a listener on 0.0.0.0, 127.0.0.1 or a dual-stack ::), then ::1 (a
+    listener on IPv6 alone). A guest listener whose backlog is full delays only its own
+    connections, never the loop; one that does not answer in CONNECT_TIMEOUT is given up."""
+
+    CANDIDATES = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
+
+    def __init__(self, relay: "Relay", host: socket.socket, port: int):
+        self.relay, self.host, self.port = relay, host, port
+        self.deadline = time.monotonic() + CONNECT_TIMEOUT
+        self.guest = None
+        self._try(0)
+
+    def _try(self, index: int) -> None:
+        while index < len(self.CANDIDATES):
+            family, address = self.CANDIDATES[index]
+            self.index = index
+            guest = socket.socket(family, socket.SOCK_STREAM)
+            guest.setblocking(False)
+            err = guest.connect_ex((address, self.port))
+            if err == 0:
+                _Stream(self.relay, self.host, guest)
+                return
+            if err == errno.EINPROGRESS:
+                self.guest = guest
+                self.relay.selector.register(guest, selectors.EVENT_WRITE, self)
+                self.relay.connecting.add(self)
+                return
+            guest.close()
+            index += 1
+        self.host.close()  # nothing listens in the guest: the host's client sees the close
+
+    def ready(self, end, events: int) -> None:
+        self._done()
+        err = end.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err == 0:
+            _Stream(self.relay, self.host, end)
             return
-        _Stream(self.relay, conn, guest)
+        end.close()
+        self._try(self.index + 1)
+
+    def expire(self, now: float) -> None:
+        if now >= self.deadline:
+            self._done()
+            self.guest.close()
+            self.host.close()
+
+    def _done(self) -> None:
+        self.relay.selector.unregister(self.guest)
+        self.relay.connecting.discard(self)
 
 
 class _Datagrams:
@@ -247,7 +300,7 @@ class _Datagrams:
             return
         guest = self.peers.get(peer)
         if guest is None:
-            guest = _connect_guest(self.port.guest_port, socket.SOCK_DGRAM)
+            guest = _connect_guest_udp(self.port.guest_port)
             if guest is None:
                 return
             guest.setblocking(False)
@@ -275,33 +328,33 @@ class _Reply:
             pass
 
 
-def _connect_guest(port: int, kind: int):
-    """A socket connected to the guest's port on its loopback: IPv4 first (a listener on
-    0.0.0.0, 127.0.0.1 or a dual-stack ::), then ::1 (a listener on IPv6 alone)."""
-    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        s = socket.socket(family, kind)
-        try:
-            s.settimeout(5)
-            s.connect((address, port))
-            return s
-        except OSError:
-            s.close()
-            if kind == socket.SOCK_DGRAM:
-                return None
-    return None
+def _connect_guest_udp(port: int):
+    """A datagram socket connected to the guest's port on its IPv4 loopback (which a
+    dual-stack listener receives too)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        return None
+    return s
 
 
 class Relay:
     def __init__(self, ports, host_sockets):
         self.selector = selectors.EpollSelector()
+        self.connecting: set[_Connecting] = set()
         for port, s in zip(ports, host_sockets):
             handler = _Listener(self, s, port) if port.proto == "tcp" else _Datagrams(self, s, port)
             self.selector.register(s, selectors.EVENT_READ, handler)
 
     def run(self) -> None:
         while True:
-            for key, events in self.selector.select():
+            for key, events in self.selector.select(1.0 if self.connecting else None):
                 key.data.ready(key.fileobj, events)
+            now = time.monotonic()
+            for pending in list(self.connecting):
+                pending.expire(now)
 
 
 def build_filter() -> bytes:
