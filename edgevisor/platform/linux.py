@@ -3,6 +3,8 @@
 Every wrapper raises OSError with the kernel's errno; nothing here decides policy.
 """
 
+import contextlib
+import errno
 import ctypes
 import os
 
@@ -136,6 +138,21 @@ def set_capabilities(keep: frozenset[int]) -> None:
 def kcmp(pid1: int, pid2: int, kind: int, idx1: int = 0, idx2: int = 0) -> int:
     """0 if the two processes share the resource (abi.KCMP_*), 1 or 2 (an ordering) if not."""
     return syscall("kcmp", pid1, pid2, kind, idx1, idx2)
+
+
+@contextlib.contextmanager
+def file_system_ids(uid: int, gid: int):
+    """Run the block with this thread's fsuid and fsgid set to these (what the kernel records
+    as the owner of what the thread creates), then restore them. setfsuid(2) and setfsgid(2)
+    are per thread and report no errors: the ids are read back to tell."""
+    old_uid, old_gid = libc.setfsuid(uid), libc.setfsgid(gid)
+    try:
+        if libc.setfsuid(-1) != uid or libc.setfsgid(-1) != gid:
+            raise OSError(errno.EPERM, f"cannot act as uid {uid} gid {gid}")
+        yield
+    finally:
+        libc.setfsgid(old_gid)
+        libc.setfsuid(old_uid)
 
 
 def tkill(tid: int, sig: int) -> None:

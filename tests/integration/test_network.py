@@ -227,3 +227,28 @@ def test_host_network_names_come_from_the_rootfs(sandbox):
     assert (r.returncode, r.stdout) == (0, "127.0.0.9\n"), r.stderr
     with open("/etc/hosts") as f:
         assert "edgevisor-only.invalid" not in f.read()
+
+
+def test_host_network_socket_is_the_users(platform):
+    """--network=host with --user 1000: the host sees the guest's listener as uid 1000's
+    (the Sentry made it under the task's ids), as host firewall owner rules would."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}", "--network=host",
+                             "--user", "1000", "--", "python3", "-c",
+                             GUEST_LISTENS.format(port=port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "listening\n", proc.stderr.read()
+        with open("/proc/net/tcp") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+        owners = {int(row[7]) for row in rows
+                  if row[1] == f"0100007F:{port:04X}" and row[3] == "0A"}  # LISTEN
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.recv(100)
+        proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert owners == {1000}

@@ -26,6 +26,7 @@ from edgevisor.sentry.net.policy import (
 )
 from edgevisor.sentry.net.publish import Port
 from edgevisor.sentry.net.stack import Network
+from edgevisor.sentry.vfs.credentials import Credentials
 from edgevisor.sentry.syscalls.sys_socket import (
     sys_getsockopt,
     sys_setsockopt,
@@ -431,8 +432,9 @@ class FakeTask:
         return os.dup(self.fds[n])
 
 
-def kernel(mode):
-    return types.SimpleNamespace(net=Network(mode))
+def kernel(mode, uid=0, gid=0):
+    creds = Credentials(uid, gid)
+    return types.SimpleNamespace(net=Network(mode), fs=types.SimpleNamespace(creds=creds))
 
 
 def args(*values):
@@ -595,3 +597,20 @@ def test_udp_options_through_the_udplite_level_are_refused(guest, handler, sock)
     with pytest.raises(OSError) as e:
         handler(kernel("sandbox"), t, args(names[sock], SOL_UDPLITE, UDP_ENCAP, 0x1000, 4))
     assert e.value.errno == errno.ENOPROTOOPT
+
+
+def test_sys_socket_host_socket_is_owned_by_the_asking_task():
+    """A host socket carries the guest task's file system ids, not the Sentry's: the owner
+    host firewall rules (-m owner) and /proc/net see. The Sentry's own ids are unchanged."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another uid needs root")
+    before = (os.getuid(), os.getgid())
+    answer = sys_socket(kernel("host", 1234, 5678), None,
+                        args(socket.AF_INET, socket.SOCK_STREAM, 0))
+    try:
+        st = os.fstat(answer.fd)
+        assert (st.st_uid, st.st_gid) == (1234, 5678)
+    finally:
+        os.close(answer.fd)
+    with socket.socket() as s:  # made under the Sentry's own ids again
+        assert os.fstat(s.fileno()).st_uid == before[0]

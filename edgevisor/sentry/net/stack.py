@@ -3,6 +3,7 @@
 import socket
 
 from ... import abi
+from ...platform.linux import file_system_ids
 from .policy import is_host_family
 
 MODES = ("sandbox", "none", "host")
@@ -18,12 +19,17 @@ class Network:
             raise ValueError(f"unknown network mode {mode!r}")
         self.mode = mode
 
-    def host_socket(self, family: int, type_: int, protocol: int) -> int | None:
+    def makes(self, family: int) -> bool:
+        """Whether the Sentry makes this family's sockets (on the host), rather than the
+        guest's own namespace."""
+        return self.mode == "host" and is_host_family(family)
+
+    def host_socket(self, family: int, type_: int, protocol: int, creds) -> int:
         """With --network=host, a new host socket for an IP or netlink socket(2) the policy
-        allowed, as a descriptor for the Sentry to install; None where the guest's own
-        namespace makes the socket. SOCK_NONBLOCK is the file's, so it is made here;
-        SOCK_CLOEXEC is the descriptor's, set when it is installed."""
-        if self.mode != "host" or not is_host_family(family):
-            return None
+        allowed, as a descriptor for the Sentry to install. It is made under the asking
+        task's file system ids, which the kernel records as its owner (the uid that host
+        firewall owner rules and /proc/net see). SOCK_NONBLOCK is the file's, so it is made
+        here; SOCK_CLOEXEC is the descriptor's, set when it is installed."""
         kind = type_ & (abi.SOCK_TYPE_MASK | abi.SOCK_NONBLOCK)
-        return socket.socket(family & 0xFFFFFFFF, kind, protocol & 0xFFFFFFFF).detach()
+        with file_system_ids(creds.uid, creds.gid):
+            return socket.socket(family & 0xFFFFFFFF, kind, protocol & 0xFFFFFFFF).detach()

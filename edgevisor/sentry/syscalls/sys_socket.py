@@ -19,9 +19,9 @@ _SUN_PATH = 108
 
 def sys_socket(k, t, a):
     check_socket(a[0], a[1], a[2])
-    fd = k.net.host_socket(a[0], a[1], a[2])
-    if fd is None:
+    if not k.net.makes(a[0]):
         return CONTINUE
+    fd = k.net.host_socket(a[0], a[1], a[2], k.fs.creds)
     return InstallFd(fd, cloexec=bool(a[1] & abi.SOCK_CLOEXEC))
 
 
