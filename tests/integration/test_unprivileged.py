@@ -53,3 +53,55 @@ def test_unprivileged_guest_cannot_write_the_root(as_nobody, platform):
     r = as_nobody("do", f"--platform={platform}", "--", "sh", "-c", "echo x > /var/tmp/nobody-was-here")
     assert r.returncode != 0
     assert not os.path.exists("/var/tmp/nobody-was-here")
+
+
+def test_unprivileged_network_modes(as_nobody, platform):
+    """Without root: -p carries a host connection to a guest listener, and --network=host
+    reaches a server on the host's loopback."""
+    import socket
+    import threading
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    got = []
+
+    def host_client():
+        for _ in range(300):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                    data = c.recv(100)
+                    if data:
+                        got.append(data)
+                        return
+            except OSError:
+                pass
+            threading.Event().wait(0.1)
+
+    client = threading.Thread(target=host_client)
+    client.start()
+    serve_once = ("import socket; s = socket.create_server(('127.0.0.1', 9000)); "
+                  "c, _ = s.accept(); c.sendall(b'published'); c.close()")
+    r = as_nobody("do", f"--platform={platform}", "-p", f"{port}:9000", "--",
+                  "python3", "-c", serve_once)
+    client.join()
+    assert r.returncode == 0, r.stderr
+    assert got == [b"published"]
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(30)
+        host_port = server.getsockname()[1]
+
+        def host_server():
+            conn, _ = server.accept()
+            conn.sendall(b"from the host")
+            conn.close()
+
+        t = threading.Thread(target=host_server)
+        t.start()
+        connect = ("import socket; c = socket.create_connection(('127.0.0.1', %d)); "
+                   "print(c.recv(100).decode())" % host_port)
+        r = as_nobody("do", f"--platform={platform}", "--network=host", "--",
+                      "python3", "-c", connect)
+        t.join()
+    assert (r.returncode, r.stdout) == (0, "from the host\n"), r.stderr
