@@ -11,7 +11,6 @@ runs every benchmark against it from the host (so sandbox start-up stays out of 
 and asks the server to quit. Runs are interleaved across runners. See benchmarks/README.md.
 """
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -23,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from run import Unavailable, edgevisor_cmd, edgevisor_env, machine_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -240,27 +241,6 @@ int main(int argc, char **argv) {
 """
 
 
-class Unavailable(Exception):
-    pass
-
-
-def edgevisor_cmd():
-    if shutil.which("edgevisor"):
-        return ["edgevisor"]
-    probe = subprocess.run([sys.executable, "-m", "edgevisor.cli", "--help"], cwd=REPO,
-                           capture_output=True, text=True, env=edgevisor_env())
-    if probe.returncode != 0:
-        last = (probe.stderr.strip().splitlines() or ["exit status %d" % probe.returncode])[-1]
-        raise Unavailable("no `edgevisor` on PATH and `python3 -m edgevisor.cli` fails: " + last)
-    return [sys.executable, "-m", "edgevisor.cli"]
-
-
-def edgevisor_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
-    return env
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -274,24 +254,6 @@ def server_cmd(runner, binary, host_port):
     return edgevisor_cmd() + ["do", "--platform=" + runner, "-p",
                               "127.0.0.1:%d:%d" % (host_port, GUEST_PORT), "--",
                               binary, "server", str(GUEST_PORT)]
-
-
-def machine_info(pin):
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    u = platform.uname()
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "kernel": "%s %s %s" % (u.system, u.release, u.machine),
-        "cpu": "%s (%d CPUs)" % (cpu, os.cpu_count() or 0),
-        "cpus used": "all (not pinned)" if pin is None else "pinned to CPU %d" % pin,
-        "note": "shared, noisy VM: expect run-to-run spread; compare medians and "
-                "orders of magnitude, not small differences",
-    }
 
 
 class Server:

@@ -61,6 +61,17 @@ def retry(fn, deadline=30):
             time.sleep(0.1)
 
 
+def wait_for_echo(port):
+    """Until the guest's echo server on the published port answers."""
+    def echo_once():
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as c:
+            c.sendall(b"ping")
+            if c.recv(4) != b"ping":
+                raise ConnectionResetError("not yet")
+
+    retry(echo_once)
+
+
 HTTP_SERVER = """
 import http.server, os, socket, sys, threading
 class Server(http.server.ThreadingHTTPServer):
@@ -112,13 +123,7 @@ def test_bulk_echo_both_ways_with_half_close(platform):
     port = free_port()
     payload = os.urandom(8 << 20)
     with Guest(platform, [f"{port}:9000"], ECHO) as g:
-        def echo_once():
-            with socket.create_connection(("127.0.0.1", port), timeout=20) as c:
-                c.sendall(b"ping")
-                if c.recv(4) != b"ping":
-                    raise ConnectionResetError("not yet")
-
-        retry(echo_once)
+        wait_for_echo(port)
         conns = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(3)]
         digests = []
 
@@ -265,13 +270,7 @@ def test_full_guest_backlog_holds_up_only_its_own_port(platform):
     are pending. (A publisher that connected synchronously took 5 s per pending one.)"""
     stuck_port, echo_port = free_port(), free_port()
     with Guest(platform, [f"{stuck_port}:8080", f"{echo_port}:9000"], STUCK_AND_ECHO) as g:
-        def echo_once():
-            with socket.create_connection(("127.0.0.1", echo_port), timeout=20) as c:
-                c.sendall(b"ping")
-                if c.recv(4) != b"ping":
-                    raise ConnectionResetError("not yet")
-
-        retry(echo_once)
+        wait_for_echo(echo_port)
         pending = [socket.create_connection(("127.0.0.1", stuck_port), timeout=5)
                    for _ in range(4)]
         with socket.create_connection(("127.0.0.1", echo_port), timeout=8) as c:

@@ -77,6 +77,7 @@ def is_host_family(family: int) -> bool:
 # filters (classic and eBPF), netfilter's tables (IPT_SO_*, IP6T_SO_*, ARPT_SO_*, EBT_SO_*,
 # all at 64 and above), IPsec policies, kTLS (TCP_ULP), TCP-MD5 and TCP repair, IPv6 routing
 # and hop-by-hop headers, multicast source filters, zerocopy and UDP encapsulation.
+_UDP_OPTIONS = {1: "UDP_CORK", 103: "UDP_SEGMENT", 104: "UDP_GRO"}
 ALLOWED_OPTIONS: dict[int, dict[int, str]] = {
     abi.SOL_SOCKET: {
         2: "SO_REUSEADDR", 3: "SO_TYPE", 4: "SO_ERROR", 5: "SO_DONTROUTE", 6: "SO_BROADCAST",
@@ -124,9 +125,8 @@ ALLOWED_OPTIONS: dict[int, dict[int, str]] = {
         26: "TCP_CC_INFO", 27: "TCP_SAVE_SYN", 28: "TCP_SAVED_SYN",
         30: "TCP_FASTOPEN_CONNECT", 34: "TCP_FASTOPEN_NO_COOKIE", 36: "TCP_INQ",
     },
-    abi.IPPROTO_UDP: {1: "UDP_CORK", 103: "UDP_SEGMENT", 104: "UDP_GRO"},
-    # UDP sockets take their options at the UDP-Lite level too (udp_setsockopt).
-    abi.IPPROTO_UDPLITE: {1: "UDP_CORK", 103: "UDP_SEGMENT", 104: "UDP_GRO"},
+    abi.IPPROTO_UDP: _UDP_OPTIONS,
+    abi.IPPROTO_UDPLITE: _UDP_OPTIONS,  # UDP sockets take them at this level too
     abi.SOL_NETLINK: {
         1: "NETLINK_ADD_MEMBERSHIP", 2: "NETLINK_DROP_MEMBERSHIP", 3: "NETLINK_PKTINFO",
         4: "NETLINK_BROADCAST_ERROR", 5: "NETLINK_NO_ENOBUFS", 9: "NETLINK_LIST_MEMBERSHIPS",
