@@ -6,6 +6,7 @@ isolation from the host's loopback and from the outside in both directions, and 
 test_publish.py."""
 
 import errno
+import os
 import socket
 import subprocess
 import textwrap
@@ -252,3 +253,19 @@ def test_host_network_socket_is_the_users(platform):
         proc.kill()
         proc.communicate()
     assert owners == {1000}
+
+
+def test_namespace_links(sandbox):
+    """/proc/PID/ns names the guest's own namespaces, as lsns and container checks read
+    them: one network namespace for every guest process, not the host's; opening one is
+    refused (ENXIO), as namespace descriptors serve only setns."""
+    script = ("readlink /proc/self/ns/net /proc/1/ns/net; sh -c 'readlink /proc/$$/ns/net'; "
+              "echo $(ls /proc/self/ns); cat /proc/self/ns/net 2>/dev/null || echo refused")
+    r = sandbox("sh", "-c", script, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(set(lines[:3])) == 1 and lines[0].startswith("net:["), lines
+    assert lines[0] != os.readlink("/proc/self/ns/net")
+    assert lines[3].split() == ["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children",
+                                "time", "time_for_children", "user", "uts"]
+    assert lines[4] == "refused"

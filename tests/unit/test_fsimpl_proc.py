@@ -225,7 +225,7 @@ def opened(inode, flags=abi.O_RDONLY):
 
 TOP = [b"self", b"thread-self", b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat",
        b"version", b"mounts", b"sys", b"uptime"]
-PID = [b"task", b"fd", b"fdinfo", b"environ", b"status", b"limits", b"comm", b"cmdline",
+PID = [b"task", b"fd", b"fdinfo", b"ns", b"environ", b"status", b"limits", b"comm", b"cmdline",
        b"stat", b"maps", b"cwd", b"root", b"exe", b"mounts", b"mountinfo"]
 
 
@@ -538,9 +538,9 @@ def test_a_processs_directories_are_immutable(w):
 
 def test_link_counts(w):
     assert w.proc.root.nlink == 2 + 1 + 2  # sys and two processes
-    assert w.inode(b"/proc/7").nlink == 5  # task, fd, fdinfo
+    assert w.inode(b"/proc/7").nlink == 6  # task, fd, fdinfo, ns
     assert w.inode(b"/proc/7/task").nlink == 5
-    assert w.inode(b"/proc/7/task/8").nlink == 4
+    assert w.inode(b"/proc/7/task/8").nlink == 5
     assert w.inode(b"/proc/7/fd").nlink == 2
     assert w.inode(b"/proc/sys").nlink == 3
     assert w.inode(b"/proc/7/status").nlink == 1

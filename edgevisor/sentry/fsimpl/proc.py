@@ -122,6 +122,7 @@ class ProcView(Protocol):
     def cwd(self, tgid: int) -> Dentry: ...
     def root(self, tgid: int) -> Dentry: ...
     def exe(self, tgid: int) -> Dentry | None: ...
+    def namespace(self, tgid: int, name: bytes) -> bytes: ...  # b"net:[4026531840]"
     def mounts(self, tgid: int) -> bytes: ...  # as seen from its root (see mounts_line)
     def mountinfo(self, tgid: int) -> bytes: ...  # (see mountinfo_line)
     def uptime(self) -> bytes: ...
@@ -658,11 +659,16 @@ def _task_list(fs: ProcFS, tid: int, tgid: int, **where) -> "_TaskList":
     return _TaskList(fs, **where)
 
 
+def _ns_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NsDir":
+    return _NsDir(fs, 0o511, **where)
+
+
 # A task directory's entries, in Linux's order, and how each is made.
 _TASK_ENTRIES = {
     b"task": _task_list,  # only in /proc/<pid>
     b"fd": _fd_dir(info=False),
     b"fdinfo": _fd_dir(info=True),
+    b"ns": _ns_dir,
     b"environ": _host_file("environ", 0o400, gated=True),
     b"status": _host_file("status"),
     b"limits": _host_file("limits"),
@@ -688,7 +694,7 @@ class _TaskDir(_Dir):
         super().__init__(fs, refused=_ALL_SETATTR, **where)
         self.group = len(where["path"]) == 1
         self.names = list(_TASK_ENTRIES) if self.group else list(_TASK_ENTRIES)[1:]
-        self.subdirs = 3 if self.group else 2
+        self.subdirs = 4 if self.group else 3
 
     @staticmethod
     def of(fs: ProcFS, path: tuple, tid: int, tgid: int) -> "_TaskDir":
@@ -764,6 +770,30 @@ class _FdDir(_Dir):
         self._check_alive()
         self._check_ptrace()
         return [(b"%d" % fd, self._entry(fd)) for fd in self.fs.view.fds(self.task[1])]
+
+
+class _NsDir(_Dir):
+    """ns/: a link per namespace the task is in, readlink giving Linux's "net:[4026531840]"
+    (what lsns and container checks compare). Opening one is ENXIO: a namespace descriptor
+    is of no use without setns, and its ioctls name the namespaces above the guest's."""
+
+    NAMES = (b"cgroup", b"ipc", b"mnt", b"net", b"pid", b"pid_for_children", b"time",
+             b"time_for_children", b"user", b"uts")
+
+    def _entry(self, name: bytes) -> Inode:
+        fs, tgid = self.fs, self.task[1]
+
+        def make(**where):
+            return _MagicLink(fs, lambda: fs.view.namespace(tgid, name), **where)
+        return fs._task_node(self.path + (name,), self.task, make)
+
+    def _lookup(self, name: bytes) -> Inode | None:
+        self._check_alive()
+        return self._entry(name) if name in self.NAMES else None
+
+    def _entries(self) -> list[tuple[bytes, Inode]]:
+        self._check_alive()
+        return [(name, self._entry(name)) for name in self.NAMES]
 
 
 class SysFS(ProcFS):

@@ -108,6 +108,9 @@ class SentryProcView:
     def exe(self, tgid: int):
         return self.fs.task_dentry(tgid, "exe", self.proc)
 
+    def namespace(self, tgid: int, name: bytes) -> bytes:
+        return os.readlink(f"{tgid}/ns/{name.decode()}", dir_fd=self.proc).encode()
+
     def mounts(self, tgid: int) -> bytes:
         root = self.fs.root_of(tgid, self.proc)
         out = []
