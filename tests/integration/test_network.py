@@ -269,3 +269,21 @@ def test_namespace_links(sandbox):
     assert lines[3].split() == ["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children",
                                 "time", "time_for_children", "user", "uts"]
     assert lines[4] == "refused"
+
+
+def test_proc_net_is_the_guests(sandbox):
+    """/proc/net shows the guest's own network namespace: busybox netstat finds the guest's
+    listener (and nothing of the host's), /proc/net/dev and ifconfig know only lo."""
+    script = """
+import socket, subprocess
+srv = socket.create_server(('127.0.0.1', 8123))
+print(subprocess.run(['busybox', 'netstat', '-ltn'], capture_output=True, text=True).stdout)
+print(open('/proc/net/dev').read())
+"""
+    r = guest_python(sandbox, script)
+    assert r.returncode == 0, r.stderr
+    listeners = [line.split()[3] for line in r.stdout.splitlines() if "LISTEN" in line]
+    assert listeners == ["127.0.0.1:8123"], r.stdout
+    devices = [line.split(":")[0].strip() for line in r.stdout.splitlines() if ":" in line
+               and "|" not in line and "LISTEN" not in line and "Address" not in line]
+    assert devices == ["lo"], r.stdout

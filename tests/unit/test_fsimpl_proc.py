@@ -224,8 +224,8 @@ def opened(inode, flags=abi.O_RDONLY):
 # ---- the tree --------------------------------------------------------------------------
 
 TOP = [b"self", b"thread-self", b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat",
-       b"version", b"mounts", b"sys", b"uptime"]
-PID = [b"task", b"fd", b"fdinfo", b"ns", b"environ", b"status", b"limits", b"comm", b"cmdline",
+       b"version", b"mounts", b"net", b"sys", b"uptime"]
+PID = [b"task", b"fd", b"fdinfo", b"ns", b"net", b"environ", b"status", b"limits", b"comm", b"cmdline",
        b"stat", b"maps", b"cwd", b"root", b"exe", b"mounts", b"mountinfo"]
 
 
@@ -279,7 +279,7 @@ def test_every_file_opens_sealed_with_its_content(w):
     for pid in (1, 7):
         for tid in w.view.threads[pid]:
             for base, task in ((b"/proc/%d" % pid, pid), (b"/proc/%d/task/%d" % (pid, tid), tid)):
-                for name in HOST_FILES:
+                for name in HOST_FILES + tuple("net/" + n.decode() for n in proc.NET_FILES):
                     expected[b"%s/%s" % (base, name.encode())] = b"%s of %d\n" % (name.encode(), task)
                 expected[base + b"/mounts"] = b"mounts of %d\n" % pid
                 expected[base + b"/mountinfo"] = b"mountinfo of %d\n" % pid
@@ -538,9 +538,9 @@ def test_a_processs_directories_are_immutable(w):
 
 def test_link_counts(w):
     assert w.proc.root.nlink == 2 + 1 + 2  # sys and two processes
-    assert w.inode(b"/proc/7").nlink == 6  # task, fd, fdinfo, ns
+    assert w.inode(b"/proc/7").nlink == 7  # task, fd, fdinfo, ns, net
     assert w.inode(b"/proc/7/task").nlink == 5
-    assert w.inode(b"/proc/7/task/8").nlink == 5
+    assert w.inode(b"/proc/7/task/8").nlink == 6
     assert w.inode(b"/proc/7/fd").nlink == 2
     assert w.inode(b"/proc/sys").nlink == 3
     assert w.inode(b"/proc/7/status").nlink == 1

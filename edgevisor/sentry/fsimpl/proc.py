@@ -5,17 +5,19 @@ The Sentry mounts `ProcFS(view, dev=...).root` at /proc. Everything shown comes 
 so that entries appear and disappear with the tasks and `self` points at whoever asks.
 
     /proc/self -> <tgid>          /proc/thread-self -> <tgid>/task/<tid>
-    /proc/mounts -> self/mounts   /proc/{cpuinfo,meminfo,uptime,loadavg,filesystems}
+    /proc/mounts -> self/mounts   /proc/net -> self/net
+    /proc/{cpuinfo,meminfo,uptime,loadavg,filesystems}
     /proc/sys/kernel/{hostname,osrelease,ostype}
     /proc/<pid>/{stat,status,cmdline,environ,comm,maps,limits,mounts,mountinfo}
     /proc/<pid>/{fd,fdinfo}/<n>, /proc/<pid>/{cwd,root,exe}, /proc/<pid>/task/<tid>/...
+    /proc/<pid>/ns/<namespace>, /proc/<pid>/net/{tcp,udp,unix,dev,...}
 
 Guests read through real host descriptors: `open_host` generates a file's content into a
 sealed memfd (no writes, no size change, not executable), and gives a directory an empty
 one (the Sentry lists it from `readdir`). `ProcFS.by_host_key` maps such a descriptor's
 (st_dev, st_ino) back to its inode.
 
-fd/<n>, cwd, root and exe are magic links (`magic` is True): `readlink` shows where they
+fd/<n>, cwd, root, exe and ns/<namespace> are magic links (`magic` is True): `readlink` shows where they
 point, and `jump` returns the dentry that following one lands on, as Linux's nd_jump_link,
 which the VFS walk calls instead of reading a path. Both need the asking task to be allowed
 to ptrace-read the process (EACCES otherwise), as do environ, maps, fd/ and fdinfo/.
@@ -591,6 +593,7 @@ class _Root(_StaticDir):
             b"stat": file("stat"),
             b"version": file("version"),
             b"mounts": _Symlink(fs, lambda: b"self/mounts", len(b"self/mounts")),
+            b"net": _Symlink(fs, lambda: b"self/net", len(b"self/net")),
             b"sys": _StaticDir(fs, {b"kernel": kernel}, refused=_SYSCTL_SETATTR),
             b"uptime": file("uptime"),
         }, ino=ino)
@@ -659,8 +662,29 @@ def _task_list(fs: ProcFS, tid: int, tgid: int, **where) -> "_TaskList":
     return _TaskList(fs, **where)
 
 
-def _ns_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NsDir":
-    return _NsDir(fs, 0o511, **where)
+# ns/: a link per namespace the task is in, readlink giving Linux's "net:[4026531840]" (what
+# lsns and container checks compare). Opening one is ENXIO: a namespace descriptor is of no
+# use without setns, and its ioctls name the namespaces above the guest's.
+NAMESPACES = (b"cgroup", b"ipc", b"mnt", b"net", b"pid", b"pid_for_children", b"time",
+              b"time_for_children", b"user", b"uts")
+# net/: the kernel's tables for the task's network namespace, the guest's own (netstat,
+# ifconfig and psutil read them); the files that describe only that namespace.
+NET_FILES = (b"arp", b"dev", b"if_inet6", b"igmp", b"igmp6", b"ipv6_route", b"netlink",
+             b"netstat", b"packet", b"raw", b"raw6", b"route", b"snmp", b"snmp6",
+             b"sockstat", b"sockstat6", b"tcp", b"tcp6", b"udp", b"udp6", b"unix")
+
+
+def _ns_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
+    def link(name: bytes, **where) -> _MagicLink:
+        return _MagicLink(fs, lambda: fs.view.namespace(tgid, name), **where)
+    return _NamedEntries(fs, 0o511, NAMESPACES, link, **where)
+
+
+def _net_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
+    def table(name: bytes, **where) -> _File:
+        return _File(fs, 0o444, lambda: fs.view.host_read(tid, f"net/{name.decode()}"),
+                     **where)
+    return _NamedEntries(fs, 0o555, NET_FILES, table, **where)
 
 
 # A task directory's entries, in Linux's order, and how each is made.
@@ -669,6 +693,7 @@ _TASK_ENTRIES = {
     b"fd": _fd_dir(info=False),
     b"fdinfo": _fd_dir(info=True),
     b"ns": _ns_dir,
+    b"net": _net_dir,
     b"environ": _host_file("environ", 0o400, gated=True),
     b"status": _host_file("status"),
     b"limits": _host_file("limits"),
@@ -694,7 +719,7 @@ class _TaskDir(_Dir):
         super().__init__(fs, refused=_ALL_SETATTR, **where)
         self.group = len(where["path"]) == 1
         self.names = list(_TASK_ENTRIES) if self.group else list(_TASK_ENTRIES)[1:]
-        self.subdirs = 4 if self.group else 3
+        self.subdirs = 5 if self.group else 4
 
     @staticmethod
     def of(fs: ProcFS, path: tuple, tid: int, tgid: int) -> "_TaskDir":
@@ -772,28 +797,24 @@ class _FdDir(_Dir):
         return [(b"%d" % fd, self._entry(fd)) for fd in self.fs.view.fds(self.task[1])]
 
 
-class _NsDir(_Dir):
-    """ns/: a link per namespace the task is in, readlink giving Linux's "net:[4026531840]"
-    (what lsns and container checks compare). Opening one is ENXIO: a namespace descriptor
-    is of no use without setns, and its ioctls name the namespaces above the guest's."""
+class _NamedEntries(_Dir):
+    """A task's directory of fixed names, each entry made by `make(name, **where)`."""
 
-    NAMES = (b"cgroup", b"ipc", b"mnt", b"net", b"pid", b"pid_for_children", b"time",
-             b"time_for_children", b"user", b"uts")
+    def __init__(self, fs: ProcFS, mode: int, names: tuple[bytes, ...], make, **where):
+        super().__init__(fs, mode, **where)
+        self.names, self.make = names, make
 
     def _entry(self, name: bytes) -> Inode:
-        fs, tgid = self.fs, self.task[1]
-
-        def make(**where):
-            return _MagicLink(fs, lambda: fs.view.namespace(tgid, name), **where)
-        return fs._task_node(self.path + (name,), self.task, make)
+        return self.fs._task_node(self.path + (name,), self.task,
+                                  lambda **where: self.make(name, **where))
 
     def _lookup(self, name: bytes) -> Inode | None:
         self._check_alive()
-        return self._entry(name) if name in self.NAMES else None
+        return self._entry(name) if name in self.names else None
 
     def _entries(self) -> list[tuple[bytes, Inode]]:
         self._check_alive()
-        return [(name, self._entry(name)) for name in self.NAMES]
+        return [(name, self._entry(name)) for name in self.names]
 
 
 class SysFS(ProcFS):
