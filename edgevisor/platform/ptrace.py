@@ -119,7 +119,9 @@ class PtracePlatform(Platform):
                         result = handle(Task(tid, ProcessMemory(tid), host, regs.regs), nr, args)
                         if result is not CONTINUE:
                             if result.__class__ is InstallFd:
-                                result = install(tid, regs.regs, result)
+                                answer, result = result, install(tid, regs.regs, result)
+                                if answer.report is not None:
+                                    answer.report(result)
                             regs.skip(tid, result)
                         ptrace(CONT, tid, 0, 0)
                     elif event == EVENT_STOP:

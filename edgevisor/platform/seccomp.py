@@ -146,13 +146,18 @@ def _install(listener: int, nid: int, answer: InstallFd) -> int:
     """NOTIF_ADDFD with FLAG_SEND: the kernel installs the descriptor at the lowest free
     number and answers the syscall with that number in one step, so no other thread can
     see the descriptor before the call returns. Returns 0 or -errno, as ev_send."""
-    request = abi.SECCOMP_NOTIF_ADDFD.pack(nid, abi.SECCOMP_ADDFD_FLAG_SEND, answer.fd, 0,
-                                           os.O_CLOEXEC if answer.cloexec else 0)
+    request = bytearray(abi.SECCOMP_NOTIF_ADDFD.pack(nid, abi.SECCOMP_ADDFD_FLAG_SEND,
+                                                     answer.fd, 0,
+                                                     os.O_CLOEXEC if answer.cloexec else 0))
     try:
-        fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ADDFD, request)
+        number = fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ADDFD, request, True)
+        if answer.report is not None:
+            answer.report(number)
         return 0
     except OSError as e:
         if e.errno in (errno.EMFILE, errno.EBADF):  # the guest's table is full: its error
+            if answer.report is not None:
+                answer.report(-e.errno)
             return lib.ev_send(listener, nid, 0, -e.errno, 0)
         return -e.errno
     finally:

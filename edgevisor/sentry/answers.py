@@ -6,13 +6,15 @@ CONTINUE = object()  # let the host kernel run the syscall exactly as issued
 class InstallFd:
     """An answer that installs the Sentry's host descriptor `fd` in the asking task's fd table
     at the lowest free number, close-on-exec if `cloexec`, and makes that number the
-    syscall's result. The platform closes `fd` once it has been installed (or has failed)."""
+    syscall's result. The platform closes `fd` once it has been installed (or has failed),
+    and tells `report`, when set (--strace), the syscall's result: the number, or -errno."""
 
-    __slots__ = ("fd", "cloexec")
+    __slots__ = ("fd", "cloexec", "report")
 
     def __init__(self, fd: int, cloexec: bool):
         self.fd = fd
         self.cloexec = cloexec
+        self.report = None
 
     def __repr__(self) -> str:
         return f"InstallFd({self.fd}, cloexec={self.cloexec})"

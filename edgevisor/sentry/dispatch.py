@@ -82,6 +82,8 @@ class Sentry:
             pending = self.strace.enter(self._shown_tid(task), row.name, row.args, args, task.mem)
         result = Sentry.handle(self, task, nr, args)
         action = "unsupported" if row is None else row.action
-        shown = result if type(result) is int else None  # CONTINUE, or a descriptor to install
-        self.strace.exit(pending, shown, action)
+        if type(result) is InstallFd:  # its number is known once the platform installed it
+            result.report = lambda number: self.strace.exit(pending, number, action)
+        else:
+            self.strace.exit(pending, result if type(result) is int else None, action)
         return result

@@ -344,6 +344,28 @@ def _oflags(value: int, mem) -> str:
     return "|".join(names)
 
 
+_FAMILIES = {0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK",
+             17: "AF_PACKET"}
+_SOCKET_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 4: "SOCK_RDM",
+                 5: "SOCK_SEQPACKET", 6: "SOCK_DCCP", 10: "SOCK_PACKET"}
+
+
+def _family(value: int, mem) -> str:
+    return _FAMILIES.get(value & 0xFFFFFFFF) or _signed(value, mem)
+
+
+def _socktype(value: int, mem) -> str:
+    value &= 0xFFFFFFFF
+    names = [_SOCKET_TYPES.get(value & 0xF, str(value & 0xF))]
+    for name, bit in (("SOCK_NONBLOCK", 0o4000), ("SOCK_CLOEXEC", 0o2000000)):
+        if value & bit:
+            names.append(name)
+            value &= ~bit
+    if value & ~0xF & ~0o4000 & ~0o2000000:
+        names.append(f"{value & ~0xF:#x}")
+    return "|".join(names)
+
+
 def _mode(value: int, mem) -> str:
     mode = value & 0xFFFFFFFF
     return (f"0{mode:o}" if mode else "0").rjust(3, "0")  # C's %#03o
@@ -392,6 +414,8 @@ _DECODERS: dict[str, Callable[[int, Any], str]] = {
     "str": lambda value, mem: _cstring(mem, value, MAX_STRLEN),
     "oflags": _oflags,
     "mode": _mode,
+    "family": _family,
+    "socktype": _socktype,
     "signo": _signo,
     "clockid": _clockid,
     "argv": _argv,

@@ -22,7 +22,7 @@ SOURCES = HERE / "sources"
 # index of the argument that holds the buffer's length.
 KINDS = frozenset({
     "int", "uint", "size", "hex", "ptr", "fd", "dirfd", "path", "str",
-    "oflags", "mode", "signo", "pid", "argv", "clockid",
+    "oflags", "mode", "signo", "pid", "argv", "clockid", "family", "socktype",
 })
 BUF_KIND = re.compile(r"(?:out)?buf:(\d)\Z")
 
@@ -105,6 +105,10 @@ KIND_OVERRIDES: dict[tuple[str, str], str] = {
     ("setsockopt", "optval"): "buf:4",
     ("init_module", "umod"): "buf:1",
     ("umask", "mask"): "mode",
+    ("socket", "family"): "family",
+    ("socketpair", "family"): "family",
+    ("socket", "type"): "socktype",
+    ("socketpair", "type"): "socktype",
     ("open", "flags"): "oflags",
     ("openat", "flags"): "oflags",
     ("open_by_handle_at", "flags"): "oflags",

@@ -33,3 +33,18 @@ def test_strace_follows_children_with_their_own_tids(sandbox):
     tids = re.findall(r"\[pid (\d+)\] getpid\(\) = (\d+)", r.stderr)
     assert len(tids) == 2 and tids[0] != tids[1]
     assert all(tid == result for tid, result in tids)
+
+
+def test_strace_shows_installed_descriptors_and_socket_arguments(sandbox):
+    """A descriptor the Sentry installs is shown by its number once installed (an open, and
+    with --network=host a socket the Sentry made); socket() arguments are named."""
+    script = ("import os, socket; os.close(os.open('/etc/hostname', os.O_RDONLY)); "
+              "socket.socket(socket.AF_INET6, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)")
+    r = sandbox("python3", "-c", script, flags=("--strace-syscalls=openat,socket",
+                                               "--network=host"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert re.fullmatch(r'\[pid 1\] openat\(AT_FDCWD, "/etc/hostname", O_RDONLY\|O_CLOEXEC\) = \d+ '
+                        r'\[emulate\]', [ln for ln in lines if "/etc/hostname" in ln][0])
+    assert re.fullmatch(r"\[pid 1\] socket\(AF_INET6, SOCK_DGRAM\|SOCK_NONBLOCK\|SOCK_CLOEXEC, "
+                        r"0\) = \d+ \[emulate\]", lines[-1]), lines[-3:]
