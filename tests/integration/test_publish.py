@@ -151,7 +151,8 @@ def test_bulk_echo_both_ways_with_half_close(platform):
 UDP_ECHO = """
 import socket, sys, threading
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.bind(('::', 9001))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, {v6only})
+s.bind(('{bind}', 9001))
 def serve():
     while True:
         data, peer = s.recvfrom(2048)
@@ -161,9 +162,12 @@ sys.stdin.read()
 """
 
 
-def test_udp_published_replies_reach_each_peer(platform):
+@pytest.mark.parametrize("bind,v6only", [("::", 0), ("::1", 1)])
+def test_udp_published_replies_reach_each_peer(platform, bind, v6only):
+    """A dual-stack guest listener hears the publisher on 127.0.0.1; one on ::1 alone
+    refuses there, and the publisher moves that peer to ::1 (the first datagram again)."""
     port = free_port(kind=socket.SOCK_DGRAM)
-    with Guest(platform, [f"{port}:9001/udp"], UDP_ECHO) as g:
+    with Guest(platform, [f"{port}:9001/udp"], UDP_ECHO.format(bind=bind, v6only=v6only)) as g:
         peers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
         for i, peer in enumerate(peers):
             peer.settimeout(0.5)

@@ -287,11 +287,14 @@ class _Connecting:
 
 
 class _Datagrams:
-    """A published UDP port: one connected guest-side socket per host peer."""
+    """A published UDP port: one connected guest-side socket per host peer, on the guest's
+    IPv4 loopback (which a dual-stack listener hears too), moved to ::1 when the guest
+    refuses there (a listener on IPv6 alone), with the datagram it refused sent again."""
 
     def __init__(self, relay: "Relay", host: socket.socket, port: Port):
         self.relay, self.host, self.port = relay, host, port
-        self.peers: collections.OrderedDict = collections.OrderedDict()
+        self.peers: collections.OrderedDict = collections.OrderedDict()  # peer -> socket
+        self.last: dict = {}  # peer -> the last datagram it sent, for a move to ::1
 
     def ready(self, end, events: int) -> None:
         try:
@@ -300,21 +303,50 @@ class _Datagrams:
             return
         guest = self.peers.get(peer)
         if guest is None:
-            guest = _connect_guest_udp(self.port.guest_port)
+            guest = self._open(peer, socket.AF_INET)
             if guest is None:
                 return
-            guest.setblocking(False)
-            self.peers[peer] = guest
-            self.relay.selector.register(guest, selectors.EVENT_READ, _Reply(self, peer))
             if len(self.peers) > _UDP_PEERS:
-                _, oldest = self.peers.popitem(last=False)
-                self.relay.selector.unregister(oldest)
-                oldest.close()
+                oldest = next(iter(self.peers))
+                self._close(oldest)
+                del self.last[oldest]
         self.peers.move_to_end(peer)
+        self.last[peer] = data
         try:
             guest.send(data)
+        except ConnectionRefusedError:
+            self.refused(peer, guest)
         except OSError:
-            pass  # ECONNREFUSED from an earlier datagram, a full buffer: UDP drops
+            pass  # a full buffer: UDP drops
+
+    def refused(self, peer, guest) -> None:
+        """The guest refused a datagram (ICMP port unreachable) on `guest`."""
+        if guest.family != socket.AF_INET or self.peers.get(peer) is not guest:
+            return
+        self._close(peer)
+        moved = self._open(peer, socket.AF_INET6)
+        if moved is not None and peer in self.last:
+            try:
+                moved.send(self.last[peer])
+            except OSError:
+                pass
+
+    def _open(self, peer, family: int):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            s.connect(("127.0.0.1" if family == socket.AF_INET else "::1", self.port.guest_port))
+        except OSError:
+            s.close()
+            return None
+        s.setblocking(False)
+        self.peers[peer] = s
+        self.relay.selector.register(s, selectors.EVENT_READ, _Reply(self, peer))
+        return s
+
+    def _close(self, peer) -> None:
+        s = self.peers.pop(peer)
+        self.relay.selector.unregister(s)
+        s.close()
 
 
 class _Reply:
@@ -324,20 +356,10 @@ class _Reply:
     def ready(self, end, events: int) -> None:
         try:
             self.port.host.sendto(end.recv(_CHUNK), self.peer)
+        except ConnectionRefusedError:
+            self.port.refused(self.peer, end)
         except OSError:
             pass
-
-
-def _connect_guest_udp(port: int):
-    """A datagram socket connected to the guest's port on its IPv4 loopback (which a
-    dual-stack listener receives too)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.connect(("127.0.0.1", port))
-    except OSError:
-        s.close()
-        return None
-    return s
 
 
 class Relay:
