@@ -344,8 +344,8 @@ def _oflags(value: int, mem) -> str:
     return "|".join(names)
 
 
-_FAMILIES = {0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK",
-             17: "AF_PACKET"}
+_FAMILIES = {0: "AF_UNSPEC", abi.AF_UNIX: "AF_UNIX", abi.AF_INET: "AF_INET",
+             abi.AF_INET6: "AF_INET6", abi.AF_NETLINK: "AF_NETLINK", abi.AF_PACKET: "AF_PACKET"}
 _SOCKET_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 4: "SOCK_RDM",
                  5: "SOCK_SEQPACKET", 6: "SOCK_DCCP", 10: "SOCK_PACKET"}
 
@@ -356,13 +356,15 @@ def _family(value: int, mem) -> str:
 
 def _socktype(value: int, mem) -> str:
     value &= 0xFFFFFFFF
-    names = [_SOCKET_TYPES.get(value & 0xF, str(value & 0xF))]
-    for name, bit in (("SOCK_NONBLOCK", 0o4000), ("SOCK_CLOEXEC", 0o2000000)):
-        if value & bit:
+    base = value & abi.SOCK_TYPE_MASK
+    names = [_SOCKET_TYPES.get(base, str(base))]
+    rest = value & ~abi.SOCK_TYPE_MASK
+    for name, bit in (("SOCK_NONBLOCK", abi.SOCK_NONBLOCK), ("SOCK_CLOEXEC", abi.SOCK_CLOEXEC)):
+        if rest & bit:
             names.append(name)
-            value &= ~bit
-    if value & ~0xF & ~0o4000 & ~0o2000000:
-        names.append(f"{value & ~0xF:#x}")
+            rest &= ~bit
+    if rest:
+        names.append(f"{rest:#x}")
     return "|".join(names)
 
 

@@ -604,3 +604,15 @@ def test_every_line_is_one_strace_line(vtid, kinds, names, raw, mem, result, act
     assert out.startswith(f"[pid {vtid}] f(")
     assert out.endswith(f" [{action}]\n")
     assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize("decoder,value,shown", [
+    ("_family", 10, "AF_INET6"),
+    ("_family", 99, "99"),
+    ("_socktype", 0x80802, "SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC"),
+    ("_socktype", 0x10000001, "SOCK_STREAM|0x10000000"),
+    ("_socktype", 0xF, "15"),
+])
+def test_socket_argument_decoders(decoder, value, shown):
+    from edgevisor.sentry import strace
+    assert getattr(strace, decoder)(value, None) == shown
