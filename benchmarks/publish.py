@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 
-from run import Unavailable, edgevisor_cmd, edgevisor_env, machine_info
+from run import (Unavailable, edgevisor_cmd, edgevisor_env, machine_info,
+                 pin_and_check_compiler)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -397,13 +398,7 @@ def main():
     if bad or args.runs < 1 or args.seconds <= 0 or args.bytes < 1:
         ap.error("unknown runner(s) or benchmark(s): %s" % ", ".join(bad) if bad
                  else "--runs, --seconds and --bytes must be positive")
-    if args.pin is not None:
-        try:
-            os.sched_setaffinity(0, {args.pin})  # inherited by everything we start
-        except OSError as e:
-            ap.error("--pin %d: %s" % (args.pin, e.strerror))
-    if not shutil.which("cc"):
-        sys.exit("publish.py: no C compiler: `cc` not found on PATH")
+    pin_and_check_compiler(ap, args.pin, "publish.py")
 
     # The server must be readable inside the sandbox, whose /tmp is private: /var/tmp is
     # the host's, shown read-only.

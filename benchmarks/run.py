@@ -87,6 +87,17 @@ def mount_type(path):
     return types[-1] if types else None
 
 
+def pin_and_check_compiler(ap, pin, script):
+    """--pin CPU for this process and everything it starts; a C compiler must exist."""
+    if pin is not None:
+        try:
+            os.sched_setaffinity(0, {pin})  # inherited by everything we start
+        except OSError as e:
+            ap.error("--pin %d: %s" % (pin, e.strerror))
+    if not shutil.which("cc"):
+        sys.exit("%s: no C compiler: `cc` not found on PATH" % script)
+
+
 def machine_info(pin):
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -148,13 +159,7 @@ def main():
     bad = [r for r in runners if r not in SCALE]
     if bad or args.runs < 1 or args.scale <= 0:
         ap.error("unknown runner(s): %s" % ", ".join(bad) if bad else "--runs and --scale must be positive")
-    if args.pin is not None:
-        try:
-            os.sched_setaffinity(0, {args.pin})  # inherited by everything we start
-        except OSError as e:
-            ap.error("--pin %d: %s" % (args.pin, e.strerror))
-    if not shutil.which("cc"):
-        sys.exit("run.py: no C compiler: `cc` not found on PATH")
+    pin_and_check_compiler(ap, args.pin, "run.py")
 
     # The binary must be readable inside every sandbox. /var/tmp is part of the host
     # root that runsc and proot show the guest; a sandbox's /tmp may be a fresh tmpfs.
