@@ -13,7 +13,6 @@ and asks the server to quit. Runs are interleaved across runners. See benchmarks
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -24,7 +23,7 @@ import tempfile
 import time
 
 from run import (Unavailable, edgevisor_cmd, edgevisor_env, machine_info,
-                 pin_and_check_compiler)
+                 pin_and_check_compiler, unsandboxed_warning)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -490,15 +489,11 @@ def run(args, runners, binary, names):
 
 
 def print_report(report, runners, names, args):
-    host_release = platform.uname().release
     for r in runners:
         if r in report["unavailable"]:
             print("%-8s unavailable: %s" % (r, report["unavailable"][r]))
         elif r in report["seen_inside"]:
-            fields = dict(kv.split("=", 1) for kv in report["seen_inside"][r].split() if "=" in kv)
-            plain = fields.get("kernel") == host_release and fields.get("tracer_pid") in ("0", "-1") \
-                and fields.get("pid") != "1"
-            warn = "   <-- WARNING: looks unsandboxed" if r != "native" and plain else ""
+            warn = unsandboxed_warning(report["seen_inside"][r], r != "native")
             print("%-8s %s   [inside: %s]%s" % (r, report["runners"][r], report["seen_inside"][r], warn))
     print()
     head = ("benchmark", "runner", "count", "min us", "median us", "max us", "x native")

@@ -239,19 +239,23 @@ def run(args, runners, binary, names, defaults):
             "seen_inside": seen, "unavailable": unavailable, "results": results}
 
 
+def unsandboxed_warning(env, sandboxed):
+    """A warning for a sandboxed runner whose program saw what a plain process sees ("" else).
+    A sandbox shows another kernel (runsc), a tracer (ptrace, proot) or a pid namespace of its
+    own (edgevisor's guest is pid 1 of its own, as runsc's)."""
+    fields = dict(kv.split("=", 1) for kv in env.split() if "=" in kv)
+    plain = fields.get("kernel") == platform.uname().release \
+        and fields.get("tracer_pid") in ("0", "-1") and fields.get("pid") != "1"
+    return "   <-- WARNING: looks unsandboxed" if sandboxed and plain else ""
+
+
 def print_report(report, runners, names):
-    host_release = platform.uname().release
     for r in runners:
         if r in report["unavailable"]:
             print("%-12s unavailable: %s" % (r, report["unavailable"][r]))
         elif r in report["seen_inside"]:
             env = report["seen_inside"][r]
-            fields = dict(kv.split("=", 1) for kv in env.split())
-            # A sandbox shows another kernel (runsc), a tracer (ptrace, proot) or a pid
-            # namespace of its own (edgevisor's guest is pid 1 of its own, as runsc's).
-            plain = fields.get("kernel") == host_release and fields.get("tracer_pid") in ("0", "-1") \
-                and fields.get("pid") != "1"
-            warn = "   <-- WARNING: looks unsandboxed" if r not in UNSANDBOXED and plain else ""
+            warn = unsandboxed_warning(env, r not in UNSANDBOXED)
             print("%-12s %s   [inside: %s]%s" % (r, report["runners"][r], env, warn))
     print()
     head = ("benchmark", "runner", "iters", "min ns", "median ns", "max ns", "x native")

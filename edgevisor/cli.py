@@ -9,6 +9,7 @@ from .config import ConfigError, RunConfig
 from .platform.cgroups import Limits
 from .platform.isolation import Volume
 from .sentry.net.publish import Port
+from .sentry.net.stack import MODES as NETWORK_MODES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="run the command as this user (a number, or a name from the rootfs)")
     do.add_argument("--group-add", action="append", default=[], metavar="GROUP",
                     help="an additional group for the command")
-    do.add_argument("--network", choices=("sandbox", "none", "host"), default="sandbox",
+    do.add_argument("--network", choices=NETWORK_MODES, default="sandbox",
                     help="sandbox: a loopback-only network of its own, ports published with "
                          "-p (default); none: the same, nothing published; host: the host's "
                          "network for IP sockets")

@@ -3,12 +3,11 @@ SOCK_SEQPACKET unix socket until the Sentry closes it."""
 
 import array
 import errno
-import gc
 import os
-import signal
 import socket
 
 from .. import abi
+from ..platform.helper import detach_helper
 from ..platform.linux import prctl, seccomp_load
 from . import fs, protocol
 from .allowlist import build_filter
@@ -106,36 +105,11 @@ def start_gofer(mounts: Mounts) -> tuple[int, socket.socket]:
 
 
 def _become_gofer(sock: socket.socket, roots: list[fs.Root], program: bytes, parent: int) -> None:
-    # The parent's objects stay alive (this frame never returns), but a garbage collection
-    # could still finalise one of its files and close an fd number now reused by a host file.
-    gc.freeze()
-    os.setsid()  # no terminal signals: ^C or ^Z aimed at the sandbox must not stop the gofer
-    prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before PDEATHSIG was armed
+    null = os.open("/dev/null", os.O_RDWR)
+    if not detach_helper(parent, {sock.fileno(), *(root.fd for root in roots)}, null):
         return
-    prctl(abi.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/fd by same-uid processes
-    _close_other_fds({sock.fileno(), *(root.fd for root in roots)})
-    try:
-        signal.set_wakeup_fd(-1)  # a parent's wakeup fd is closed now, and write is not allowed
-    except ValueError:
-        pass
     os.umask(0)  # as in serve()
     prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
     seccomp_load(program, 0)
     serve_roots(sock, roots)
-
-
-def _close_other_fds(keep: set[int]) -> None:
-    # 0, 1 and 2 become /dev/null rather than free numbers: a host file opened into one of them
-    # would otherwise receive any stray write to stdout or stderr.
-    null = os.open("/dev/null", os.O_RDWR)
-    for fd in {0, 1, 2} - keep - {null}:
-        os.dup2(null, fd, inheritable=False)
-    keep = keep | {0, 1, 2}
-    low = 0
-    for fd in sorted(keep):
-        if low < fd:  # os.closerange(0, 0) closes everything (close_range(0, ~0U))
-            os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 30)
 

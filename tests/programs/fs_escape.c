@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oracle.h"
+
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
@@ -38,20 +40,6 @@ struct how {
 };
 
 static const char *host_dir = "";
-
-static const char *errname(int e) {
-    static char buf[16];
-    switch (e) {
-#define E(x) case x: return #x;
-        E(EPERM) E(ENOENT) E(ESRCH) E(EIO) E(EBADF) E(EAGAIN) E(EACCES) E(EFAULT) E(EBUSY)
-        E(EEXIST) E(EXDEV) E(ENODEV) E(ENOTDIR) E(EISDIR) E(EINVAL) E(EMLINK) E(EROFS)
-        E(ENAMETOOLONG) E(ENOSYS) E(ENOTEMPTY) E(ELOOP) E(E2BIG) E(EOPNOTSUPP) E(ETXTBSY)
-        E(ENXIO) E(ENOSPC) E(EMFILE)
-#undef E
-    }
-    snprintf(buf, sizeof buf, "E%d", e);
-    return buf;
-}
 
 static void fail(const char *name) { printf("%s: %s\n", name, errname(errno)); }
 

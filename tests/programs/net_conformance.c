@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oracle.h"
+
 /* TEST-NET-1 and the IPv6 documentation prefix: never local, never routed from a bare lo. */
 #define REMOTE4 "192.0.2.1"
 #define REMOTE6 "2001:db8::1"
@@ -40,82 +42,11 @@
 
 /* ---- output ------------------------------------------------------------------------------ */
 
-static void say(const char *fmt, ...) {
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
-    buf[n++] = '\n';
-    /* One write per line, unbuffered: a forked child never inherits unprinted output. */
-    if (write(1, buf, n) != n) _exit(120);
-}
-
-static void die(const char *what) {
-    say("FATAL %s: %s", what, strerror(errno));
-    _exit(121);
-}
-
 static void on_alarm(int sig) {
     (void)sig;
     static const char msg[] = "FATAL timeout\n";
     if (write(1, msg, sizeof msg - 1)) {}
     _exit(122);
-}
-
-/* Short strings live in a ring of buffers, so that a line can hold several. */
-static char *scratch(void) {
-    static char ring[32][96];
-    static int next;
-    return ring[next++ % 32];
-}
-
-static const char *errname(int e) {
-    switch (e) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EINTR: return "EINTR";
-    case EBADF: return "EBADF";
-    case EAGAIN: return "EAGAIN";
-    case ENOMEM: return "ENOMEM";
-    case EACCES: return "EACCES";
-    case EFAULT: return "EFAULT";
-    case EEXIST: return "EEXIST";
-    case ENOTDIR: return "ENOTDIR";
-    case EINVAL: return "EINVAL";
-    case EMFILE: return "EMFILE";
-    case EPIPE: return "EPIPE";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case ENOSYS: return "ENOSYS";
-    case ENOTSOCK: return "ENOTSOCK";
-    case EDESTADDRREQ: return "EDESTADDRREQ";
-    case EMSGSIZE: return "EMSGSIZE";
-    case EPROTOTYPE: return "EPROTOTYPE";
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-    case ESOCKTNOSUPPORT: return "ESOCKTNOSUPPORT";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EPFNOSUPPORT: return "EPFNOSUPPORT";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case ENETDOWN: return "ENETDOWN";
-    case ENETUNREACH: return "ENETUNREACH";
-    case ECONNABORTED: return "ECONNABORTED";
-    case ECONNRESET: return "ECONNRESET";
-    case ENOBUFS: return "ENOBUFS";
-    case EISCONN: return "EISCONN";
-    case ENOTCONN: return "ENOTCONN";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case EHOSTUNREACH: return "EHOSTUNREACH";
-    case EALREADY: return "EALREADY";
-    case EINPROGRESS: return "EINPROGRESS";
-    }
-    char *s = scratch();
-    snprintf(s, 96, "errno%d", e);
-    return s;
 }
 
 /* A syscall's result: its value, or "-1 " and the errno's name. Call it on the syscall

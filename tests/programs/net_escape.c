@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oracle.h"
+
 /* From the kernel's uapi headers, which a libc-only build may lack. */
 #define AF_X25_ 9
 #define AF_KEY_ 15
@@ -80,24 +82,6 @@
 
 #define HIGH (1L << 32)  /* invisible to the kernel in an int argument */
 #define WAIT_MS 10000    /* for any one network event; the tests time out the whole run */
-
-static const char *errname(int e)
-{
-    static char buf[16];
-    switch (e) {
-#define E(x) case x: return #x;
-        E(EPERM) E(ENOENT) E(EINTR) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT)
-        E(EBUSY) E(EEXIST) E(ENODEV) E(EINVAL) E(ENFILE) E(EMFILE) E(ENOSPC) E(ENOSYS)
-        E(ENOTSOCK) E(EDESTADDRREQ) E(EMSGSIZE) E(EPROTOTYPE) E(ENOPROTOOPT)
-        E(EPROTONOSUPPORT) E(ESOCKTNOSUPPORT) E(EOPNOTSUPP) E(EPFNOSUPPORT) E(EAFNOSUPPORT)
-        E(EADDRINUSE) E(EADDRNOTAVAIL) E(ENETDOWN) E(ENETUNREACH) E(ECONNABORTED)
-        E(ECONNRESET) E(ENOBUFS) E(EISCONN) E(ENOTCONN) E(ETIMEDOUT) E(ECONNREFUSED)
-        E(EHOSTUNREACH) E(EALREADY) E(EINPROGRESS)
-#undef E
-    }
-    snprintf(buf, sizeof buf, "E%d", e);
-    return buf;
-}
 
 static void fail(const char *name) { printf("%s: %s\n", name, errname(errno)); }
 

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oracle.h"
+
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -41,47 +43,6 @@
 #define NO_SUCH_PID 4194305
 
 /* ---- output ------------------------------------------------------------------------------ */
-
-static void say(const char *fmt, ...) {
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
-    buf[n++] = '\n';
-    /* One write per line, unbuffered: a forked child never inherits unprinted output. */
-    if (write(1, buf, n) != n) _exit(120);
-}
-
-static void die(const char *what) {
-    say("FATAL %s: %s", what, strerror(errno));
-    _exit(121);
-}
-
-/* Short strings live in a ring of buffers, so that a line can hold several. */
-static char *scratch(void) {
-    static char ring[16][96];
-    static int next;
-    return ring[next++ % 16];
-}
-
-static const char *errname(int e) {
-    switch (e) {
-    case EPERM: return "EPERM";
-    case ESRCH: return "ESRCH";
-    case EINTR: return "EINTR";
-    case ECHILD: return "ECHILD";
-    case EAGAIN: return "EAGAIN";
-    case EINVAL: return "EINVAL";
-    case ENOSYS: return "ENOSYS";
-    case EBADF: return "EBADF";
-    case EFAULT: return "EFAULT";
-    }
-    char *s = scratch();
-    snprintf(s, 96, "errno%d", e);
-    return s;
-}
 
 static const char *signame(int sig) {
     static const char *names[] = {

@@ -13,12 +13,13 @@ that allows the calls of this loop and sockets of the two IP families, and kills
 
 import collections
 import errno
-import gc
+import fcntl
 import ipaddress
 import os
 import selectors
 import signal
 import socket
+import termios
 import time
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ import pyseccomp
 
 from ... import abi
 from ...platform.bpf import export_bpf
+from ...platform.helper import detach_helper
 from ...platform.linux import prctl, seccomp_load, set_capabilities, setns
 
 _CHUNK = 1 << 16
@@ -114,30 +116,13 @@ def start_publisher(ports, host_sockets, guest_netns: int, program: bytes) -> in
 
 
 def _become_publisher(ports, host_sockets, guest_netns: int, program: bytes, parent: int):
-    gc.freeze()
-    os.setsid()  # no terminal signals
-    prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
+    # 0, 1 and 2 become the (empty, read-only) root directory: a stray write fails.
+    nothing = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    if not detach_helper(parent, {s.fileno() for s in host_sockets} | {guest_netns}, nothing):
         return
-    prctl(abi.PR_SET_DUMPABLE, 0)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
                 signal.SIGUSR1, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    try:
-        signal.set_wakeup_fd(-1)
-    except ValueError:
-        pass
-    # 0, 1 and 2 become the (empty, read-only) root directory: a stray write fails instead of
-    # landing in a socket that took a free low number.
-    nothing = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
-    for fd in (0, 1, 2):
-        os.dup2(nothing, fd, inheritable=False)
-    low = 3
-    for fd in sorted({s.fileno() for s in host_sockets} | {guest_netns}):
-        if low < fd:
-            os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 30)
+        signal.signal(sig, signal.SIG_DFL)  # not the Sentry's handlers
     setns(guest_netns, abi.CLONE_NEWNET)  # sockets made from here on are the guest's
     os.close(guest_netns)
     set_capabilities(frozenset())
@@ -393,11 +378,8 @@ def build_filter() -> bytes:
         f.add_rule(pyseccomp.ALLOW, name)
     for family in (abi.AF_INET, abi.AF_INET6):
         f.add_rule(pyseccomp.ALLOW, "socket", pyseccomp.Arg(0, pyseccomp.EQ, family))
-    f.add_rule(pyseccomp.ALLOW, "ioctl", pyseccomp.Arg(1, pyseccomp.EQ, _FIONBIO))
-    for command in (_F_GETFL, _F_SETFL):
+    f.add_rule(pyseccomp.ALLOW, "ioctl", pyseccomp.Arg(1, pyseccomp.EQ, termios.FIONBIO))
+    for command in (fcntl.F_GETFL, fcntl.F_SETFL):
         f.add_rule(pyseccomp.ALLOW, "fcntl", pyseccomp.Arg(1, pyseccomp.EQ, command))
     return export_bpf(f)
 
-
-_FIONBIO = 0x5421
-_F_GETFL, _F_SETFL = 3, 4

@@ -1,0 +1,46 @@
+/* What the programs that compare a native run with a sandboxed one share: output one whole
+ * line at a time, and errno names. Included by the conformance and escape programs. */
+#ifndef ORACLE_H
+#define ORACLE_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static inline void say(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+    buf[n++] = '\n';
+    /* One write per line, unbuffered: a forked child never inherits unprinted output. */
+    if (write(1, buf, n) != n) _exit(120);
+}
+
+static inline void die(const char *what) {
+    say("FATAL %s: %s", what, strerror(errno));
+    _exit(121);
+}
+
+/* Short strings live in a ring of buffers, so that a line can hold several. */
+static inline char *scratch(void) {
+    static char ring[32][96];
+    static int next;
+    return ring[next++ % 32];
+}
+
+/* "ENOENT", as glibc names it (EOPNOTSUPP for ENOTSUP, EAGAIN for EWOULDBLOCK, as Linux's
+ * are the same numbers); "errno<n>" for a number it has no name for. */
+static inline const char *errname(int e) {
+    const char *name = strerrorname_np(e);
+    if (name) return name;
+    char *s = scratch();
+    snprintf(s, 96, "errno%d", e);
+    return s;
+}
+
+#endif
