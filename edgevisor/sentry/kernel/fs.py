@@ -41,6 +41,9 @@ class FileSystem:
         self._fixed_creds = creds
         self.kernel = None  # set by whoever serves a kernel: its `current` task asks
         self._creds: dict[tuple[int, int], Credentials] = {}  # task identity -> creds
+        # The last asker and its credentials: a handler asks several times per syscall, and
+        # the platform makes a Task per syscall, so this saves the identity's fstat.
+        self._asker: tuple[object, Credentials] | None = None
         self._known: dict[tuple[int, int], Dentry] = {}  # host identity -> dentry
         self.chrooted = False  # until a task chroots, every root is the mount table's
         self.synthetic = []  # file systems whose descriptors are not the files themselves
@@ -58,6 +61,9 @@ class FileSystem:
         task = self.kernel.current if self.kernel is not None else None
         if task is None:
             return Credentials.root()
+        asker = self._asker
+        if asker is not None and asker[0] is task:
+            return asker[1]
         try:
             key = task.identity()
         except ProcessLookupError:
@@ -68,12 +74,14 @@ class FileSystem:
             if len(self._creds) >= _CREDS_KEPT:
                 self._creds.clear()
             self._creds[key] = creds
+        self._asker = (task, creds)
         return creds
 
     def forget_creds(self) -> None:
         """A syscall that may change a task's credentials is about to run (set*id, capset,
         prctl, exec): read them afresh next time."""
         self._creds.clear()
+        self._asker = None
 
     # Host identity <-> dentry --------------------------------------------------------
 
