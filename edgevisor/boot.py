@@ -159,7 +159,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     mount("proc", "/proc", "proc", abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC)
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     log = _open_log(cfg)  # before the storage's tmpfs shadows /tmp
-    storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes))
+    storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes, cfg.scratch_bound()))
 
     strace = None
     if cfg.strace:

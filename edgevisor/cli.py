@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
                          "where edgevisor has none to use)")
     do.add_argument("--memory", metavar="SIZE", help="memory limit, as 512m or 2g (a cgroup)")
     do.add_argument("--cpus", type=float, metavar="N", help="CPU time limit, in CPUs (a cgroup)")
+    do.add_argument("--scratch-size", metavar="SIZE",
+                    help="what the in-memory file systems (the overlay, /tmp, /dev, /dev/shm) "
+                         "may hold together, as 512m or 2g; past it writes fail with ENOSPC "
+                         "(default: 1g, or a quarter of the host's RAM if less, and at most "
+                         "--memory)")
     do.add_argument("--strace", action="store_true", help="log the syscalls the Sentry sees")
     do.add_argument("--strace-syscalls", metavar="A,B", help="with --strace: only these syscalls")
     do.add_argument("--log", metavar="FILE", help="write strace and Sentry logs here (default: stderr)")
@@ -78,7 +83,8 @@ def _do(args) -> int:
                     strace=args.strace or only is not None, strace_syscalls=only,
                     log=args.log, debug=args.debug,
                     volumes=tuple(_volume(v) for v in args.volume),
-                    limits=Limits(args.pids_limit, _size(args.memory), args.cpus),
+                    limits=Limits(args.pids_limit, _size(args.memory, "--memory"), args.cpus),
+                    scratch_size=_size(args.scratch_size, "--scratch-size"),
                     user=args.user, group_add=tuple(args.group_add),
                     network=args.network, publish=tuple(_port(p) for p in args.publish))
     return run(cfg)
@@ -105,13 +111,13 @@ def _port(spec: str) -> Port:
         raise ConfigError(f"-p {spec!r}: {e}") from None
 
 
-def _size(text: str | None) -> int | None:
+def _size(text: str | None, flag: str) -> int | None:
     """512m, 2g, 1048576 (bytes), as docker run --memory."""
     if text is None:
         return None
     number, unit = text.rstrip("bBkKmMgG"), text[len(text.rstrip("bBkKmMgG")):].lower()
     if not number.isdigit() or unit not in _UNITS:
-        raise ConfigError(f"--memory {text!r}: expected a size such as 512m or 2g")
+        raise ConfigError(f"{flag} {text!r}: expected a size such as 512m or 2g")
     return int(number) * _UNITS[unit]
 
 

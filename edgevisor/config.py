@@ -9,6 +9,13 @@ from .sentry.net.publish import Port
 from .sentry.net.stack import MODES as NETWORK_MODES
 
 
+# The bound of the sandbox's in-memory file systems (the overlay's upper layer, /tmp, /dev,
+# /dev/shm: one tmpfs) when --scratch-size is not given: this, or a quarter of the host's RAM
+# if that is less, and never more than --memory.
+DEFAULT_SCRATCH_SIZE = 1 << 30
+MIN_SIZE = 1 << 20  # of --memory and --scratch-size
+
+
 class ConfigError(Exception):
     """A problem with what the user asked for: reported as one line, never a traceback."""
 
@@ -32,6 +39,7 @@ class RunConfig:
     group_add: tuple[str, ...] = ()
     network: str = "sandbox"  # sandbox, none or host (sentry/net)
     publish: tuple[Port, ...] = ()  # -p: host ports carried to guest listeners
+    scratch_size: int | None = None  # --scratch-size in bytes; None: scratch_bound's default
 
     def validate(self, table) -> None:
         if not self.argv:
@@ -59,8 +67,14 @@ class RunConfig:
         limits = self.limits
         if limits.pids is not None and limits.pids < 1:
             raise ConfigError(f"--pids-limit {limits.pids}: must be at least 1")
-        if limits.memory is not None and limits.memory < 1 << 20:
-            raise ConfigError(f"--memory {limits.memory}: must be at least 1m")
+        if limits.memory is not None and limits.memory < MIN_SIZE:
+            raise ConfigError(f"--memory {_size(limits.memory)}: must be at least 1m")
+        if self.scratch_size is not None:
+            if self.scratch_size < MIN_SIZE:
+                raise ConfigError(f"--scratch-size {_size(self.scratch_size)}: must be at least 1m")
+            if limits.memory is not None and self.scratch_size > limits.memory:
+                raise ConfigError(f"--scratch-size {_size(self.scratch_size)}: must not be more "
+                                  f"than --memory {_size(limits.memory)}")
         if limits.cpus is not None and not 0.01 <= limits.cpus <= os.cpu_count():
             raise ConfigError(f"--cpus {limits.cpus}: must be between 0.01 and {os.cpu_count()}")
         self.identity()  # a user or group that cannot be found is a ConfigError now
@@ -69,6 +83,17 @@ class RunConfig:
             if unknown:
                 raise ConfigError(f"--strace-syscalls: unknown syscall(s): {', '.join(unknown)}")
 
+
+    def scratch_bound(self) -> int:
+        """The bytes all in-memory file systems of the sandbox may hold together, in pages."""
+        page = os.sysconf("SC_PAGE_SIZE")
+        if self.scratch_size is not None:
+            size = self.scratch_size
+        else:
+            size = min(DEFAULT_SCRATCH_SIZE, os.sysconf("SC_PHYS_PAGES") * page // 4)
+            if self.limits.memory is not None:
+                size = min(size, self.limits.memory)
+        return -(-size // page) * page
 
     def identity(self) -> tuple[int, int, tuple[int, ...]] | None:
         """(uid, gid, supplementary groups) the command runs as, or None for root with the
@@ -95,6 +120,14 @@ class RunConfig:
             raise ConfigError("--user: without root only your own uid and gid exist in the "
                               "sandbox")
         return uid, gid, extra
+
+
+def _size(n: int) -> str:
+    """Bytes as the flags take them: 512m, 2g, 1536k, 1000."""
+    for unit, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if n and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
 
 
 def _database(path: str) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import socket
+import stat
 import struct
 import sys
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ KEPT_CAPABILITIES = frozenset({
 })
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEVICE_MODE = 0o666  # runc's default spec, root:root, for every device above
 # Like runc's masked and read-only paths: host knobs that a guest root must not turn.
 PROC_MASKED = ("kcore", "keys", "sysrq-trigger", "timer_list", "latency_stats", "sched_debug",
                "kallsyms", "kmsg")
@@ -54,9 +56,10 @@ class Volume:
 
 @dataclass(frozen=True)
 class RootfsSpec:
-    path: str = "/"
-    overlay: bool = True  # False: the rootfs read-only, with no writable layer
-    volumes: tuple[Volume, ...] = ()
+    path: str
+    overlay: bool  # False: the rootfs read-only, with no writable layer
+    volumes: tuple[Volume, ...]
+    scratch_size: int  # bytes, in pages: the one bound of every in-memory file system
 
 
 @dataclass(frozen=True)
@@ -104,13 +107,21 @@ def _readonly_bind(path: str) -> None:
 def build_storage(spec: RootfsSpec) -> Storage:
     """Assemble, under a private tmpfs at SCRATCH, the host side of every guest mount: the
     rootfs (an overlay whose upper layer lives in that tmpfs, so the host is never written,
-    or the rootfs read-only), fresh tmpfs instances for /tmp and /dev/shm, a minimal /dev,
-    and the volumes. Mountpoints the guest needs are made in the overlay."""
+    or the rootfs read-only), /tmp, /dev/shm and a minimal /dev as directories of the same
+    tmpfs, and the volumes. Mountpoints the guest needs are made in the overlay.
+
+    One tmpfs holds every in-memory file system of the sandbox so that they share one bound,
+    `spec.scratch_size`: past it a write gets ENOSPC wherever it lands, and statfs of any of
+    them reports that bound and what all of them use together."""
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
     # Hold the sources by descriptor: the scratch tmpfs may shadow their paths (in /tmp).
     rootfs = os.open(spec.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     sources = [os.open(v.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for v in spec.volumes]
-    mount("tmpfs", SCRATCH, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV, "mode=700")
+    # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
+    # limit would stay at half the host's RAM in pages, whatever the size.
+    inodes = spec.scratch_size // os.sysconf("SC_PAGE_SIZE")
+    mount("tmpfs", SCRATCH, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV,
+          f"mode=700,size={spec.scratch_size},nr_inodes={inodes}")
     root = f"{SCRATCH}/root"
     _mkdirs(root)
     overlay = spec.overlay and _mount_overlay(f"/proc/self/fd/{rootfs}", root, spec.path)
@@ -126,23 +137,9 @@ def build_storage(spec: RootfsSpec) -> Storage:
     for name, guest in (("tmp", "/tmp"), ("shm", "/dev/shm")):
         host = f"{SCRATCH}/{name}"
         _mkdirs(host)
-        mount("tmpfs", host, "tmpfs", nodev, "mode=1777")
+        os.chmod(host, 0o1777)
         mounts.append((guest, host, False))
-
-    dev = f"{SCRATCH}/dev"
-    _mkdirs(dev)
-    mount("tmpfs", dev, "tmpfs", abi.MS_NOSUID, "mode=755")
-    for name in DEVICES:
-        if os.path.exists(f"/dev/{name}"):
-            _bind_file(f"/dev/{name}", f"{dev}/{name}")
-    for d in ("pts", "shm"):
-        _mkdirs(f"{dev}/{d}")
-    mount("devpts", f"{dev}/pts", "devpts", abi.MS_NOSUID | abi.MS_NOEXEC,
-          "newinstance,ptmxmode=0666,mode=620")
-    for name, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"{dev}/{name}")
-    mounts.insert(2, ("/dev", dev, False))  # before /dev/shm, which sits on it
+    mounts.insert(2, ("/dev", _build_dev(), False))  # before /dev/shm, which sits on it
 
     # Device nodes open only in /dev: every other mount is nodev (and nosuid) at its source,
     # which the gofer's clones and the guest's view inherit.
@@ -166,6 +163,45 @@ def build_storage(spec: RootfsSpec) -> Storage:
                 raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
     _mkdirs_if(overlay, f"{root}/proc")
     return Storage(tuple(mounts), overlay)
+
+
+def _build_dev() -> str:
+    """A minimal /dev in the scratch tmpfs: the sandbox's own device nodes, a new devpts
+    instance and the usual symlinks. Its own bind mount, so that it alone is not nodev."""
+    dev = f"{SCRATCH}/dev"
+    _mkdirs(dev)
+    os.chmod(dev, 0o755)
+    mount(dev, dev, None, abi.MS_BIND)
+    mount(None, dev, None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_NOSUID)
+    for name in DEVICES:
+        _make_device(name, f"{dev}/{name}")
+    for d in ("pts", "shm"):
+        _mkdirs(f"{dev}/{d}")
+    mount("devpts", f"{dev}/pts", "devpts", abi.MS_NOSUID | abi.MS_NOEXEC,
+          "newinstance,ptmxmode=0666,mode=620")
+    for name, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{dev}/{name}")
+    return dev
+
+
+def _make_device(name: str, target: str) -> None:
+    """The guest's /dev/NAME: a node of the sandbox's own with the host's device number, so
+    that chown, chmod, utimes, xattrs, unlink and rename in the guest's /dev change only the
+    sandbox. Without CAP_MKNOD (a user namespace, where nodes made would not open anyway) the
+    host's node is bound read-only instead: reads and writes work (a device's data is not
+    the mount's), every metadata change is EROFS, and unlink or rename of a mountpoint EBUSY."""
+    try:
+        host = os.stat(f"/dev/{name}")
+    except FileNotFoundError:
+        return
+    if not stat.S_ISCHR(host.st_mode):
+        return
+    try:
+        os.mknod(target, stat.S_IFCHR | DEVICE_MODE, host.st_rdev)
+        os.chmod(target, DEVICE_MODE)  # past the umask
+    except PermissionError:
+        _bind_file(f"/dev/{name}", target, abi.MS_RDONLY | abi.MS_NOSUID)
 
 
 def _mkdirs_if(allowed: bool, path: str) -> None:

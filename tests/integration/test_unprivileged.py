@@ -11,6 +11,8 @@ import pytest
 
 import edgevisor
 
+from ..security.test_dev_nodes import ATTACK, NAMES, host_devices, put_back, results
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
@@ -105,3 +107,27 @@ def test_unprivileged_network_modes(as_nobody, platform):
                       "python3", "-c", connect)
         t.join()
     assert (r.returncode, r.stdout) == (0, "from the host\n"), r.stderr
+
+
+def test_unprivileged_guest_cannot_change_the_hosts_device_nodes(as_nobody, platform):
+    """Without CAP_MKNOD the guest's /dev holds the host's nodes, each bound read-only: every
+    metadata change, by path or descriptor, is refused, unlink and rename reach only the
+    sandbox's mountpoints, and the devices work."""
+    if not NAMES:
+        pytest.skip("no device nodes in the host's /dev")
+    before = host_devices()
+    try:
+        r = as_nobody("do", f"--platform={platform}", "--", "python3", "-c", ATTACK, *NAMES)
+        assert r.returncode == 0, r.stderr
+        assert host_devices() == before
+    finally:
+        put_back(before)
+    done = results(r.stdout)
+    changes = {k: v for k, v in done.items()
+               if not k.startswith("works ") and k.split()[-1] not in
+               ("link", "rename", "rename_back", "rename_over", "unlink", "open", "lutime")}
+    assert changes and set(changes.values()) <= {"EROFS", "EPERM"}, r.stdout
+    assert {k: v for k, v in done.items() if k.startswith("works ")} == {
+        "works zero": "ok", "works null_write": "ok", "works null_read": "ok",
+        "works urandom": "ok", "works random": "ok", "works full_read": "ok",
+        "works full_write": "ENOSPC"}, r.stdout
