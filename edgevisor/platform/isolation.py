@@ -190,7 +190,8 @@ def _make_device(name: str, target: str) -> None:
     that chown, chmod, utimes, xattrs, unlink and rename in the guest's /dev change only the
     sandbox. Without CAP_MKNOD (a user namespace, where nodes made would not open anyway) the
     host's node is bound read-only instead: reads and writes work (a device's data is not
-    the mount's), every metadata change is EROFS, and unlink or rename of a mountpoint EBUSY."""
+    the mount's), every metadata change is EROFS, and unlink or rename reach only the
+    sandbox's mountpoint file."""
     try:
         host = os.stat(f"/dev/{name}")
     except FileNotFoundError:
@@ -201,7 +202,11 @@ def _make_device(name: str, target: str) -> None:
         os.mknod(target, stat.S_IFCHR | DEVICE_MODE, host.st_rdev)
         os.chmod(target, DEVICE_MODE)  # past the umask
     except PermissionError:
-        _bind_file(f"/dev/{name}", target, abi.MS_RDONLY | abi.MS_NOSUID)
+        # A user namespace may not clear the noexec or nodev the host's /dev has: keep them.
+        locked = os.statvfs(f"/dev/{name}").f_flag
+        _bind_file(f"/dev/{name}", target, abi.MS_RDONLY | abi.MS_NOSUID
+                   | (abi.MS_NOEXEC if locked & os.ST_NOEXEC else 0)
+                   | (abi.MS_NODEV if locked & os.ST_NODEV else 0))
 
 
 def _mkdirs_if(allowed: bool, path: str) -> None:
