@@ -41,16 +41,17 @@ def host_devices() -> dict:
 
 
 def put_back(before: dict) -> None:
+    """Undo what a failed run changed (its ctime excepted); touch nothing that is as it was."""
+    now = host_devices()
     for name, was in before.items():
         path = f"/dev/{name}"
-        if was is None:
+        if was is None or now[name] == was:
             continue
-        if not os.path.exists(path):
+        if now[name] is None:
             os.mknod(path, was["mode"], was["rdev"])
         os.chown(path, was["uid"], was["gid"])
         os.chmod(path, stat.S_IMODE(was["mode"]))
-        st = os.stat(path)
-        os.utime(path, ns=(st.st_atime_ns, was["mtime"]))
+        os.utime(path, ns=(os.stat(path).st_atime_ns, was["mtime"]))
         for key in set(os.listxattr(path)) - set(was["xattrs"]):
             os.removexattr(path, key)
     for path in LEFTOVERS:
