@@ -4,9 +4,10 @@ A call that yields a descriptor answers with InstallFd: the file system of the m
 host descriptor for the file (the gofer opened it beneath the mount's root, or a synthetic
 file system generated it), and the platform installs it in the task's table, so that I/O
 on it runs natively. Calls on a descriptor the kernel already answers rightly (read, write,
-fchmod, ftruncate ...) pass through; those that must agree with the Sentry's view of a
-synthetic file (fstat, getdents64, fstatfs, fchdir) are trapped and handed back to the kernel
-for every other descriptor.
+ftruncate ...) pass through; those that must agree with the Sentry's view of a synthetic
+file (fstat, getdents64, fstatfs, fchdir) are trapped and handed back to the kernel for
+every other descriptor. Those that change a file's metadata (fchmod, fchown, fsetxattr,
+fremovexattr) are made here, on files the guest opened in its own view only (`_own_file`).
 
 chdir, fchdir, chroot, execve and execveat are decided here and then run by the kernel,
 which re-resolves the same path in the guest's host view: that view mirrors the Sentry's
