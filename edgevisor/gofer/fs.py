@@ -51,10 +51,10 @@ class Root:
     fd: int
     read_only: bool
     detached: bool  # a private clone of the host tree (read-only in the kernel if read_only)
-    shared: bool = True  # its files are reached by host users: no set-id bits (above)
+    host_shared: bool = True  # host users reach its files: no set-id bits (above)
 
 
-def open_root(host_path: str, read_only: bool, shared: bool = True) -> Root:
+def open_root(host_path: str, read_only: bool, host_shared: bool = True) -> Root:
     fd = os.open(host_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         tree = _detached_clone(fd, read_only)
@@ -62,11 +62,11 @@ def open_root(host_path: str, read_only: bool, shared: bool = True) -> Root:
         if e.errno in (errno.EPERM, errno.ENOSYS, errno.EINVAL):
             # No CAP_SYS_ADMIN over this mount (an unprivileged gofer), or a kernel or file
             # system that cannot clone it: the checks in this module remain, and suffice.
-            return Root(fd, read_only, detached=False, shared=shared)
+            return Root(fd, read_only, detached=False, host_shared=host_shared)
         os.close(fd)
         raise
     os.close(fd)
-    return Root(tree, read_only, detached=True, shared=shared)
+    return Root(tree, read_only, detached=True, host_shared=host_shared)
 
 
 def _detached_clone(fd: int, read_only: bool) -> int:
@@ -90,7 +90,7 @@ def _creation_mode(root: Root, mode: int) -> int:
     """The mode a new non-directory gets: without set-id bits on a shared mount. Stripped,
     not refused, as Linux strips S_ISGID at creation where it is not the creator's to give:
     refusing would fail the whole creation (cp -p, tar) for a bit that cannot be had."""
-    return mode & ~_SET_ID if root.shared else mode
+    return mode & ~_SET_ID if root.host_shared else mode
 
 
 def _error(code: int) -> OSError:
@@ -310,7 +310,7 @@ def op_chmod(roots, mount, path, mode):
     root = _writable(roots, mount)
     with _opened(root, path, os.O_PATH) as fd:
         # Decided on the descriptor that is then changed: a rename cannot swap the file.
-        if root.shared and mode & _SET_ID and not stat.S_ISDIR(os.stat(fd).st_mode):
+        if root.host_shared and mode & _SET_ID and not stat.S_ISDIR(os.stat(fd).st_mode):
             raise _error(errno.EPERM)
         hostcalls.fchmodat2(fd, b"", mode & 0o7777, abi.AT_EMPTY_PATH)
     return ()

@@ -25,7 +25,7 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
     namespace, `guest_proc` one of the guest's."""
     (_, host, read_only), *others = storage.mounts
     root = GoferFS(client, 0, generation=kernel.generation, exclusive=True,
-                   shared=shared_with_host(host))
+                   host_shared=shared_with_host(host))
     table = MountTable(root.root, readonly=read_only, nosuid=True, nodev=True)
     fs = FileSystem(table, proc_fd, kernel.generation, view=(client, len(storage.mounts)))
     fs.kernel = kernel
@@ -42,7 +42,7 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
 
     for number, (guest, host, read_only) in enumerate(others, start=1):
         gofer_fs = GoferFS(client, number, generation=kernel.generation,
-                           exclusive=guest in _EXCLUSIVE, shared=shared_with_host(host))
+                           exclusive=guest in _EXCLUSIVE, host_shared=shared_with_host(host))
         mount = mount_at(guest, gofer_fs.root, readonly=read_only, nosuid=True,
                          nodev=guest != "/dev")
         if mount is not None:

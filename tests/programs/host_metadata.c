@@ -5,9 +5,12 @@
  *
  *   host_metadata volume DIR    a rw volume (or, for comparison, a private mount)
  *   host_metadata stdout        fd 1 is the user's `> out`
- *   host_metadata anon          the guest's own pipes and memfds */
+ *   host_metadata anon          the guest's own pipes and memfds
+ *   host_metadata race FILE     fchmod of fd 5 while another thread swaps it between FILE
+ *                               and the handed fd 1: the check and the change must be one */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -156,10 +159,37 @@ static void anonymous(void) {
     check("memfd_write", write(m, "x", 1));
 }
 
+static volatile int stop;
+
+static void *swapper(void *arg) {
+    int own = *(int *)arg;
+    while (!stop) {
+        dup2(1, 5);
+        dup2(own, 5);
+    }
+    return NULL;
+}
+
+static void race(const char *own_path) {
+    int own = open(own_path, O_CREAT | O_RDWR, 0644), ok = 0, refused = 0, other = 0;
+    pthread_t thread;
+    if (own < 0 || dup2(own, 5) < 0) { report("race: setup %s", strerrorname_np(errno)); exit(1); }
+    pthread_create(&thread, NULL, swapper, &own);
+    for (int i = 0; i < 3000; i++) {
+        if (fchmod(5, 0755) == 0) ok++;
+        else if (errno == EPERM) refused++;
+        else other++;
+    }
+    stop = 1;
+    pthread_join(thread, NULL);
+    report("race: ok=%d refused=%d other=%d", ok, refused, other);
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "volume")) volume(argv[2]);
     else if (argc == 2 && !strcmp(argv[1], "stdout")) standard_output();
     else if (argc == 2 && !strcmp(argv[1], "anon")) anonymous();
-    else { report("usage: host_metadata volume DIR | stdout | anon"); return 2; }
+    else if (argc == 3 && !strcmp(argv[1], "race")) race(argv[2]);
+    else { report("usage: host_metadata volume DIR | stdout | anon | race FILE"); return 2; }
     return 0;
 }

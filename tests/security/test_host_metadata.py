@@ -131,6 +131,23 @@ def test_handed_stdout_keeps_its_metadata(sandbox, programs, tmp_path):
     assert out.read_bytes() == b"\x7fELFtail"  # written, truncated to 4, appended to
 
 
+def test_handed_descriptor_swapped_in_by_another_thread(sandbox, programs, tmp_path):
+    """fchmod(5) while another thread dup2s the handed stdout and a file of the guest's onto
+    5: whichever the Sentry looked at is the one it changes (its own copy of the
+    description), so the handed file is never changed."""
+    out = tmp_path / "out"
+    out.write_bytes(b"")
+    os.chmod(out, 0o600)
+    with open(out, "wb") as stdout:
+        r = sandbox(programs["host_metadata"], "race", "/tmp/own", stdout=stdout,
+                    capture_output=False, stderr=-1)
+    assert r.returncode == 0, r.stderr
+    counts = dict(kv.split("=") for kv in _results(r.stderr)["race"].split())
+    assert counts["other"] == "0", r.stderr
+    assert int(counts["ok"]) + int(counts["refused"]) == 3000
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+
+
 def test_anonymous_objects_metadata_is_refused(sandbox, programs):
     """The guest's own pipes and memfds: EPERM (they are not files of its view, and the
     Sentry cannot tell one it made from one a host process passed it); I/O works."""

@@ -68,11 +68,11 @@ class GoferFS:
 
     def __init__(self, client: GoferClient, mount: int, *, dev: int | None = None,
                  exclusive: bool, generation: Generation = fs_generation,
-                 cache_size: int = 1024, shared: bool = False):
+                 cache_size: int = 1024, host_shared: bool = False):
         self.client = client
         # Host users reach its files: the gofer makes no set-id file there (gofer/fs.py),
         # so the mode asked of it at creation is the one without them.
-        self.shared = shared
+        self.host_shared = host_shared
         self.mount = mount
         self.dev = anon_dev() if dev is None else dev
         self.exclusive = exclusive
@@ -476,7 +476,7 @@ class GoferDirectory(GoferInode):
 
     def create(self, name: bytes, kind: Kind, mode: int, uid: int, gid: int) -> GoferInode:
         fs, path, mode = self.fs, self._child_path(name), mode & 0o7777
-        if fs.shared and kind is not Kind.DIR:
+        if fs.host_shared and kind is not Kind.DIR:
             mode &= ~(stat.S_ISUID | stat.S_ISGID)
         if kind is Kind.DIR:
             fs.client.mkdir(fs.mount, path, mode)
