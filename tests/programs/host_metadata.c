@@ -159,11 +159,12 @@ static void anonymous(void) {
     check("memfd_write", write(m, "x", 1));
 }
 
-static volatile int stop;
+static volatile int stop, swapping;
 
 static void *swapper(void *arg) {
     int own = *(int *)arg;
     while (!stop) {
+        swapping = 1;
         dup2(1, 5);
         dup2(own, 5);
     }
@@ -175,6 +176,8 @@ static void race(const char *own_path) {
     pthread_t thread;
     if (own < 0 || dup2(own, 5) < 0) { report("race: setup %s", strerrorname_np(errno)); exit(1); }
     pthread_create(&thread, NULL, swapper, &own);
+    while (!swapping)
+        ;
     for (int i = 0; i < 3000; i++) {
         if (fchmod(5, 0755) == 0) ok++;
         else if (errno == EPERM) refused++;
