@@ -86,8 +86,9 @@ class SentryProcView:
         if not link.startswith("/"):
             return os.fsencode(link)  # pipe:[..], socket:[..], anon_inode:[..]
         # A file outside the view (one the front end handed, say) is not a file of the VFS,
-        # even if its host path names one here.
-        return self.fs.by_host_name(link, key) or os.fsencode(link)
+        # even if its host path names one here; nor is it reopened, which the Sentry would
+        # do with its own credentials.
+        return self.fs.by_host_name(link, key)
 
     def reopen_fd(self, tgid: int, fd: int, flags: int) -> int:
         try:
