@@ -35,9 +35,11 @@ from .platform.isolation import (
     enter_namespaces,
     enter_view,
     leave_host_root,
+    shared_with_host,
 )
 from .platform.linux import mount, prctl, seccomp_load, setns, unshare
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
+from .sentry.kernel.handed import handed_identities
 from .sentry.kernel.kernel import Kernel
 from .sentry.kernel.pids import PidNamespace
 from .sentry.syscalls.sys_signal import deliver_to_init
@@ -174,6 +176,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     # The guest is init (pid 1) of a pid namespace of its own, as a container's first process
     # is; the gofer, forked later, stays in the Sentry's.
+    handed = handed_identities(proc_fd)
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     unshare(abi.CLONE_NEWPID)
     pid = os.fork()
@@ -208,9 +211,11 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         # The gofer holds the host side of every mount, and the guest's own root (its view,
         # built by now), where the descriptors the guest gets are opened. From here on the
         # Sentry reaches files only through it.
-        mounts = [(host, read_only) for _, host, read_only in storage.mounts]
-        _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False)])
+        mounts = [(host, read_only, shared_with_host(host))
+                  for _, host, read_only in storage.mounts]
+        _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False, True)])
         kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel)
+        kernel.fs.handed = handed
         guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
         leave_host_root()
         if published:

@@ -10,6 +10,14 @@ decision of the gofer is in this module:
 - An operation that names an entry (mkdir, unlink, rename, link, symlink …) walks to the parent
   that way and hands the final component, which must be a plain name, to the *at call, which
   does not follow it. `link` never follows its source, so it cannot pull in a file from outside.
+- Shared mounts (a volume, /dev, the guest's own root, which holds the volumes: any whose
+  files host users reach): no set-user-ID or set-group-ID bit on anything but a directory.
+  chmod asking for one is refused (EPERM); a file is created without them. Inside, every
+  mount is nosuid, but on the host such a file is a setuid program any host user runs as
+  its owner. (A directory's S_ISGID only passes its group on; it grants nothing.) chown is
+  the kernel's, which clears both bits and security.capability itself. The private mounts
+  (the overlay's upper layer, /tmp, /dev/shm) live in the Sentry's own tmpfs, which no host
+  user reaches and the kernel would not honour set-id bits from.
 - Read-only mounts: every write is refused here with EROFS before any host call. Where the
   gofer may (CAP_SYS_ADMIN), each root is also a detached clone of the host tree, made
   read-only for read-only mounts, so the kernel refuses writes through donated descriptors
@@ -43,9 +51,10 @@ class Root:
     fd: int
     read_only: bool
     detached: bool  # a private clone of the host tree (read-only in the kernel if read_only)
+    host_shared: bool = True  # host users reach its files: no set-id bits (above)
 
 
-def open_root(host_path: str, read_only: bool) -> Root:
+def open_root(host_path: str, read_only: bool, host_shared: bool = True) -> Root:
     fd = os.open(host_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         tree = _detached_clone(fd, read_only)
@@ -53,11 +62,11 @@ def open_root(host_path: str, read_only: bool) -> Root:
         if e.errno in (errno.EPERM, errno.ENOSYS, errno.EINVAL):
             # No CAP_SYS_ADMIN over this mount (an unprivileged gofer), or a kernel or file
             # system that cannot clone it: the checks in this module remain, and suffice.
-            return Root(fd, read_only, detached=False)
+            return Root(fd, read_only, detached=False, host_shared=host_shared)
         os.close(fd)
         raise
     os.close(fd)
-    return Root(tree, read_only, detached=True)
+    return Root(tree, read_only, detached=True, host_shared=host_shared)
 
 
 def _detached_clone(fd: int, read_only: bool) -> int:
@@ -72,6 +81,16 @@ def _detached_clone(fd: int, read_only: bool) -> int:
             os.close(tree)
             raise
     return tree
+
+
+_SET_ID = stat.S_ISUID | stat.S_ISGID
+
+
+def _creation_mode(root: Root, mode: int) -> int:
+    """The mode a new non-directory gets: without set-id bits on a shared mount. Stripped,
+    not refused, as Linux strips S_ISGID at creation where it is not the creator's to give:
+    refusing would fail the whole creation (cp -p, tar) for a bit that cannot be had."""
+    return mode & ~_SET_ID if root.host_shared else mode
 
 
 def _error(code: int) -> OSError:
@@ -145,7 +164,8 @@ def op_open(roots, mount, path, flags, mode):
         raise _error(errno.EINVAL)
     if flags & os.O_PATH:
         return walk(root, path, flags)  # openat2 itself rejects O_PATH with other flags
-    mode = mode & 0o7777 if flags & (os.O_CREAT | abi.O_TMPFILE_BIT) else 0  # openat2 wants 0 otherwise
+    creating = flags & (os.O_CREAT | abi.O_TMPFILE_BIT)
+    mode = _creation_mode(root, mode & 0o7777) if creating else 0  # openat2 wants 0 otherwise
     writes = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & (os.O_TRUNC | abi.O_TMPFILE_BIT)
     creates, exclusive = flags & os.O_CREAT, flags & os.O_EXCL
     if root.read_only and writes:
@@ -197,8 +217,9 @@ def op_mknod(roots, mount, path, mode):
         raise _error(errno.EPERM)
     if kind not in (0, stat.S_IFREG, stat.S_IFIFO, stat.S_IFSOCK):
         raise _error(errno.EINVAL)
-    with _entry(_writable(roots, mount), path, creating=True, directory_ok=False) as (fd, name):
-        os.mknod(name, kind | mode & 0o7777, 0, dir_fd=fd)
+    root = _writable(roots, mount)
+    with _entry(root, path, creating=True, directory_ok=False) as (fd, name):
+        os.mknod(name, kind | _creation_mode(root, mode & 0o7777), 0, dir_fd=fd)
     return ()
 
 
@@ -286,7 +307,11 @@ def op_listdir(roots, mount, path, cookie):
 
 
 def op_chmod(roots, mount, path, mode):
-    with _opened(_writable(roots, mount), path, os.O_PATH) as fd:
+    root = _writable(roots, mount)
+    with _opened(root, path, os.O_PATH) as fd:
+        # Decided on the descriptor that is then changed: a rename cannot swap the file.
+        if root.host_shared and mode & _SET_ID and not stat.S_ISDIR(os.stat(fd).st_mode):
+            raise _error(errno.EPERM)
         hostcalls.fchmodat2(fd, b"", mode & 0o7777, abi.AT_EMPTY_PATH)
     return ()
 

@@ -12,7 +12,8 @@ from ..platform.linux import prctl, seccomp_load
 from . import fs, protocol
 from .allowlist import build_filter
 
-Mounts = list[tuple[str, bool]]  # (host path, read only), indexed by mount id
+# (host path, read only[, shared: host users reach its files; True unless said]), by mount id
+Mounts = list[tuple]
 
 
 def handle(roots: list[fs.Root], data: bytes, msg_flags: int) -> tuple[bytes, list[int]]:
@@ -67,7 +68,7 @@ def serve(sock: socket.socket, mounts: Mounts) -> None:
     """Open each mount's root, then serve `sock` until it closes. Takes over the process's
     umask: modes arrive with the guest's umask applied and must not be masked twice."""
     os.umask(0)
-    roots = [fs.open_root(path, read_only) for path, read_only in mounts]
+    roots = [fs.open_root(*mount) for mount in mounts]
     try:
         serve_roots(sock, roots)
     finally:
@@ -81,7 +82,7 @@ def start_gofer(mounts: Mounts) -> tuple[int, socket.socket]:
 
     The gofer follows the thread that calls this (PR_SET_PDEATHSIG fires when that thread
     exits), so call it from a thread that lives as long as the sandbox."""
-    roots = [fs.open_root(path, read_only) for path, read_only in mounts]
+    roots = [fs.open_root(*mount) for mount in mounts]
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
         program = build_filter(theirs.fileno())

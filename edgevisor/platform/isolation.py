@@ -45,6 +45,16 @@ PROC_READONLY = ("sys", "irq", "bus", "fs", "asound")
 
 _NO_GROUP = 0x7FFFFFFE  # a gid nobody has
 SCRATCH = "/tmp"  # where the new root is assembled, on a private tmpfs that shadows it
+# The storage mounts whose files live in that private tmpfs (the rootfs, through the
+# overlay's upper layer, or read-only; /tmp; /dev/shm), which no host user reaches. Every
+# other one is shared with the host (a volume; /dev, which holds host device nodes): no
+# set-id bits there (gofer/fs.py).
+_PRIVATE = (f"{SCRATCH}/root", f"{SCRATCH}/tmp", f"{SCRATCH}/shm")
+
+
+def shared_with_host(host: str) -> bool:
+    """True for a storage mount (by its host path) whose files host users can reach."""
+    return host not in _PRIVATE
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import os
 
-from ..platform.isolation import Storage
+from ..platform.isolation import Storage, shared_with_host
 from .fsimpl.gofer import GoferFS
 from .fsimpl.proc import ProcFS, SysFS
 from .kernel.fs import FileSystem
@@ -23,8 +23,9 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
     storage.mounts[i]; the one after the last is the guest's own root, where descriptors are
     opened), and /proc and /sys from the Sentry. `proc_fd` is a procfs of the Sentry's pid
     namespace, `guest_proc` one of the guest's."""
-    (_, _, read_only), *others = storage.mounts
-    root = GoferFS(client, 0, generation=kernel.generation, exclusive=True)
+    (_, host, read_only), *others = storage.mounts
+    root = GoferFS(client, 0, generation=kernel.generation, exclusive=True,
+                   host_shared=shared_with_host(host))
     table = MountTable(root.root, readonly=read_only, nosuid=True, nodev=True)
     fs = FileSystem(table, proc_fd, kernel.generation, view=(client, len(storage.mounts)))
     fs.kernel = kernel
@@ -39,9 +40,9 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
             return None  # a read-only rootfs without this directory goes without the mount
         return table.mount(fs_root, at, **flags)
 
-    for number, (guest, _, read_only) in enumerate(others, start=1):
+    for number, (guest, host, read_only) in enumerate(others, start=1):
         gofer_fs = GoferFS(client, number, generation=kernel.generation,
-                           exclusive=guest in _EXCLUSIVE)
+                           exclusive=guest in _EXCLUSIVE, host_shared=shared_with_host(host))
         mount = mount_at(guest, gofer_fs.root, readonly=read_only, nosuid=True,
                          nodev=guest != "/dev")
         if mount is not None:

@@ -76,6 +76,10 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         chown lchown fchownat truncate utime utimes futimesat utimensat statfs getcwd
         setxattr lsetxattr getxattr lgetxattr listxattr llistxattr removexattr
         lremovexattr"""),
+    (emulate("file system: a change of a descriptor's metadata, made through the Sentry's "
+             "VFS on the file the guest opened in its view; EPERM for a descriptor the front "
+             "end handed (> out, a terminal) and for anything that is not a file of the "
+             "view (pipes, sockets, memfds)"), "fchmod fchown fsetxattr fremovexattr"),
     (emulate("file system: decided in the Sentry's VFS, then run by the kernel on the same "
              "object in the guest's host view, which mirrors the Sentry's mounts"), """
         chdir chroot execve execveat inotify_add_watch"""),
@@ -95,7 +99,7 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         read write readv writev pread64 pwrite64 preadv pwritev preadv2 pwritev2
         lseek close close_range dup dup2 dup3 fcntl flock fsync fdatasync sync_file_range
         readahead fadvise64 fallocate sendfile splice tee vmsplice copy_file_range
-        fchmod fchown ftruncate fgetxattr flistxattr fsetxattr fremovexattr cachestat
+        ftruncate fgetxattr flistxattr cachestat
         select pselect6 poll ppoll epoll_wait epoll_pwait epoll_pwait2 epoll_ctl
         timerfd_settime timerfd_gettime inotify_rm_watch"""),
     (passthrough(_FD_IO + "; TIOCSTI and TIOCLINUX are refused (EPERM): the guest shares "

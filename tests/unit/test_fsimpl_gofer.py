@@ -46,7 +46,7 @@ class CountingClient(GoferClient):
 
 @contextlib.contextmanager
 def running_gofer(mounts):
-    pid, sock = start_gofer([(str(path), ro) for path, ro in mounts])
+    pid, sock = start_gofer([(str(path), ro, False) for path, ro in mounts])  # private, as /tmp
     client = CountingClient(sock)
     try:
         yield client

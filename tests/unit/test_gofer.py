@@ -37,7 +37,7 @@ ROOT = os.geteuid() == 0
 @contextlib.contextmanager
 def running_gofer(mounts):
     """(client, pid) of a gofer serving `mounts`; on exit, checks it ended cleanly."""
-    pid, sock = start_gofer([(str(path), ro) for path, ro in mounts])
+    pid, sock = start_gofer([(str(path), ro, False) for path, ro in mounts])  # private, as /tmp
     client = GoferClient(sock)
     try:
         yield client, pid

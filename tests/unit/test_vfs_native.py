@@ -243,7 +243,7 @@ class GoferJail:
     def __init__(self, generation: Generation, *, exclusive: bool):
         self.dir = tempfile.mkdtemp(prefix="edgevisor-vfs-gofer-", dir="/dev/shm")
         os.chmod(self.dir, 0o755)
-        self.pid, sock = start_gofer([(self.dir, False)])
+        self.pid, sock = start_gofer([(self.dir, False, False)])  # private, as /tmp: Linux's set-id bits
         self.client = GoferClient(sock)
         self.fs = GoferFS(self.client, 0, exclusive=exclusive, generation=generation)
 

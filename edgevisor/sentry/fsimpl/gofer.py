@@ -68,8 +68,11 @@ class GoferFS:
 
     def __init__(self, client: GoferClient, mount: int, *, dev: int | None = None,
                  exclusive: bool, generation: Generation = fs_generation,
-                 cache_size: int = 1024):
+                 cache_size: int = 1024, host_shared: bool = False):
         self.client = client
+        # Host users reach its files: the gofer makes no set-id file there (gofer/fs.py),
+        # so the mode asked of it at creation is the one without them.
+        self.host_shared = host_shared
         self.mount = mount
         self.dev = anon_dev() if dev is None else dev
         self.exclusive = exclusive
@@ -473,6 +476,8 @@ class GoferDirectory(GoferInode):
 
     def create(self, name: bytes, kind: Kind, mode: int, uid: int, gid: int) -> GoferInode:
         fs, path, mode = self.fs, self._child_path(name), mode & 0o7777
+        if fs.host_shared and kind is not Kind.DIR:
+            mode &= ~(stat.S_ISUID | stat.S_ISGID)
         if kind is Kind.DIR:
             fs.client.mkdir(fs.mount, path, mode)
         elif kind is Kind.REG:

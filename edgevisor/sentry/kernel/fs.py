@@ -49,6 +49,9 @@ class FileSystem:
         self.synthetic = []  # file systems whose descriptors are not the files themselves
         self.mount_names = {}  # Mount -> (source, fstype)
         self._path_only_keys: dict[tuple[int, int], Dentry] = {}  # O_PATH stand-ins
+        # Host identities of the descriptors the front end handed the guest (its stdin,
+        # stdout, stderr ...): files of the user's, not of the guest's view.
+        self.handed: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def creds(self) -> Credentials:
@@ -99,17 +102,23 @@ class FileSystem:
     def remember(self, key: tuple[int, int], dentry: Dentry) -> None:
         _put_bounded(self._known, key, dentry)
 
-    def by_host_name(self, link: str) -> Dentry | None:
+    def by_host_name(self, link: str, key: tuple[int, int] | None = None) -> Dentry | None:
         """The dentry a /proc link text names: a path in the guest's host view, which is
-        the Sentry's mount tree, or None for anything else (pipe:[..], a deleted file)."""
+        the Sentry's mount tree, or None for anything else (pipe:[..], a deleted file).
+        With `key`, only a host file of that identity: a descriptor opened outside the view
+        (the user's `> out`) shows its host path, which may name another file here."""
         if not link.startswith("/") or link.endswith(" (deleted)"):
             return None
         root = self.table.root.root
         try:
-            return lookup(FSContext(root), Credentials.root(), None, os.fsencode(link),
-                          follow=False)
+            dentry = lookup(FSContext(root), Credentials.root(), None, os.fsencode(link),
+                            follow=False)
         except OSError:
             return None
+        if key is not None and not (self.is_host_file(dentry.inode)
+                                    and dentry.inode.host_key == key):
+            return None
+        return dentry
 
     def task_dentry(self, tid: int, what: str, proc: int | None = None) -> Dentry | None:
         """Where /proc/TID/`what` (cwd, root, exe) of a procfs (by default the Sentry's
@@ -284,7 +293,7 @@ class FileSystem:
                 link = os.readlink(f"{task.tid}/fd/{fd}", dir_fd=self.proc_fd)
             except FileNotFoundError:
                 raise OSError(errno.EBADF, "bad descriptor") from None
-            dentry = self.by_host_name(link)
+            dentry = self.by_host_name(link, key)
             if dentry is not None:
                 self.remember(key, dentry)
         return st, dentry, None

@@ -79,12 +79,16 @@ class SentryProcView:
             link = os.readlink(f"{tgid}/fd/{fd}", dir_fd=self.proc)
         except FileNotFoundError:
             raise OSError(errno.ENOENT, "no such descriptor") from None
-        dentry = self.fs.known((st.st_dev, st.st_ino))
+        key = (st.st_dev, st.st_ino)
+        dentry = self.fs.known(key)
         if dentry is not None:
             return dentry
         if not link.startswith("/"):
             return os.fsencode(link)  # pipe:[..], socket:[..], anon_inode:[..]
-        return self.fs.by_host_name(link)
+        # A file outside the view (one the front end handed, say) is not a file of the VFS,
+        # even if its host path names one here; nor is it reopened, which the Sentry would
+        # do with its own credentials.
+        return self.fs.by_host_name(link, key)
 
     def reopen_fd(self, tgid: int, fd: int, flags: int) -> int:
         try:

@@ -4,9 +4,10 @@ A call that yields a descriptor answers with InstallFd: the file system of the m
 host descriptor for the file (the gofer opened it beneath the mount's root, or a synthetic
 file system generated it), and the platform installs it in the task's table, so that I/O
 on it runs natively. Calls on a descriptor the kernel already answers rightly (read, write,
-fchmod, ftruncate ...) pass through; those that must agree with the Sentry's view of a
-synthetic file (fstat, getdents64, fstatfs, fchdir) are trapped and handed back to the kernel
-for every other descriptor.
+ftruncate ...) pass through; those that must agree with the Sentry's view of a synthetic
+file (fstat, getdents64, fstatfs, fchdir) are trapped and handed back to the kernel for
+every other descriptor. Those that change a file's metadata (fchmod, fchown, fsetxattr,
+fremovexattr) are made here, on files the guest opened in its own view only (`_own_file`).
 
 chdir, fchdir, chroot, execve and execveat are decided here and then run by the kernel,
 which re-resolves the same path in the guest's host view: that view mirrors the Sentry's
@@ -460,6 +461,31 @@ def sys_renameat2(k, t, a):
 
 # --- attributes: chmod, chown, utimes, truncate ------------------------------------------
 
+def _own_file(k, t, fd: int):
+    """The dentry of descriptor `fd` for a call that changes its file's metadata (mode,
+    owner, times, xattrs): only a file the guest opened in its own view, known by the host
+    identity of the Sentry's own copy of the description, on which the change is then made
+    through the file system (never handed back to the kernel, whose descriptor table
+    another thread may change meanwhile). EPERM for any other: a file the front end handed
+    (`> out`, the user's terminal), even when the guest also reaches it by a path of its
+    view, and anything else not a file of the view (pipes, sockets, memfds, a descriptor
+    received over a unix socket), which the Sentry could only change as itself."""
+    st, dentry, _ = k.fs.descriptor(t, fd)
+    if dentry is None or (st.st_dev, st.st_ino) in k.fs.handed:
+        raise error(errno.EPERM)
+    return dentry
+
+
+def _lookup_own(k, t, dirfd, path: bytes, follow: bool):
+    """lookup() for a call that changes metadata: /proc/self/fd/N of something that is not
+    a file of the view is refused as its descriptor is (EPERM)."""
+    ctx, start = _at(k, t, dirfd, path)
+    try:
+        return lookup(ctx, k.fs.creds, start, path, follow=follow)
+    except OutsideVFS:
+        raise error(errno.EPERM) from None
+
+
 def _target(k, t, dirfd, addr, flags):
     """The dentry a path-or-descriptor attribute call acts on."""
     path = _path(t, addr) if addr or not flags & _AT_EMPTY_PATH else b""
@@ -469,12 +495,8 @@ def _target(k, t, dirfd, addr, flags):
         dirfd = int32(dirfd)
         if dirfd == _AT_FDCWD:
             return k.fs.cwd(t)
-        _, dentry, inode = k.fs.descriptor(t, dirfd)
-        if dentry is None:
-            raise error(errno.EPERM if inode is not None else errno.EBADF)
-        return dentry
-    ctx, start = _at(k, t, dirfd, path)
-    return lookup(ctx, k.fs.creds, start, path, follow=not flags & _AT_SYMLINK_NOFOLLOW)
+        return _own_file(k, t, dirfd)
+    return _lookup_own(k, t, dirfd, path, follow=not flags & _AT_SYMLINK_NOFOLLOW)
 
 
 def _chmod(k, t, dirfd, addr, mode, flags) -> int:
@@ -505,6 +527,10 @@ def sys_fchmodat(k, t, a):
 
 def sys_fchmodat2(k, t, a):
     return _chmod(k, t, a[0], a[1], int32(a[2]), int32(a[3]))
+
+
+def sys_fchmod(k, t, a):
+    return _chmod(k, t, a[0], 0, int32(a[1]), _AT_EMPTY_PATH)
 
 
 def _chown(k, t, dirfd, addr, uid, gid, flags) -> int:
@@ -539,6 +565,10 @@ def sys_lchown(k, t, a):
 
 def sys_fchownat(k, t, a):
     return _chown(k, t, a[0], a[1], a[2], a[3], int32(a[4]))
+
+
+def sys_fchown(k, t, a):
+    return _chown(k, t, a[0], 0, a[1], a[2], _AT_EMPTY_PATH)
 
 
 def _utimens(k, t, dirfd, addr, times, flags) -> int:
@@ -831,7 +861,9 @@ def sys_lgetxattr(k, t, a):
     return _getxattr(k, t, a, False)
 
 
-def _setxattr(k, t, a, follow):
+def _setxattr(k, t, a, target):
+    """setxattr and its l and f forms; `target()` is the dentry, found after the arguments
+    are read and checked, in Linux's order."""
     flags = int32(a[4])
     if flags & ~3:
         raise error(errno.EINVAL)
@@ -840,18 +872,22 @@ def _setxattr(k, t, a, follow):
         raise error(errno.E2BIG)
     name = _xattr_name(t, a[1])
     value = t.mem.read(a[2], size) if size else b""
-    dentry = _xattr_dentry(k, t, a[0], follow)
+    dentry = target()
     _may_change_xattr(k, dentry, name)
     dentry.inode.setxattr(name, value, flags)
     return 0
 
 
 def sys_setxattr(k, t, a):
-    return _setxattr(k, t, a, True)
+    return _setxattr(k, t, a, lambda: _lookup_own(k, t, _AT_FDCWD, _path(t, a[0]), True))
 
 
 def sys_lsetxattr(k, t, a):
-    return _setxattr(k, t, a, False)
+    return _setxattr(k, t, a, lambda: _lookup_own(k, t, _AT_FDCWD, _path(t, a[0]), False))
+
+
+def sys_fsetxattr(k, t, a):
+    return _setxattr(k, t, a, lambda: _own_file(k, t, int32(a[0])))
 
 
 def _listxattr(k, t, a, follow):
@@ -867,20 +903,24 @@ def sys_llistxattr(k, t, a):
     return _listxattr(k, t, a, False)
 
 
-def _removexattr(k, t, a, follow):
+def _removexattr(k, t, a, target):
     name = _xattr_name(t, a[1])
-    dentry = _xattr_dentry(k, t, a[0], follow)
+    dentry = target()
     _may_change_xattr(k, dentry, name)
     dentry.inode.removexattr(name)
     return 0
 
 
 def sys_removexattr(k, t, a):
-    return _removexattr(k, t, a, True)
+    return _removexattr(k, t, a, lambda: _lookup_own(k, t, _AT_FDCWD, _path(t, a[0]), True))
 
 
 def sys_lremovexattr(k, t, a):
-    return _removexattr(k, t, a, False)
+    return _removexattr(k, t, a, lambda: _lookup_own(k, t, _AT_FDCWD, _path(t, a[0]), False))
+
+
+def sys_fremovexattr(k, t, a):
+    return _removexattr(k, t, a, lambda: _own_file(k, t, int32(a[0])))
 
 
 _IN_ONLYDIR = 0x01000000
