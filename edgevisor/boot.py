@@ -57,6 +57,7 @@ def run(cfg: RunConfig) -> int:
     """Run cfg.argv in a sandbox; return the exit code the front end should exit with."""
     table = load_table()
     cfg.validate(table)
+    keep_inherited_fds(cfg.preserve_fds)
     platform = get_platform(cfg.platform)
     traced = frozenset()
     if cfg.strace:
@@ -110,6 +111,17 @@ def run(cfg: RunConfig) -> int:
         return _front_end(sentry_pid)
     finally:
         cgroups.remove(cgroup)
+
+
+def keep_inherited_fds(count: int) -> None:
+    """Close every descriptor the caller gave us above 2 but the `count` from 3 on, which
+    the guest inherits in place (runc's --preserve-fds). Whatever else a caller leaves open
+    (a secret, a directory or binary outside the view) would otherwise reach the guest as a
+    descriptor it could read, fchdir or execveat through. First, before the Sentry, the gofer
+    or the guest exist: runc and runsc do the same."""
+    os.closerange(3 + count, 2**31 - 1)  # close_range(2): every number, however high
+    for fd in range(3, 3 + count):
+        os.set_inheritable(fd, True)
 
 
 def _become_namespace_root() -> None:
@@ -194,6 +206,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
+    os.closerange(3, 3 + cfg.preserve_fds)  # the guest's now, not the Sentry's
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: _forward(kernel, s))
     platform.attach(pid)

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                          "where edgevisor has none to use)")
     do.add_argument("--memory", metavar="SIZE", help="memory limit, as 512m or 2g (a cgroup)")
     do.add_argument("--cpus", type=float, metavar="N", help="CPU time limit, in CPUs (a cgroup)")
+    do.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                    help="pass descriptors 3 to 3+N-1 on to the command, as runc does; every "
+                         "other descriptor above 2 is closed (default: 0)")
     do.add_argument("--strace", action="store_true", help="log the syscalls the Sentry sees")
     do.add_argument("--strace-syscalls", metavar="A,B", help="with --strace: only these syscalls")
     do.add_argument("--log", metavar="FILE", help="write strace and Sentry logs here (default: stderr)")
@@ -80,7 +83,8 @@ def _do(args) -> int:
                     volumes=tuple(_volume(v) for v in args.volume),
                     limits=Limits(args.pids_limit, _size(args.memory), args.cpus),
                     user=args.user, group_add=tuple(args.group_add),
-                    network=args.network, publish=tuple(_port(p) for p in args.publish))
+                    network=args.network, publish=tuple(_port(p) for p in args.publish),
+                    preserve_fds=args.preserve_fds)
     return run(cfg)
 
 
