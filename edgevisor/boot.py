@@ -37,6 +37,7 @@ from .platform.isolation import (
     leave_host_root,
 )
 from .platform.linux import mount, prctl, seccomp_load, setns, unshare
+from .platform import sentry_filter
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
 from .sentry.kernel.kernel import Kernel
 from .sentry.kernel.pids import PidNamespace
@@ -65,7 +66,8 @@ def run(cfg: RunConfig) -> int:
         traced = frozenset(table.by_name[n].nr for n in names
                            if n in table.by_name and table.by_name[n].action == "passthrough")
     programs = (build_refusals(table), build_filter(table, platform.trap, traced),
-                publish.build_filter() if cfg.publish else None)
+                publish.build_filter() if cfg.publish else None,
+                sentry_filter.build_filter(cfg.platform, cfg.network))
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
     # "ignored" for the signals the caller ignored (nohup). The Sentry itself needs SIGCHLD
@@ -142,6 +144,10 @@ def _front_end(sentry_pid: int) -> int:
         signal.signal(sig, lambda s, _f: os.kill(sentry_pid, s))
     _, status = os.waitpid(sentry_pid, 0)
     _reclaim_terminal()
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS:
+        print("edgevisor: the sentry made a system call its seccomp filter forbids (SIGSYS; "
+              "its stack is in the log)", file=sys.stderr)
+        return 128 + signal.SIGSYS
     if os.WIFSIGNALED(status):
         print(f"edgevisor: the sentry was killed by signal {os.WTERMSIG(status)}", file=sys.stderr)
         return 128 + os.WTERMSIG(status)
@@ -240,6 +246,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         if not failure:
             raise
     else:
+        # Start-up is over: nothing more to fork, mount or open by path.
+        sentry_filter.install(programs[3], cfg.network, log.stream)
         status = platform.serve(pid, sentry)
         failure = _read_all(err_r)
     if failure:
@@ -308,7 +316,7 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
             os.setgid(gid)
             os.setuid(uid)
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
-        refusals, program, _ = programs
+        refusals, program = programs[:2]
         seccomp_load(refusals, 0)
         platform.load_filter(program, ready_w, go_r)
         stage = "exec"
@@ -385,6 +393,7 @@ def _open_log(cfg: RunConfig):
         stream.write(line)
         stream.flush()
 
+    write.stream = stream  # where the Sentry's filter reports a violation
     return write
 
 
