@@ -67,7 +67,7 @@ def run(cfg: RunConfig) -> int:
                            if n in table.by_name and table.by_name[n].action == "passthrough")
     programs = (build_refusals(table), build_filter(table, platform.trap, traced),
                 publish.build_filter() if cfg.publish else None,
-                sentry_filter.build_filter(cfg.platform, cfg.network))
+                sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug))
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
     # "ignored" for the signals the caller ignored (nohup). The Sentry itself needs SIGCHLD
@@ -146,7 +146,7 @@ def _front_end(sentry_pid: int) -> int:
     _reclaim_terminal()
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS:
         print("edgevisor: the sentry made a system call its seccomp filter forbids (SIGSYS; "
-              "its stack is in the log)", file=sys.stderr)
+              "--debug logs where)", file=sys.stderr)
         return 128 + signal.SIGSYS
     if os.WIFSIGNALED(status):
         print(f"edgevisor: the sentry was killed by signal {os.WTERMSIG(status)}", file=sys.stderr)
@@ -247,7 +247,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
             raise
     else:
         # Start-up is over: nothing more to fork, mount or open by path.
-        sentry_filter.install(programs[3], cfg.network, log.stream)
+        sentry_filter.install(programs[3], cfg.network, log.stream if cfg.debug else None)
         status = platform.serve(pid, sentry)
         failure = _read_all(err_r)
     if failure:

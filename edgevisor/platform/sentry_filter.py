@@ -15,11 +15,13 @@ loads an allowlist of the syscalls it makes while serving. What is not on the li
 - ptrace only on the ptrace platform, and never to attach (new guest tasks are traced
   from birth through PTRACE_O_TRACECLONE and its kin).
 
-A forbidden call raises SIGSYS (SECCOMP_RET_TRAP). faulthandler writes the Python stack of
-the thread that made it to the log, then the default action ends the Sentry, and with it the
-sandbox: gVisor kills too, since a Sentry that makes a call it never makes is either buggy or
-taken over, and neither should go on serving. The trap, rather than KILL_PROCESS, is what
-makes the violation visible: the kernel's own record of a kill is only in the audit log.
+A forbidden call kills the Sentry (SECCOMP_RET_KILL_PROCESS), and with it the sandbox, as
+gVisor's filters do: a Sentry that makes a call it never makes is either buggy or taken over,
+and neither should go on serving. The front end names the cause (death by SIGSYS) in one line;
+the kernel's audit log names the syscall. With --debug the call is trapped instead
+(SECCOMP_RET_TRAP): faulthandler writes the Python stack of the thread that made it to the
+log, and the call fails with ENOSYS, refused all the same. A trap cannot be made fatal: the
+Sentry is init of its pid namespace, which ignores a SIGSYS it raises itself.
 """
 
 import faulthandler
@@ -38,10 +40,11 @@ RUNTIME_CALLS = (
     "brk", "mmap", "munmap", "mremap", "madvise", "mprotect",
     "futex", "set_robust_list", "rseq", "sched_yield", "sched_getaffinity",
     "rt_sigreturn", "rt_sigaction", "rt_sigprocmask", "sigaltstack", "tgkill", "tkill",
-    "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid", "getrandom",
+    "getpid", "gettid", "getppid", "getpgid", "getpgrp", "getsid", "getuid", "geteuid", "getgid", "getegid", "getrandom",
     "clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday",
     "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
     "epoll_pwait", "exit", "exit_group", "uname", "getrlimit", "prlimit64", "sysinfo",
+    "getrusage", "times",
 )
 # Serving the guest: its memory, its processes and their /proc, the descriptors it is
 # given (memfd-backed tmpfs files, pipes, socketpairs) and the gofer's answers.
@@ -93,11 +96,11 @@ def capabilities(network: str) -> frozenset[int]:
     return KEPT_CAPABILITIES | (HOST_NETWORK_CAPABILITIES if network == "host" else frozenset())
 
 
-def build_filter(platform: str, network: str,
-                 default: int = pyseccomp.TRAP) -> bytes:
-    """BPF for the Sentry on `platform` with --network=`network`. Built where there is a /tmp
-    for libseccomp's export, before the Sentry leaves the host's root."""
-    f = pyseccomp.SyscallFilter(defaction=default)
+def build_filter(platform: str, network: str, debug: bool = False) -> bytes:
+    """BPF for the Sentry on `platform` with --network=`network`, trapping rather than
+    killing with `debug`. Built where there is a /tmp for libseccomp's export, before the
+    Sentry leaves the host's root."""
+    f = pyseccomp.SyscallFilter(defaction=pyseccomp.TRAP if debug else pyseccomp.KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.CTL_NNP, 0)  # install() sets no_new_privs itself
     f.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
@@ -119,11 +122,12 @@ def build_filter(platform: str, network: str,
     return export_bpf(f)
 
 
-def install(program: bytes, network: str, report) -> None:
+def install(program: bytes, network: str, report=None) -> None:
     """Confine the calling Sentry, all its threads: capabilities first (capset is not on the
-    list), then no_new_privs and the filter. `report` is the file a violation is written to."""
+    list), then no_new_privs and the filter. `report`, with a --debug filter, is the file a
+    trapped call's stack is written to."""
     set_capabilities(capabilities(network))
     prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
-    # chain: after the stack is written, SIGSYS's default action ends the Sentry.
-    faulthandler.register(signal.SIGSYS, file=report, all_threads=False, chain=True)
+    if report is not None:
+        faulthandler.register(signal.SIGSYS, file=report, all_threads=False)
     seccomp_load(program, abi.SECCOMP_FILTER_FLAG_TSYNC)

@@ -51,16 +51,16 @@ def test_running_sentry_is_confined(platform, network):
     assert status["CapBnd"] == status["CapEff"]
 
 
-def confined_child(tmp_path, platform, network, attempt) -> tuple[int, str]:
-    """Fork; the child installs the Sentry's filter and runs attempt(). Returns the child's
-    wait status and what the filter wrote about it."""
-    program = sentry_filter.build_filter(platform, network)
+def confined_child(tmp_path, platform, network, attempt, debug=False) -> tuple[int, str]:
+    """Fork; the child installs the Sentry's filter and runs attempt(): exit 0 if it returns,
+    1 if it raises. Returns the child's wait status and what the filter wrote about it."""
+    program = sentry_filter.build_filter(platform, network, debug)
     report_path = tmp_path / "report"
     pid = os.fork()
     if pid == 0:
         try:
             with open(report_path, "w") as report:
-                sentry_filter.install(program, network, report)
+                sentry_filter.install(program, network, report if debug else None)
                 attempt()
             os._exit(0)
         except BaseException:
@@ -143,7 +143,6 @@ def test_forbidden_call_kills_the_sentry(tmp_path, platform, attempt):
         victim.kill()
         victim.wait()
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS, status
-    assert attempt.__name__ in report  # the stack of the call, for the log
     # and nothing happened on the host
     assert not (tmp_path / "executed").exists()
     assert not (tmp_path / "forked").exists()
@@ -156,3 +155,23 @@ def test_host_network_allows_ip_sockets_only(tmp_path, platform):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     status, _ = confined_child(tmp_path, platform, "host", lambda: _packet_socket(tmp_path))
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS
+
+
+@pytest.mark.parametrize("attempt", FORBIDDEN, ids=lambda f: f.__name__.lstrip("_"))
+def test_debug_filter_refuses_and_reports(tmp_path, platform, attempt):
+    """With --debug the call is trapped: it fails, and the log shows where it was made."""
+    victim = subprocess.Popen(["sleep", "60"])
+    (tmp_path / "victim").write_text(str(victim.pid))
+    try:
+        status, report = confined_child(tmp_path, platform, "sandbox",
+                                        lambda: attempt(tmp_path), debug=True)
+        victim_status = status_of(victim.pid)
+    finally:
+        victim.kill()
+        victim.wait()
+    assert attempt.__name__ in report, report
+    assert not (tmp_path / "executed").exists()
+    assert not (tmp_path / "forked").exists()
+    assert not os.path.ismount(tmp_path / "m")
+    assert victim_status["TracerPid"] == "0"
+    assert os.WIFEXITED(status) or os.WTERMSIG(status) == signal.SIGSYS
