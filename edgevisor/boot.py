@@ -38,6 +38,7 @@ from .platform.isolation import (
     shared_with_host,
 )
 from .platform.linux import mount, prctl, seccomp_load, setns, unshare
+from .platform import sentry_filter
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
 from .sentry.kernel.handed import handed_identities
 from .sentry.kernel.kernel import Kernel
@@ -59,6 +60,7 @@ def run(cfg: RunConfig) -> int:
     """Run cfg.argv in a sandbox; return the exit code the front end should exit with."""
     table = load_table()
     cfg.validate(table)
+    keep_inherited_fds(cfg.preserve_fds)
     platform = get_platform(cfg.platform)
     traced = frozenset()
     if cfg.strace:
@@ -66,7 +68,8 @@ def run(cfg: RunConfig) -> int:
         traced = frozenset(table.by_name[n].nr for n in names
                            if n in table.by_name and table.by_name[n].action == "passthrough")
     programs = (build_refusals(table), build_filter(table, platform.trap, traced),
-                publish.build_filter() if cfg.publish else None)
+                publish.build_filter() if cfg.publish else None,
+                sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug))
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
     # "ignored" for the signals the caller ignored (nohup). The Sentry itself needs SIGCHLD
@@ -114,6 +117,17 @@ def run(cfg: RunConfig) -> int:
         cgroups.remove(cgroup)
 
 
+def keep_inherited_fds(count: int) -> None:
+    """Close every descriptor the caller gave us above 2 but the `count` from 3 on, which
+    the guest inherits in place (runc's --preserve-fds). Whatever else a caller leaves open
+    (a secret, a directory or binary outside the view) would otherwise reach the guest as a
+    descriptor it could read, fchdir or execveat through. First, before the Sentry, the gofer
+    or the guest exist: runc and runsc do the same."""
+    os.closerange(3 + count, 2**31 - 1)  # close_range(2): every number, however high
+    for fd in range(3, 3 + count):
+        os.set_inheritable(fd, True)
+
+
 def _become_namespace_root() -> None:
     """Unprivileged: a user namespace of our own, mapping only our ids, lets us create the
     other namespaces and mount the guest's root."""
@@ -132,6 +146,10 @@ def _front_end(sentry_pid: int) -> int:
         signal.signal(sig, lambda s, _f: os.kill(sentry_pid, s))
     _, status = os.waitpid(sentry_pid, 0)
     _reclaim_terminal()
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS:
+        print("edgevisor: the sentry made a system call its seccomp filter forbids (SIGSYS; "
+              "--debug logs where)", file=sys.stderr)
+        return 128 + signal.SIGSYS
     if os.WIFSIGNALED(status):
         print(f"edgevisor: the sentry was killed by signal {os.WTERMSIG(status)}", file=sys.stderr)
         return 128 + os.WTERMSIG(status)
@@ -197,6 +215,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     for fd in (go_r, ready_w, err_w):
         os.close(fd)
+    os.closerange(3, 3 + cfg.preserve_fds)  # the guest's now, not the Sentry's
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: _forward(kernel, s))
     platform.attach(pid)
@@ -232,6 +251,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         if not failure:
             raise
     else:
+        # Start-up is over: nothing more to fork, mount or open by path.
+        sentry_filter.install(programs[3], cfg.network, log.stream if cfg.debug else None)
         status = platform.serve(pid, sentry)
         failure = _read_all(err_r)
     if failure:
@@ -300,7 +321,7 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
             os.setgid(gid)
             os.setuid(uid)
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
-        refusals, program, _ = programs
+        refusals, program = programs[:2]
         seccomp_load(refusals, 0)
         platform.load_filter(program, ready_w, go_r)
         stage = "exec"
@@ -377,6 +398,7 @@ def _open_log(cfg: RunConfig):
         stream.write(line)
         stream.flush()
 
+    write.stream = stream  # where the Sentry's filter reports a violation
     return write
 
 

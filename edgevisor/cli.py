@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                          "may hold together, as 512m or 2g; past it writes fail with ENOSPC "
                          "(default: 1g, or a quarter of the host's RAM if less, and at most "
                          "--memory)")
+    do.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                    help="pass descriptors 3 to 3+N-1 on to the command, as runc does; every "
+                         "other descriptor above 2 is closed (default: 0)")
     do.add_argument("--strace", action="store_true", help="log the syscalls the Sentry sees")
     do.add_argument("--strace-syscalls", metavar="A,B", help="with --strace: only these syscalls")
     do.add_argument("--log", metavar="FILE", help="write strace and Sentry logs here (default: stderr)")
@@ -86,7 +89,8 @@ def _do(args) -> int:
                     limits=Limits(args.pids_limit, _size(args.memory, "--memory"), args.cpus),
                     scratch_size=_size(args.scratch_size, "--scratch-size"),
                     user=args.user, group_add=tuple(args.group_add),
-                    network=args.network, publish=tuple(_port(p) for p in args.publish))
+                    network=args.network, publish=tuple(_port(p) for p in args.publish),
+                    preserve_fds=args.preserve_fds)
     return run(cfg)
 
 

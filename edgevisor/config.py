@@ -40,6 +40,7 @@ class RunConfig:
     network: str = "sandbox"  # sandbox, none or host (sentry/net)
     publish: tuple[Port, ...] = ()  # -p: host ports carried to guest listeners
     scratch_size: int | None = None  # --scratch-size in bytes; None: scratch_bound's default
+    preserve_fds: int = 0  # --preserve-fds: the caller's fds 3..3+N-1 reach the guest
 
     def validate(self, table) -> None:
         if not self.argv:
@@ -64,6 +65,15 @@ class RunConfig:
         if self.publish and self.network != "sandbox":
             raise ConfigError(f"-p: ports are published with --network=sandbox only, not "
                               f"{self.network}")
+        if not 0 <= self.preserve_fds <= os.sysconf("SC_OPEN_MAX") - 3:
+            raise ConfigError(f"--preserve-fds {self.preserve_fds}: must be between 0 and the "
+                              "descriptor limit less 3")
+        for fd in range(3, 3 + self.preserve_fds):
+            try:
+                os.fstat(fd)
+            except OSError:
+                raise ConfigError(f"--preserve-fds {self.preserve_fds}: descriptor {fd} is "
+                                  "not open") from None
         limits = self.limits
         if limits.pids is not None and limits.pids < 1:
             raise ConfigError(f"--pids-limit {limits.pids}: must be at least 1")
