@@ -322,8 +322,9 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
             os.setuid(uid)
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
         refusals, program = programs[:2]
-        seccomp_load(refusals, 0)
+        # The platform's filter first: the refusals forbid the listener the seccomp one makes.
         platform.load_filter(program, ready_w, go_r)
+        seccomp_load(refusals, 0)
         stage = "exec"
         env = os.environ if cfg.env is None else cfg.env
         os.execvpe(cfg.argv[0], cfg.argv, env)

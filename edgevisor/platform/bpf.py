@@ -14,7 +14,6 @@ cannot disagree:
   for X32_SYSCALL_BIT, which it emits when x32 is not one of the filter's architectures.
 """
 
-import errno
 import tempfile
 
 import pyseccomp
@@ -53,7 +52,8 @@ def export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
 
 def build_refusals(table) -> bytes:
     """A second, hand-assembled filter for the passthrough rows that refuse some argument
-    values (ioctl TIOCSTI, clone with CLONE_NEW*), loaded beside the main one.
+    values (ioctl TIOCSTI, clone with CLONE_NEW*, seccomp's NEW_LISTENER), loaded after the
+    main one (the seccomp platform's own filter needs a listener).
 
     libseccomp lets a syscall-wide rule override argument rules for the same syscall, and
     compares all 64 bits where the kernel reads only the low 32 of an int argument (so
@@ -63,10 +63,10 @@ def build_refusals(table) -> bytes:
     number alone and stays in the kernel's action cache."""
     ins: list[tuple[int, int, int, int]] = []
     ret_allow = (abi.BPF_RET_K, 0, 0, abi.SECCOMP_RET_ALLOW)
-    ret_refuse = (abi.BPF_RET_K, 0, 0, abi.SECCOMP_RET_ERRNO | errno.EPERM)
     rows = [row for row in table.by_nr.values() if row.refuse]
-    # Jumps are filled in once the length is known: ("allow" | "refuse", index, taken_if).
-    fixups: list[tuple[int, str, str]] = []
+    # Jumps are filled in once the length is known: (target, index, taken_if), where the
+    # target is "allow" or the errno of a refusal's return.
+    fixups: list[tuple[int, str | int, str]] = []
     ins.append((abi.BPF_LD_W_ABS, 0, 0, abi.SECCOMP_DATA_ARCH))
     fixups.append((len(ins), "allow", "false"))
     ins.append((abi.BPF_JMP_JEQ_K, 0, 0, table.audit_arch))
@@ -77,18 +77,18 @@ def build_refusals(table) -> bytes:
         for r in row.refuse:
             ins.append((abi.BPF_LD_W_ABS, 0, 0, abi.SECCOMP_DATA_ARGS + 8 * r.arg))
             ins.append((abi.BPF_ALU_AND_K, 0, 0, r.mask))
-            fixups.append((len(ins), "refuse", "true"))
+            fixups.append((len(ins), r.errno, "true"))
             ins.append((abi.BPF_JMP_JEQ_K, 0, 0, r.value))
         ins.append(ret_allow)
-    allow_at = len(ins)
+    at = {"allow": len(ins)}
     ins.append(ret_allow)
-    refuse_at = len(ins)
-    ins.append(ret_refuse)
+    for code in sorted({r.errno for row in rows for r in row.refuse}):
+        at[code] = len(ins)
+        ins.append((abi.BPF_RET_K, 0, 0, abi.SECCOMP_RET_ERRNO | code))
     for index, target, when in fixups:
         code, jt, jf, k = ins[index]
-        offset = (allow_at if target == "allow" else refuse_at) - index - 1
+        offset = at[target] - index - 1
         if not 0 <= offset <= 255:
             raise ValueError("refusal filter too long for an 8-bit jump")
         ins[index] = (code, offset, jf, k) if when == "true" else (code, jt, offset, k)
     return b"".join(abi.SOCK_FILTER.pack(*i) for i in ins)
-

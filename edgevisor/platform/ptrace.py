@@ -1,11 +1,19 @@
 """The ptrace platform.
 
 The guest's filter returns SECCOMP_RET_TRACE for the syscalls the Sentry handles; each one
-stops the thread with PTRACE_EVENT_SECCOMP. The Sentry reads the registers, dispatches, and
-either skips the syscall (number set to -1) with the result in the return register, or lets
-the kernel run it. The guest is seized right after fork, before it runs any of its own code,
-with options that follow fork, vfork, clone and exec through the whole tree and kill every
-tracee if the Sentry dies (PTRACE_O_EXITKILL).
+stops the thread with PTRACE_EVENT_SECCOMP. A filter the guest stacks on its own may return
+RET_TRACE too, and the Sentry, the only tracer, sees that stop as well; so its own traps carry
+SENTRY_TRAP_DATA in SECCOMP_RET_DATA. Among stacked filters returning the same action the
+kernel reports the data of the most recently installed one, so other data means a guest filter
+returned RET_TRACE, whatever the Sentry's own said: the call is skipped with ENOSYS, as the
+kernel does for RET_TRACE with no tracer (the guest has none of its own), which is at least as
+strict as any answer of the Sentry. The marker itself proves nothing (a guest filter may return
+it too), so with it the Sentry decides from its own table, exactly as for its own trap.
+
+The Sentry reads the registers, dispatches, and either skips the syscall (number set to -1)
+with the result in the return register, or lets the kernel run it. The guest is seized right
+after fork, before it runs any of its own code, with options that follow fork, vfork, clone
+and exec through the whole tree and kill every tracee if the Sentry dies (PTRACE_O_EXITKILL).
 
 An InstallFd answer is carried out by syscall injection over a per-process courier socket
 (see inject.py; x86_64 only, ENOSYS on aarch64). Injection waits for its own thread's stops;
@@ -13,6 +21,7 @@ whatever else it reaps meanwhile is queued in `pending` and handled by the loop 
 """
 
 import ctypes
+import errno
 import os
 import platform as _pyplatform
 import signal
@@ -33,6 +42,8 @@ OPTIONS = (abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_TRACEFORK | abi.PTRACE_O_TRA
            | abi.PTRACE_O_TRACESYSGOOD)
 _GROUP_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 _U64 = (1 << 64) - 1
+SENTRY_TRAP_DATA = 0x5E17  # SECCOMP_RET_DATA of the Sentry's own RET_TRACE
+_ENOSYS = -errno.ENOSYS
 
 
 class _X86_64Regs:
@@ -79,7 +90,7 @@ class _Aarch64Regs:
 
 class PtracePlatform(Platform):
     name = "ptrace"
-    trap = abi.SECCOMP_RET_TRACE
+    trap = abi.SECCOMP_RET_TRACE | SENTRY_TRAP_DATA
 
     def load_filter(self, program: bytes, to_sentry: int, from_sentry: int) -> None:
         seccomp_load(program, 0)
@@ -99,7 +110,9 @@ class PtracePlatform(Platform):
         WALL = abi.WALL
         EVENT_SECCOMP, EVENT_STOP = abi.PTRACE_EVENT_SECCOMP, abi.PTRACE_EVENT_STOP
         EVENT_EXEC, SYSCALL_STOP = abi.PTRACE_EVENT_EXEC, abi.PTRACE_SYSCALL_STOP
-        CONT, LISTEN = abi.PTRACE_CONT, abi.PTRACE_LISTEN
+        CONT, LISTEN, GETEVENTMSG = abi.PTRACE_CONT, abi.PTRACE_LISTEN, abi.PTRACE_GETEVENTMSG
+        message = ctypes.c_ulong()
+        message_addr = ctypes.addressof(message)
         try:
             while True:
                 # Orphans are reparented to the Sentry (init of the pid namespace), so this
@@ -115,6 +128,12 @@ class PtracePlatform(Platform):
                 sig, event = os.WSTOPSIG(status), status >> 16
                 try:
                     if event == EVENT_SECCOMP:
+                        ptrace(GETEVENTMSG, tid, 0, message_addr)
+                        if message.value != SENTRY_TRAP_DATA:
+                            regs.syscall(tid)
+                            regs.skip(tid, _ENOSYS)  # a guest filter's own RET_TRACE
+                            ptrace(CONT, tid, 0, 0)
+                            continue
                         nr, args = regs.syscall(tid)
                         result = handle(Task(tid, ProcessMemory(tid), host, regs.regs), nr, args)
                         if result is not CONTINUE:

@@ -36,7 +36,7 @@ class Syscall:
     action: str
     errno: int | None
     note: str
-    refuse: tuple[Refusal, ...] = ()  # passthrough argument values refused with EPERM
+    refuse: tuple[Refusal, ...] = ()  # passthrough argument values refused (EPERM, EBUSY)
 
 
 @dataclass(frozen=True, eq=False)

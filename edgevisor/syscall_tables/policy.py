@@ -14,18 +14,20 @@ that nothing is left out by accident.
 
 from __future__ import annotations
 
+import errno as errno_codes
 from typing import NamedTuple
 
 from edgevisor import abi
 
 
 class Refusal(NamedTuple):
-    """Refuse the call with EPERM when (args[arg] & mask) == value, compared on the
+    """Refuse the call with `errno` when (args[arg] & mask) == value, compared on the
     argument's low 32 bits, which is all the kernel reads of an int argument."""
 
     arg: int
     mask: int
     value: int
+    errno: int = errno_codes.EPERM
 
 
 class Rule(NamedTuple):
@@ -164,7 +166,13 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         shmget shmat shmdt shmctl semget semop semtimedop semctl msgget msgsnd
         msgrcv msgctl mq_open mq_unlink mq_timedsend mq_timedreceive mq_notify
         mq_getsetattr"""),
-    (passthrough("guest filters stack on the Sentry's and can only restrict further"),
+    # A listener's CONTINUE would outrank the Sentry's RET_TRACE on ptrace; EBUSY is what the
+    # kernel itself answers on the seccomp platform, where the Sentry's listener exists.
+    (passthrough("guest filters stack on the Sentry's and can only restrict further; a "
+                 "filter with its own listener (SECCOMP_FILTER_FLAG_NEW_LISTENER) is refused "
+                 "(EBUSY): its CONTINUE answers would outrank the Sentry's trap",
+                 (Refusal(1, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                          abi.SECCOMP_FILTER_FLAG_NEW_LISTENER, errno_codes.EBUSY),)),
      "seccomp"),
     (passthrough("Landlock can only restrict the caller"),
      "landlock_create_ruleset landlock_add_rule landlock_restrict_self"),

@@ -171,8 +171,8 @@ def _main(argv: list[str]) -> int:
         try:
             os.read(go_r, 1)
             prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
+            platform.load_filter(programs[1], ready_w, go_r)  # as boot.py: the listener first
             seccomp_load(programs[0], 0)
-            platform.load_filter(programs[1], ready_w, go_r)
             for fd in (go_r, go_w, ready_r, ready_w):
                 os.close(fd)
             os.execv(argv[0], argv)

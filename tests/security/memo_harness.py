@@ -27,8 +27,8 @@ def main() -> int:
     if pid == 0:
         os.read(go_r, 1)
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
+        platform.load_filter(programs[1], ready_w, go_r)  # as boot.py: the listener first
         seccomp_load(programs[0], 0)
-        platform.load_filter(programs[1], ready_w, go_r)
         os.execv(sys.argv[2], sys.argv[2:])
     os.write(go_w, b"g")
     platform.after_filter(pid, ready_r, go_w)

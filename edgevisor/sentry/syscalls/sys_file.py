@@ -373,12 +373,16 @@ def _mknod(k, t, dirfd, addr, mode) -> int:
     return 0
 
 
+# The kernel takes mknod's mode as a umode_t: the register's low 16 bits.
+_UMODE_MASK = 0xFFFF
+
+
 def sys_mknod(k, t, a):
-    return _mknod(k, t, _AT_FDCWD, a[0], int32(a[1]))
+    return _mknod(k, t, _AT_FDCWD, a[0], a[1] & _UMODE_MASK)
 
 
 def sys_mknodat(k, t, a):
-    return _mknod(k, t, a[0], a[1], int32(a[2]))
+    return _mknod(k, t, a[0], a[1], a[2] & _UMODE_MASK)
 
 
 def _symlink(k, t, target_addr, dirfd, addr) -> int:
