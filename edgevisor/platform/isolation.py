@@ -38,10 +38,6 @@ KEPT_CAPABILITIES = frozenset({
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEVICE_MODE = 0o666  # runc's default spec, root:root, for every device above
-# Like runc's masked and read-only paths: host knobs that a guest root must not turn.
-PROC_MASKED = ("kcore", "keys", "sysrq-trigger", "timer_list", "latency_stats", "sched_debug",
-               "kallsyms", "kmsg")
-PROC_READONLY = ("sys", "irq", "bus", "fs", "asound")
 
 _NO_GROUP = 0x7FFFFFFE  # a gid nobody has
 SCRATCH = "/tmp"  # where the new root is assembled, on a private tmpfs that shadows it
@@ -107,11 +103,6 @@ def _bind_file(source: str, target: str, flags: int = 0) -> None:
     mount(source, target, None, abi.MS_BIND)
     if flags:
         mount(None, target, None, abi.MS_REMOUNT | abi.MS_BIND | flags)
-
-
-def _readonly_bind(path: str) -> None:
-    mount(path, path, None, abi.MS_BIND | abi.MS_REC)
-    mount(None, path, None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY | abi.MS_NOSUID | abi.MS_NODEV)
 
 
 def build_storage(spec: RootfsSpec) -> Storage:
@@ -263,20 +254,18 @@ def enter_view(storage: Storage) -> None:
 
     proc = f"{view}/proc"
     if os.path.isdir(proc):
-        # hidepid=invisible: the kernel's /proc in the view shows no more than the Sentry's,
-        # which hides the Sentry and the gofer (not dumpable, so not ptraceable by the
-        # guest). Its exempt group must be one the guest is not in: the default is 0.
+        # The kernel resolves paths in this view after the Sentry checked them (exec, chdir,
+        # a fifo's open ...), and another guest thread can rewrite the path in between, so
+        # the view must hold nothing the Sentry hides. subset=pid: only the task directories,
+        # self and thread-self, no /proc/sys, /proc/slabinfo, /proc/kcore ... (the Sentry's
+        # own figures, meminfo and the like, come from its procfs). hidepid=invisible: no
+        # more tasks than the Sentry's /proc shows, which hides the Sentry and the gofer.
+        # Its exempt group must be one the guest is not in: the default is 0.
+        options = "subset=pid,hidepid=invisible"
         try:
-            mount("proc", proc, "proc", nodev | abi.MS_NOEXEC,
-                  f"hidepid=invisible,gid={_NO_GROUP}")
+            mount("proc", proc, "proc", nodev | abi.MS_NOEXEC, f"{options},gid={_NO_GROUP}")
         except OSError:  # a user namespace without that gid mapped
-            mount("proc", proc, "proc", nodev | abi.MS_NOEXEC, "hidepid=invisible")
-        for name in PROC_MASKED:
-            if os.path.exists(f"{proc}/{name}"):
-                _bind_file("/dev/null", f"{proc}/{name}", abi.MS_RDONLY)
-        for name in PROC_READONLY:
-            if os.path.isdir(f"{proc}/{name}"):
-                _readonly_bind(f"{proc}/{name}")
+            mount("proc", proc, "proc", nodev | abi.MS_NOEXEC, options)
     _pivot(view)
 
 

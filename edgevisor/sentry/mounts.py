@@ -50,7 +50,7 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
             fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
 
     for guest, synthetic in (
-            ("/proc", ProcFS(SentryProcView(kernel, fs, guest_proc), dev=_PROC_DEV)),
+            ("/proc", ProcFS(SentryProcView(kernel, fs, guest_proc, proc_fd), dev=_PROC_DEV)),
             ("/sys", SysFS(dev=_SYS_DEV, cpus=len(os.sched_getaffinity(0))))):
         mount = mount_at(guest, synthetic.root, readonly=guest == "/sys", nosuid=True,
                          nodev=True, noexec=True)

@@ -3,7 +3,9 @@
 Tasks are the guest's pid namespace's, numbered as the guest numbers them. Per-task records
 the kernel keeps exactly (stat, status, maps, descriptors, cwd) are read from a procfs of that
 namespace (the guest's own, which the Sentry holds): its ids and the paths in it are already
-the guest's (its view mirrors the Sentry's mounts). Mounts are the Sentry's table.
+the guest's (its view mirrors the Sentry's mounts). Mounts are the Sentry's table. That
+procfs is mounted subset=pid (it has task directories only), so the host-wide figures
+(meminfo, uptime ...) are read from the Sentry's own procfs.
 """
 
 import errno
@@ -15,10 +17,11 @@ from ..vfs import d_path
 
 
 class SentryProcView:
-    def __init__(self, kernel, fs, guest_proc: int):
+    def __init__(self, kernel, fs, guest_proc: int, host_proc: int):
         self.kernel = kernel
         self.fs = fs
-        self.proc = guest_proc  # a procfs of the guest's pid namespace
+        self.proc = guest_proc  # a procfs of the guest's pid namespace, task directories only
+        self.host_proc = host_proc  # the Sentry's own, for the host-wide figures
 
     @property
     def hostname(self) -> bytes:
@@ -144,19 +147,23 @@ class SentryProcView:
     # Host figures ---------------------------------------------------------------------
 
     def uptime(self) -> bytes:
-        return self._read("uptime")
+        return self._host_figure("uptime")
 
     def loadavg(self) -> bytes:
-        return self._read("loadavg")
+        # Its last field is the pid last allocated in the reader's namespace, which is the
+        # Sentry's here: the guest's highest pid stands for it.
+        fields = self._host_figure("loadavg").split()
+        fields[-1] = b"%d" % max(self.tgids(), default=1)
+        return b" ".join(fields) + b"\n"
 
     def meminfo(self) -> bytes:
-        return self._read("meminfo")
+        return self._host_figure("meminfo")
 
     def cpuinfo(self) -> bytes:
-        return self._read("cpuinfo")
+        return self._host_figure("cpuinfo")
 
     def stat(self) -> bytes:
-        return self._read("stat")
+        return self._host_figure("stat")
 
     def version(self) -> bytes:
         k = self.kernel
@@ -166,6 +173,9 @@ class SentryProcView:
 
     def _read(self, name: str) -> bytes:
         return procfs.read(self.proc, name)
+
+    def _host_figure(self, name: str) -> bytes:
+        return procfs.read(self.host_proc, name)
 
     def _listdir(self, name: str) -> list[str]:
         return procfs.listdir(self.proc, name)

@@ -64,8 +64,9 @@ def _socket_kind(t, fd: int) -> tuple[int, int] | None:
 def sys_bind(k, t, a):
     """A unix socket's name is a new file in the guest's view, which the Sentry's cached
     "absent" for that name must not hide. (Which directory it lands in is decided by the
-    kernel from the guest's memory; a path rewritten meanwhile can only leave the guest's own
-    name hidden from itself.)"""
+    kernel from the guest's memory; a path rewritten meanwhile can only name a place in the
+    guest's view, which holds nothing the Sentry hides, and leave the guest's own name hidden
+    from itself.)"""
     length = a[2] & 0xFFFFFFFF
     if a[1] and 2 < length <= 2 + _SUN_PATH:
         raw = t.mem.read(a[1], length)
