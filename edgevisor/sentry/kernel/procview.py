@@ -84,7 +84,7 @@ class SentryProcView:
             return dentry
         if not link.startswith("/"):
             return os.fsencode(link)  # pipe:[..], socket:[..], anon_inode:[..]
-        return self.fs.by_host_name(link)
+        return self.fs.by_host_name(link, (st.st_dev, st.st_ino))
 
     def reopen_fd(self, tgid: int, fd: int, flags: int) -> int:
         try:
