@@ -70,3 +70,37 @@ def test_two_hundred_thousand_files_in_one_sandbox(platform, programs, tmp_path)
     assert out == "fresh exec\n"
     assert fds < SENTRY_FDS_MAX
     assert len(os.listdir(volume / "many")) == FILES  # the volume's files are the host's
+
+
+# Held by the guest, more directories than the Sentry remembers identities (4096): each
+# descriptor still names its own directory (found again by its /proc name), one renamed
+# meanwhile included, and one removed meanwhile finds nothing, as on Linux.
+HELD_DIRS = r"""
+import errno, os, resource
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+n = 6000
+os.mkdir("/tmp/held")
+fds = []
+for i in range(n):
+    os.mkdir(f"/tmp/held/d{i}")
+    fds.append(os.open(f"/tmp/held/d{i}", os.O_RDONLY | os.O_DIRECTORY))
+os.rename("/tmp/held/d0", "/tmp/held/moved")
+os.rmdir("/tmp/held/d1")
+for i in range(2, n):
+    os.close(os.open(f"/tmp/held/d{i}/x", os.O_CREAT | os.O_WRONLY))  # evicts the oldest
+os.close(os.open("x", os.O_CREAT | os.O_WRONLY, dir_fd=fds[0]))
+try:
+    os.open("x", os.O_CREAT | os.O_WRONLY, dir_fd=fds[1])
+    print("created in a removed directory")
+except OSError as e:
+    print("removed:", errno.errorcode[e.errno])
+for i in range(2, n):
+    os.stat("x", dir_fd=fds[i])
+print(sorted(os.listdir("/tmp/held/moved")), len(os.listdir("/tmp/held")))
+"""
+
+
+def test_descriptors_past_the_bound_still_name_their_directories(sandbox):
+    r = sandbox("python3", "-c", HELD_DIRS, timeout=600)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "removed: ENOENT\n['x'] 5999\n", "")

@@ -309,7 +309,10 @@ class FileSystem:
         dirfd = int32(dirfd)
         if dirfd == -100:  # AT_FDCWD
             return None
-        _, dentry, _ = self.descriptor(task, dirfd)
+        st, dentry, _ = self.descriptor(task, dirfd)
+        if dentry is None and stat.S_ISDIR(st.st_mode):
+            # A removed directory no longer remembered: nothing can be found in it.
+            raise OSError(errno.ENOENT, "the directory is gone")
         if dentry is None:
             raise OSError(errno.ENOTDIR, "not a directory")
         return dentry
