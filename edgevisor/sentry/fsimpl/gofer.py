@@ -59,6 +59,9 @@ _HOST_OPEN = (abi.O_ACCMODE | abi.O_APPEND | abi.O_NONBLOCK | abi.O_DIRECTORY | 
               | os.O_DSYNC | os.O_SYNC | os.O_DIRECT | os.O_ASYNC)
 _NEGATIVE_MAX = 1024  # absent names remembered per directory
 _MAX_DEPTH = abi.PATH_MAX // 2  # more names than any path can have: a cycle
+# Names of one hard-linked file remembered: each holds its directory (and so a descriptor)
+# alive, and a file may have tens of thousands of names in as many directories.
+_LINKS_KEPT = 16
 
 
 class GoferFS:
@@ -263,6 +266,9 @@ class GoferInode(Inode):
         if self.kind is Kind.DIR:
             self._links = [link]  # one name: seen elsewhere, it moved
         elif link not in self._links:
+            if len(self._links) >= _LINKS_KEPT:
+                # The first gives the path; a forgotten one is found again by a lookup.
+                del self._links[1]
             self._links.append(link)
 
     def _drop_link(self, parent: "GoferDirectory", name: bytes) -> None:
