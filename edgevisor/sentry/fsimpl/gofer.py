@@ -7,8 +7,9 @@ while we hold it), and its attributes come from fstat on it, locally: the guest 
 through its own host descriptors behind the Sentry's back, so a cached stat is trusted only
 within one Sentry generation (`fs_generation`, bumped once per syscall) and within the
 operation that changed it. Everything else goes to the gofer, which is path-based: an inode
-knows the (directory, name) pairs it is reached by, and its path is computed from them at
-call time, so renaming a directory moves every cached descendant with it.
+knows the (directory, name) pairs it is reached by (a few, for a file of many hard links),
+and its path is computed from them at call time, so renaming a directory moves every cached
+descendant with it.
 
 Names are cached in each directory while their inodes live; a bounded set of recently used
 inodes is kept alive (their descriptors open) so that walks seldom ask the gofer. An
