@@ -71,6 +71,10 @@ class GoferClient:
         if not data:
             _close_all(fds)
             raise ConnectionError("the gofer closed its socket")
+        if flags & socket.MSG_CTRUNC and not fds and max_fds:
+            # The kernel could not install the donated descriptor: our table is full (its
+            # scm_detach_fds sets MSG_CTRUNC on EMFILE), as open(2) at the limit says.
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             _close_all(fds)
             raise GoferProtocolError("reply truncated")

@@ -374,6 +374,7 @@ def test_hard_links_share_one_inode_found_by_host_identity(w, host):
     assert w.lookup(b"/d/g").inode is f.inode
     # Its first name goes: the inode is reached by the other one.
     vfs.unlinkat(w.ctx, ROOT, None, b"/f")
+    assert not (rw / "f").exists()
     assert f.inode._path() == b"d/g"
     f.inode.setattr(mode=0o600)
     assert stat.S_IMODE(os.stat(rw / "d/g").st_mode) == 0o600
@@ -591,3 +592,26 @@ def test_tmpfs_has_no_host_descriptors_or_xattrs():
     fails(errno.EOPNOTSUPP, root.removexattr, b"user.x")
     assert root.listxattr() == []
     assert root.statfs().f_type == 0x01021994
+
+
+def test_the_names_of_a_hard_linked_file_hold_few_directories(client, host):
+    """A file with a name in each of 300 directories: looking every name up keeps a bounded
+    number of them (each holds its directory's descriptor), and every name still works."""
+    rw = host[0]
+    (rw / "f").write_bytes(b"x")
+    for i in range(300):
+        (rw / f"d{i}").mkdir()
+        os.link(rw / "f", rw / f"d{i}/f")
+    w = World(client)
+    w.fs.cache_size = 10
+    w.table.recently_used = collections.deque(maxlen=10)
+    fds = len(os.listdir("/proc/self/fd"))
+    held = w.lookup(b"/f")
+    for i in range(300):
+        assert w.lookup(b"/d%d/f" % i).inode is held.inode
+    assert len(os.listdir("/proc/self/fd")) <= fds + 40
+    w.syscall()
+    vfs.unlinkat(w.ctx, ROOT, None, b"/f")
+    assert not (rw / "f").exists()
+    for i in range(300):
+        assert w.lookup(b"/d%d/f" % i).inode.nlink == 300  # 301 names, less one

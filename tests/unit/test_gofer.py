@@ -8,6 +8,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import resource
 import signal
 import socket
 import stat
@@ -629,3 +630,24 @@ def test_gofer_survives_a_mixed_workload(tree):
             if i % 50 == 0:
                 with contextlib.suppress(OSError):  # where the host has no user xattrs
                     g.setxattr(RW, b"dir", b"user.v", os.urandom(2000))
+
+
+def test_a_full_descriptor_table_is_emfile_and_the_gofer_keeps_serving(gofer):
+    """A descriptor the kernel cannot install in the Sentry (its RLIMIT_NOFILE reached) is
+    open(2)'s EMFILE, not a protocol error; the next request, with room again, works."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    try:
+        lowest = os.open("/", os.O_PATH | os.O_CLOEXEC)
+        os.close(lowest)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest + 8, hard))
+        with pytest.raises(OSError) as info:
+            while len(held) < 64:
+                held.append(gofer.open(RW, b"file", os.O_RDONLY))
+        assert info.value.errno == errno.EMFILE and not isinstance(info.value,
+                                                                   GoferProtocolError)
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    os.close(gofer.open(RW, b"file", os.O_RDONLY))

@@ -11,9 +11,11 @@ mtime and ctime changed, and the cwd.
 
 The same machine runs with the tree on our side in a GoferFS (sentry/fsimpl/gofer.py): a
 real gofer serving a directory of a host tmpfs, where files are opened through open_host
-and written natively, as a guest would.
+and written natively, as a guest would; and again with caches of one inode and one dentry,
+so that names are evicted all the time and found again from the host.
 """
 
+import collections
 import ctypes
 import errno
 import os
@@ -262,15 +264,22 @@ def _gofer_available() -> bool:
 
 class Ours:
     def __init__(self, umask: int, backend: str = "tmpfs"):
-        """`backend`: the jail is a "tmpfs", or a GoferFS that is "gofer" (exclusive) or
-        "gofer-shared" (revalidating every name with the host)."""
+        """`backend`: the jail is a "tmpfs", or a GoferFS that is "gofer" (exclusive),
+        "gofer-shared" (revalidating every name with the host) or "gofer-evicting"
+        (exclusive, with caches of one inode and one dentry)."""
         # As natively: a tmpfs mounted on a directory of an outer file system, and a root
         # (chroot) at that mount's root, which can itself be unmounted.
         self.generation = Generation()
         self.gofer = None
         if backend != "tmpfs":
-            self.gofer = GoferJail(self.generation, exclusive=backend == "gofer")
+            self.gofer = GoferJail(self.generation,
+                                   exclusive=backend in ("gofer", "gofer-evicting"))
         self.table = vfs.MountTable(Tmpfs(mode=0o755).root)
+        if backend == "gofer-evicting":
+            # Caches of one entry, over more names than that: nearly every name is
+            # evicted between two steps and must be found again from the host.
+            self.gofer.fs.cache_size = 1
+            self.table.recently_used = collections.deque(maxlen=1)
         outer = vfs.FSContext(self.table.root.root)
         jail = vfs.mkdirat(outer, USERS["root"], None, b"/jail", 0o755)
         inner = Tmpfs(mode=0o755).root if self.gofer is None else self.gofer.fs.root
@@ -620,6 +629,10 @@ class SharedGoferVFSAgainstLinux(VFSAgainstLinux):
     backend = "gofer-shared"
 
 
+class EvictingGoferVFSAgainstLinux(VFSAgainstLinux):
+    backend = "gofer-evicting"
+
+
 _needs_shm = pytest.mark.skipif(not _gofer_available(), reason="needs a tmpfs at /dev/shm")
 # Fewer runs: each step is a few gofer round trips, each run a gofer of its own.
 _gofer_examples = int(os.environ.get("EDGEVISOR_VFS_GOFER_EXAMPLES", "80"))
@@ -629,6 +642,9 @@ SharedGoferVFSAgainstLinux.TestCase.settings = settings(
     VFSAgainstLinux.TestCase.settings, max_examples=_gofer_examples // 2)
 test_gofer_vfs_against_linux = _needs_shm(GoferVFSAgainstLinux.TestCase)
 test_shared_gofer_vfs_against_linux = _needs_shm(SharedGoferVFSAgainstLinux.TestCase)
+EvictingGoferVFSAgainstLinux.TestCase.settings = settings(
+    VFSAgainstLinux.TestCase.settings, max_examples=_gofer_examples // 2)
+test_evicting_gofer_vfs_against_linux = _needs_shm(EvictingGoferVFSAgainstLinux.TestCase)
 
 
 def test_renameat2_reaches_the_kernel():

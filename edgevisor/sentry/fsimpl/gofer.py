@@ -7,8 +7,9 @@ while we hold it), and its attributes come from fstat on it, locally: the guest 
 through its own host descriptors behind the Sentry's back, so a cached stat is trusted only
 within one Sentry generation (`fs_generation`, bumped once per syscall) and within the
 operation that changed it. Everything else goes to the gofer, which is path-based: an inode
-knows the (directory, name) pairs it is reached by, and its path is computed from them at
-call time, so renaming a directory moves every cached descendant with it.
+knows the (directory, name) pairs it is reached by (a few, for a file of many hard links),
+and its path is computed from them at call time, so renaming a directory moves every cached
+descendant with it.
 
 Names are cached in each directory while their inodes live; a bounded set of recently used
 inodes is kept alive (their descriptors open) so that walks seldom ask the gofer. An
@@ -59,6 +60,9 @@ _HOST_OPEN = (abi.O_ACCMODE | abi.O_APPEND | abi.O_NONBLOCK | abi.O_DIRECTORY | 
               | os.O_DSYNC | os.O_SYNC | os.O_DIRECT | os.O_ASYNC)
 _NEGATIVE_MAX = 1024  # absent names remembered per directory
 _MAX_DEPTH = abi.PATH_MAX // 2  # more names than any path can have: a cycle
+# Names of one hard-linked file remembered: each holds its directory (and so a descriptor)
+# alive, and a file may have tens of thousands of names in as many directories.
+_LINKS_KEPT = 16
 
 
 class GoferFS:
@@ -266,6 +270,9 @@ class GoferInode(Inode):
         if self.kind is Kind.DIR:
             self._links = [link]  # one name: seen elsewhere, it moved
         elif link not in self._links:
+            if len(self._links) >= _LINKS_KEPT:
+                # The first gives the path; a forgotten one is found again by a lookup.
+                del self._links[1]
             self._links.append(link)
 
     def _drop_link(self, parent: "GoferDirectory", name: bytes) -> None:

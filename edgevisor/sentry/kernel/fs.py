@@ -24,7 +24,13 @@ from ..fsimpl.gofer import Generation, GoferInode
 from ..vfs import Credentials, Dentry, FSContext, MountTable, d_path, lookup
 from . import procfs
 
-_CACHE_LIMIT = 1 << 16
+# Host identities remembered with the dentry they were opened or entered through. Each pins
+# its dentry, so a host descriptor (its inode's) of the Sentry's RLIMIT_NOFILE: with the
+# dentry LRU (mount.DENTRY_LRU) and the gofer mounts' inode caches, what the caches alone
+# hold stays near 10 000. An identity past the bound is found again by the name /proc gives
+# it (`descriptor`), checked to be the same host file; one that has no name any more (a
+# deleted file still open, an O_PATH stand-in) is then unknown.
+_CACHE_LIMIT = 4096
 _CREDS_KEPT = 4096
 
 
@@ -100,13 +106,16 @@ class FileSystem:
         return self.mount_names.get(mount, (b"none", b"none"))
 
     def remember(self, key: tuple[int, int], dentry: Dentry) -> None:
-        _put_bounded(self._known, key, dentry)
+        evicted = _put_bounded(self._known, key, dentry)
+        if evicted is not None:
+            # An O_PATH stand-in is remembered in both: one bound for the two.
+            self._path_only_keys.pop(evicted, None)
 
-    def by_host_name(self, link: str, key: tuple[int, int] | None = None) -> Dentry | None:
+    def by_host_name(self, link: str, key: tuple[int, int]) -> Dentry | None:
         """The dentry a /proc link text names: a path in the guest's host view, which is
         the Sentry's mount tree, or None for anything else (pipe:[..], a deleted file).
-        With `key`, only a host file of that identity: a descriptor opened outside the view
-        (the user's `> out`) shows its host path, which may name another file here."""
+        The name is re-found from the top, so what it leads to must still be the file of
+        host identity `key`; else None (replaced since, as a rename could have done)."""
         if not link.startswith("/") or link.endswith(" (deleted)"):
             return None
         root = self.table.root.root
@@ -115,8 +124,7 @@ class FileSystem:
                             follow=False)
         except OSError:
             return None
-        if key is not None and not (self.is_host_file(dentry.inode)
-                                    and dentry.inode.host_key == key):
+        if self.is_host_file(dentry.inode) and dentry.inode.host_key != key:
             return None
         return dentry
 
@@ -133,7 +141,7 @@ class FileSystem:
         if dentry is not None:
             return dentry
         try:
-            dentry = self.by_host_name(os.readlink(f"{tid}/{what}", dir_fd=proc))
+            dentry = self.by_host_name(os.readlink(f"{tid}/{what}", dir_fd=proc), key)
         except FileNotFoundError:
             raise OSError(errno.ESRCH, "task gone") from None
         if dentry is not None:
@@ -304,18 +312,25 @@ class FileSystem:
         dirfd = int32(dirfd)
         if dirfd == -100:  # AT_FDCWD
             return None
-        _, dentry, _ = self.descriptor(task, dirfd)
+        st, dentry, _ = self.descriptor(task, dirfd)
+        if dentry is None and stat.S_ISDIR(st.st_mode):
+            # A removed directory no longer remembered: nothing can be found in it.
+            raise OSError(errno.ENOENT, "the directory is gone")
         if dentry is None:
             raise OSError(errno.ENOTDIR, "not a directory")
         return dentry
 
 
-def _put_bounded(cache: dict, key, value) -> None:
-    """Insert as the newest entry of a dict used as an LRU of at most _CACHE_LIMIT."""
+def _put_bounded(cache: dict, key, value):
+    """Insert as the newest entry of a dict used as an LRU of at most _CACHE_LIMIT; the key
+    it evicted, if any."""
     cache.pop(key, None)
     cache[key] = value
     if len(cache) > _CACHE_LIMIT:
-        del cache[next(iter(cache))]
+        oldest = next(iter(cache))
+        del cache[oldest]
+        return oldest
+    return None
 
 
 def int32(value: int) -> int:
