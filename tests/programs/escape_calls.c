@@ -253,7 +253,7 @@ static void exe_overwrite(const char *binary) {
     char path[64];
     pid_t child = fork();
     if (child == 0) {
-        execl(binary, "sleep", "sleep", "100", (char *)NULL);
+        execl(binary, "sleep", "100", (char *)NULL);
         _exit(127);
     }
     int fd = -1;
