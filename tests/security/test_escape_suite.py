@@ -231,3 +231,28 @@ def test_symlink_swap_race(sandbox, host, op):
     assert r.returncode == 0, _report(r, f"exit status {r.returncode}")
     assert r.stdout.strip() == f"{op}: ok raced", _report(r, "the race did not run")
     before.assert_unchanged(tree)
+
+
+# The default configuration: the host's / (read-only, under an in-memory overlay) as the
+# rootfs, the volumes in the host's /tmp beside the marker, which the guest's own /tmp hides.
+HOST_ROOT_ATTEMPTS = {
+    "chroot_fd_escape": "ENOENT",
+    "leaked_cwd_fchdir": "ok clean",
+    "leaked_cwd_proc_fd": "ok clean",
+    "exe_overwrite_rootfs": "ok|ETXTBSY",  # the overlay's copy of busybox, never the host's
+    "proc_mem_rootfs": CALLS["proc_mem_rootfs"],
+    "mknod_volume_disk": "EPERM",
+    "core_pattern": CALLS["core_pattern"],
+    "mount_bind_root": "EPERM",
+}
+
+
+@pytest.mark.parametrize("attempt", sorted(HOST_ROOT_ATTEMPTS))
+def test_attempt_with_the_host_root(sandbox, programs, host, attempt):
+    tree, before = host
+    r = sandbox(programs["escape_calls"], attempt, str(tree.dir), timeout=TIMEOUT,
+                flags=("-v", f"{tree.vol}:/v", "-v", f"{tree.ro}:/ro:ro"))
+    assert r.returncode == 0, _report(r, f"exit status {r.returncode}")
+    assert _matches(HOST_ROOT_ATTEMPTS[attempt], r.stdout.strip(), attempt), \
+        _report(r, f"expected {attempt}: {HOST_ROOT_ATTEMPTS[attempt]}")
+    before.assert_unchanged(tree)
