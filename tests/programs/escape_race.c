@@ -59,6 +59,8 @@ static void run(const char *op) {
         unlink(v);
         make_victim();
     } else if (!strcmp(op, "chmod")) {
+        chmod(v, 0777);
+    } else if (!strcmp(op, "chmod_setid")) {
         chmod(v, 06777);
     } else if (!strcmp(op, "chown")) {
         chown(v, 4242, 4343);

@@ -129,7 +129,11 @@ TERMINAL = {
 FOREIGN_ABI = {"x32_mkdir": "x32made", "int80_mkdir": "int80made"}
 
 RACE_OPS = ("open", "rename", "mkdir", "unlink", "chmod", "chown", "truncate", "utimensat",
-            "link", "symlink")
+            "link", "symlink",
+            # The same race, with S_ISUID|S_ISGID in the mode: the chmod lands on the volume's
+            # own file, but there it makes a set-id file on the host.
+            pytest.param("chmod_setid", marks=pytest.mark.xfail(
+                strict=True, reason="issue 10 finding 2: a guest sets S_ISUID on a volume file")))
 
 
 def _matches(expected: str, line: str, name: str) -> bool:
