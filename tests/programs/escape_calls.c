@@ -251,18 +251,19 @@ static void chroot_fd_escape(void) {
  * the handle for writing to replace the binary it ran. */
 static void exe_overwrite(const char *binary) {
     char path[64];
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) die("pipe2");
     pid_t child = fork();
     if (child == 0) {
         execl(binary, "sleep", "100", (char *)NULL);
         _exit(127);
     }
-    int fd = -1;
+    /* End of file once the exec closed the child's end: /proc/CHILD/exe is the binary. */
+    char byte;
+    close(ready[1]);
+    if (read(ready[0], &byte, 1) != 0) die("exec");
+    int fd;
     snprintf(path, sizeof path, "/proc/%d/exe", child);
-    for (int i = 0; i < 1000 && fd < 0; i++) { /* until the child has exec'd */
-        char link[256] = "";
-        if (readlink(path, link, sizeof link - 1) > 0 && strstr(link, binary + 1)) break;
-        usleep(1000);
-    }
     fd = open(path, O_PATH);
     if (fd < 0) die("open exe O_PATH");
     kill(child, SIGKILL);
