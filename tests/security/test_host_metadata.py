@@ -191,3 +191,27 @@ def test_gofer_set_id_bits_only_on_private_mounts(tmp_path, shared):
     for name, expected in want.items():
         assert os.stat(tmp_path / name).st_mode & bits == expected, name
     assert stat.S_IMODE(os.stat(tmp_path / "d").st_mode) == 0o2775
+
+
+def test_rewriting_a_host_setuid_file_drops_its_bits(sandbox, tmp_path):
+    """The guest keeps CAP_FSETID (Docker's set), with which the kernel would leave a set-id
+    file set-id after a write: a host setuid-root binary on a volume, rewritten by the guest,
+    would stay setuid-root with the guest's code. Opening it for writing drops the bits."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    for name, mode in (("suid", 0o4755), ("sgid", 0o2755), ("append", 0o6755)):
+        (vol / name).write_bytes(b"#!/bin/sh\n")
+        os.chmod(vol / name, mode)
+    r = sandbox("sh", "-c", "echo 'id' > /v/suid && echo 'id' > /v/sgid && "
+                "echo 'id' >> /v/append && cat /v/suid", flags=("-v", f"{vol}:/v"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "id\n"
+    for name in ("suid", "sgid", "append"):
+        st = os.stat(vol / name)
+        assert not st.st_mode & (stat.S_ISUID | stat.S_ISGID), (name, oct(st.st_mode))
+        assert st.st_mode & 0o777 == 0o755, (name, oct(st.st_mode))
+    # Read-only opens leave them alone.
+    os.chmod(vol / "suid", 0o4755)
+    r = sandbox("cat", "/v/suid", flags=("-v", f"{vol}:/v"))
+    assert r.returncode == 0, r.stderr
+    assert os.stat(vol / "suid").st_mode & stat.S_ISUID
