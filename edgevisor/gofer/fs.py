@@ -190,21 +190,30 @@ def op_open(roots, mount, path, flags, mode):
         if not flags & os.O_NONBLOCK:  # fcntl, not os.set_blocking's ioctl(FIONBIO)
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         if root.host_shared and writes:
-            _drop_set_id_for_writing(fd)
+            _drop_set_id_for_writing(roots, fd)
     except BaseException:
         os.close(fd)
         raise
     return fd
 
 
-def _drop_set_id_for_writing(fd: int) -> None:
+def _drop_set_id_for_writing(roots: list[Root], fd: int) -> None:
     """A set-id file on a shared mount loses its set-id bits when opened for writing. The
     kernel clears them at the first write only for a writer without CAP_FSETID, which a root
     guest keeps (Docker's set): without this, a guest could rewrite a host setuid binary that
     sits on a volume and keep it setuid. Decided and changed on the opened descriptor itself."""
     st = os.stat(fd)
-    if stat.S_ISREG(st.st_mode) and st.st_mode & _SET_ID:
-        hostcalls.fchmodat2(fd, b"", st.st_mode & 0o7777 & ~_SET_ID, abi.AT_EMPTY_PATH)
+    if not (stat.S_ISREG(st.st_mode) and st.st_mode & _SET_ID):
+        return
+    # Descriptors are opened through the guest's own root (the last, shared because it holds
+    # the volumes), which also reaches the private mounts' files: those keep Linux's
+    # behaviour. A file is a shared mount's when it is on that mount's file system and on no
+    # private one's (/dev shares the scratch tmpfs with /tmp, and holds no regular files).
+    shared = {os.stat(r.fd).st_dev for r in roots[:-1] if r.host_shared}
+    private = {os.stat(r.fd).st_dev for r in roots[:-1] if not r.host_shared}
+    if st.st_dev not in shared or st.st_dev in private:
+        return
+    hostcalls.fchmodat2(fd, b"", st.st_mode & 0o7777 & ~_SET_ID, abi.AT_EMPTY_PATH)
 
 
 def op_stat(roots, mount, path, follow):
