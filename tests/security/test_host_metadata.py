@@ -36,9 +36,10 @@ ORDINARY = """
 STDOUT_ATTACKS = """
     fchown fchmod fchmod_suid fchmodat2_empty fchownat_empty fsetxattr_cap fsetxattr_user
     fremovexattr_user futimens utimensat_null""".split()
-# A handed file outside the view is not reached by /proc/self/fd/1 nor /dev/stdout (ENOENT:
-# reopening it would be the Sentry's open, with its credentials).
-STDOUT_PROC_ATTACKS = "procfd_chmod procfd_chown procfd_setxattr_cap reopen".split()
+# A handed file outside the view is not changed through /proc/self/fd/1 nor /dev/stdout. It may
+# be reopened there with the access its description has (cat /dev/stdin), never more: the
+# reopened file is as foreign as the handed one.
+STDOUT_PROC_ATTACKS = "procfd_chmod procfd_chown procfd_setxattr_cap".split()
 STDOUT_IO = "write ftruncate lseek write_after fsync".split()
 
 
@@ -126,6 +127,7 @@ def test_handed_stdout_keeps_its_metadata(sandbox, programs, tmp_path):
         assert got[name] == "EPERM", (name, r.stderr)
     for name in STDOUT_PROC_ATTACKS:
         assert got[name] in ("EPERM", "ENOENT"), (name, r.stderr)
+    assert got["reopen"] == "ok", r.stderr
     for name in STDOUT_IO:
         assert got[name] == "ok", (name, r.stderr)
     st = os.stat(out)
@@ -215,3 +217,16 @@ def test_rewriting_a_host_setuid_file_drops_its_bits(sandbox, tmp_path):
     r = sandbox("cat", "/v/suid", flags=("-v", f"{vol}:/v"))
     assert r.returncode == 0, r.stderr
     assert os.stat(vol / "suid").st_mode & stat.S_ISUID
+
+
+def test_handed_input_reopens_read_only(sandbox, tmp_path):
+    """`cat /dev/stdin < file` works; reopening the handed file for writing through
+    /proc/self/fd/0 is refused, since the Sentry reopens with its own credentials."""
+    src = tmp_path / "in"
+    src.write_bytes(b"secret-ok\n")
+    os.chmod(src, 0o444)
+    with open(src, "rb") as stdin:
+        r = sandbox("sh", "-c", "cat /dev/stdin; echo x > /proc/self/fd/0 && echo WROTE",
+                    stdin=stdin)
+    assert r.stdout == "secret-ok\n", (r.stdout, r.stderr)
+    assert src.read_bytes() == b"secret-ok\n"

@@ -89,12 +89,21 @@ class SentryProcView:
         if not link.startswith("/"):
             return os.fsencode(link)  # pipe:[..], socket:[..], anon_inode:[..]
         # A file outside the view (one the front end handed, say) is not a file of the VFS,
-        # even if its host path names one here; nor is it reopened, which the Sentry would
-        # do with its own credentials.
-        return self.fs.by_host_name(link, key)
+        # even if its host path names one here: the link shows its name, as Linux does, but
+        # it is never reopened (reopen_fd), which the Sentry would do with its own credentials.
+        dentry = self.fs.by_host_name(link, key)
+        return os.fsencode(link) if dentry is None else dentry
 
     def reopen_fd(self, tgid: int, fd: int, flags: int) -> int:
         try:
+            if os.readlink(f"{tgid}/fd/{fd}", dir_fd=self.proc).startswith("/"):
+                # A file outside the view (a handed `< file`): the Sentry reopens it with
+                # its own credentials, so only for the access the description already has,
+                # never to truncate (cat /dev/stdin works; an upgrade to writing does not).
+                had = self._description_flags(tgid, fd) & os.O_ACCMODE
+                want = flags & os.O_ACCMODE
+                if flags & os.O_TRUNC or (had != os.O_RDWR and want != had):
+                    raise OSError(errno.EACCES, "more access than the handed descriptor has")
             return os.open(f"{tgid}/fd/{fd}", flags | os.O_CLOEXEC | os.O_NOCTTY,
                            dir_fd=self.proc)
         except FileNotFoundError:
@@ -102,6 +111,12 @@ class SentryProcView:
 
     def fdinfo(self, tgid: int, fd: int) -> bytes:
         return self._read(f"{tgid}/fdinfo/{fd}")
+
+    def _description_flags(self, tgid: int, fd: int) -> int:
+        for line in self.fdinfo(tgid, fd).splitlines():
+            if line.startswith(b"flags:"):
+                return int(line.split()[1], 8)
+        raise OSError(errno.ENOENT, "no such descriptor")
 
     def cwd(self, tgid: int):
         dentry = self.fs.task_dentry(tgid, "cwd", self.proc)
