@@ -9,16 +9,20 @@
 #include <string.h>
 #include <unistd.h>
 
-static inline void say(const char *fmt, ...) {
+/* One line to `fd`, one write, unbuffered: a forked child never inherits unprinted output. */
+static inline void vsay_to(int fd, const char *fmt, va_list ap) {
     char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
     if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
     buf[n++] = '\n';
-    /* One write per line, unbuffered: a forked child never inherits unprinted output. */
-    if (write(1, buf, n) != n) _exit(120);
+    if (write(fd, buf, n) != n) _exit(120);
+}
+
+static inline void say(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsay_to(1, fmt, ap);
+    va_end(ap);
 }
 
 static inline void die(const char *what) {
