@@ -268,3 +268,8 @@ IPPROTO_UDPLITE = 136
 NETLINK_ROUTE = 0
 SOL_SOCKET = 1
 SOL_NETLINK = 270
+
+# struct sigaction as the kernel keeps it (rt_sigaction, x86_64): handler, flags, restorer,
+# mask; and the flag that makes an interrupted call restart after the handler.
+KERNEL_SIGACTION = struct.Struct("=QQQQ")
+SA_RESTART = 0x10000000

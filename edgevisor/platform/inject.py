@@ -537,3 +537,21 @@ def _received_fd(raw: bytes) -> int:
             or kind != socket.SCM_RIGHTS or fd < 0):
         return -errno.EIO
     return fd
+
+
+def sigaction_flags(tid: int, regs, pending, sig: int) -> int:
+    """The sa_flags thread `tid` (stopped at PTRACE_EVENT_SECCOMP with `regs`) has for
+    signal `sig`, read by running rt_sigaction(sig, NULL, &old) in it in place of its trapped
+    syscall, which is then over: the caller answers it (its registers, in `regs`, still to
+    be written back)."""
+    inj = Injection(tid, pending, regs)
+    try:
+        if inj.call(_NR["rt_sigaction"], sig, 0, inj.scratch, 8) < 0:
+            return 0
+        raw = ProcessMemory(tid).read(inj.scratch, abi.KERNEL_SIGACTION.size)
+        return abi.KERNEL_SIGACTION.unpack(raw)[1]
+    except InjectionFailed:
+        tkill(tid, signal.SIGKILL)
+        raise ProcessLookupError(errno.ESRCH, f"tid {tid} killed: injection failed") from None
+    finally:
+        inj.finish()

@@ -157,3 +157,15 @@ def file_system_ids(uid: int, gid: int):
 
 def tkill(tid: int, sig: int) -> None:
     syscall("tkill", tid, sig)
+
+
+def wait_any() -> tuple[int, int] | None:
+    """waitpid(-1, __WALL), but None when a signal interrupts it (os.waitpid retries)."""
+    status = ctypes.c_int()
+    tid = libc.waitpid(-1, ctypes.byref(status), abi.WALL)
+    if tid < 0:
+        err = ctypes.get_errno()
+        if err == errno.EINTR:
+            return None
+        raise OSError(err, os.strerror(err))
+    return tid, status.value

@@ -25,16 +25,21 @@ import errno
 import os
 import platform as _pyplatform
 import signal
+import threading
+import time
 from collections import deque
 
 from .. import abi
-from ..sentry.dispatch import CONTINUE, InstallFd
+from ..sentry.dispatch import CONTINUE, InstallFd, WaitFd
 from ..sentry.kernel.task import Task
 from .base import Platform
-from .inject import ARGS, NREGS, ORIG_RAX, RAX, Couriers, unsupported_install
-from .linux import iovec, ptrace, seccomp_load
+from .inject import (ARGS, NREGS, ORIG_RAX, RAX, RIP, SYSCALL_INSN, Couriers, sigaction_flags,
+                     unsupported_install)
+from .linux import iovec, ptrace, seccomp_load, wait_any
+from ..sentry.kernel import procfs
 from .memory import ProcessMemory
 from .tasks import HostTasks
+from .waiting import wait_in_thread
 
 # TRACESYSGOOD: the syscall-stops of injected calls are told apart from a real SIGTRAP.
 OPTIONS = (abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_TRACEFORK | abi.PTRACE_O_TRACEVFORK
@@ -63,6 +68,14 @@ class _X86_64Regs:
         self.regs[ORIG_RAX] = _U64  # -1: the kernel skips the syscall
         self.regs[RAX] = result & _U64
         ptrace(abi.PTRACE_SETREGS, tid, 0, self._addr)
+
+    def restart(self, tid: int) -> None:
+        """Skip the syscall, and have the thread issue it again when it next runs (after
+        the handler of a pending signal, as SA_RESTART does): back to the `syscall`
+        instruction, with its number again in rax."""
+        nr = self.regs[ORIG_RAX]
+        self.regs[RIP] -= len(SYSCALL_INSN)
+        self.skip(tid, nr)
 
 
 class _Aarch64Regs:
@@ -98,6 +111,9 @@ class PtracePlatform(Platform):
     def attach(self, pid: int) -> None:
         # The guest is blocked reading its go-ahead, so seizing it races with nothing.
         ptrace(abi.PTRACE_SEIZE, pid, 0, OPTIONS)
+        # Whether a thread whose call waits (WaitFd) has a signal to take: its status. Opened
+        # now, while the Sentry may still open a path.
+        self._proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def serve(self, pid: int, sentry) -> int:
         x86_64 = _pyplatform.machine() == "x86_64"
@@ -113,14 +129,29 @@ class PtracePlatform(Platform):
         CONT, LISTEN, GETEVENTMSG = abi.PTRACE_CONT, abi.PTRACE_LISTEN, abi.PTRACE_GETEVENTMSG
         message = ctypes.c_ulong()
         message_addr = ctypes.addressof(message)
+        waiting = {}  # tid -> the WaitFd its trapped call waits for
+        finished = deque()  # (tid, answer, its outcome) from the waiting threads
+        signal.signal(signal.SIGUSR1, lambda *_: None)  # only to interrupt wait_any
         try:
             while True:
                 # Orphans are reparented to the Sentry (init of the pid namespace), so this
                 # also reaps guest processes that are not traced any more.
-                tid, status = pending.popleft() if pending else os.waitpid(-1, WALL)
+                if finished:
+                    self._finish(finished.popleft(), waiting, regs, install, pending)
+                    continue
+                if pending:
+                    tid, status = pending.popleft()
+                elif waiting:  # a finished wait interrupts this one (see _answer_later)
+                    got = wait_any()
+                    if got is None:
+                        continue
+                    tid, status = got
+                else:
+                    tid, status = os.waitpid(-1, WALL)
                 if not os.WIFSTOPPED(status):
                     if tid == pid:
                         return status
+                    waiting.pop(tid, None)
                     host.forget(tid)
                     if couriers:
                         couriers.forget(tid)  # a leader is reported last: the process is gone
@@ -136,6 +167,10 @@ class PtracePlatform(Platform):
                             continue
                         nr, args = regs.syscall(tid)
                         result = handle(Task(tid, ProcessMemory(tid), host, regs.regs), nr, args)
+                        if result.__class__ is WaitFd:
+                            waiting[tid] = result  # the thread stays in its seccomp-stop
+                            self._answer_later(tid, result, finished)
+                            continue
                         if result is not CONTINUE:
                             if result.__class__ is InstallFd:
                                 answer, result = result, install(tid, regs.regs, result)
@@ -167,3 +202,69 @@ class PtracePlatform(Platform):
             if couriers:
                 couriers.close()
             host.close()
+
+    def _answer_later(self, tid: int, answer: WaitFd, finished: deque) -> None:
+        """Waits for `answer` in threads of its own while `tid` stays stopped; the tracee
+        is only ever touched by the loop's thread (ptrace requires it), so the outcome is
+        queued in `finished`, and the loop woken until it has taken it."""
+        def still_waiting() -> bool:
+            pending, _ = _signals(self._proc, tid)
+            return not pending
+
+        def done(outcome) -> None:
+            item = (tid, answer, outcome)
+            finished.append(item)
+            main = threading.main_thread().ident
+            while item in finished:  # a signal just before wait_any would be missed
+                signal.pthread_kill(main, signal.SIGUSR1)
+                time.sleep(0.01)
+
+        wait_in_thread(answer, still_waiting, done)
+
+    def _finish(self, item, waiting: dict, regs, install, pending) -> None:
+        """Answers the call a WaitFd kept waiting: its descriptor or error, or, when a signal
+        came first, EINTR or a restart after the handler, as Linux decides for a call that
+        blocks (restart unless a handler without SA_RESTART runs)."""
+        tid, answer, outcome = item
+        if waiting.get(tid) is not answer:  # the thread died meanwhile
+            if outcome is not None and outcome >= 0:
+                os.close(outcome)
+            return
+        del waiting[tid]
+        try:
+            regs.syscall(tid)  # the loop's register buffer served other threads meanwhile
+            if outcome is None:
+                if self._restarts(tid, regs, pending):
+                    regs.restart(tid)
+                else:
+                    regs.skip(tid, -errno.EINTR)
+            else:
+                if outcome >= 0:
+                    outcome = install(tid, regs.regs, InstallFd(outcome, answer.cloexec))
+                if answer.report is not None:
+                    answer.report(outcome)
+                regs.skip(tid, outcome)
+            ptrace(abi.PTRACE_CONT, tid, 0, 0)
+        except ProcessLookupError:
+            pass
+
+    def _restarts(self, tid: int, regs, pending) -> bool:
+        pending_signals, caught = _signals(self._proc, tid)
+        for sig in range(1, 65):
+            if pending_signals & caught & (1 << (sig - 1)):
+                if not hasattr(regs, "restart"):
+                    return False
+                return bool(sigaction_flags(tid, regs.regs, pending, sig) & abi.SA_RESTART)
+        return hasattr(regs, "restart")  # no handler runs: stopped, ignored or fatal
+
+
+def _signals(proc: int, tid: int) -> tuple[int, int]:
+    """(the signals pending for thread `tid` that it does not block, those it catches), as
+    masks; ProcessLookupError when it is gone."""
+    fields = {}
+    for line in procfs.read(proc, f"{tid}/status").splitlines():
+        key, _, value = line.partition(b":")
+        if key in (b"SigPnd", b"ShdPnd", b"SigBlk", b"SigCgt"):
+            fields[key] = int(value, 16)
+    pending = (fields[b"SigPnd"] | fields[b"ShdPnd"]) & ~fields[b"SigBlk"]
+    return pending, fields[b"SigCgt"]

@@ -21,13 +21,14 @@ import threading
 import time
 
 from .. import abi
-from ..sentry.dispatch import CONTINUE, InstallFd
+from ..sentry.dispatch import CONTINUE, InstallFd, WaitFd
 from ..sentry.kernel.task import Task
 from .base import Platform
 from .linux import pidfd_getfd, seccomp_load
 from ._notify import ffi, lib
 from .memory import ProcessMemory
 from .tasks import HostTasks
+from .waiting import wait_in_thread
 
 class SeccompPlatform(Platform):
     name = "seccomp"
@@ -105,6 +106,9 @@ class SeccompPlatform(Platform):
                     err = lib.ev_send(listener, nid, 0, 0, CONTINUE_FLAG)
                 elif type(result) is InstallFd:
                     err = _install(listener, nid, result)
+                elif type(result) is WaitFd:
+                    _answer_later(listener, nid, result)
+                    continue
                 elif result < 0:
                     err = lib.ev_send(listener, nid, 0, result, 0)
                 else:
@@ -162,6 +166,30 @@ def _install(listener: int, nid: int, answer: InstallFd) -> int:
         return -e.errno
     finally:
         os.close(answer.fd)
+
+
+def _answer_later(listener: int, nid: int, answer: WaitFd) -> None:
+    """Answers notification `nid` once `answer` has its descriptor, from a thread of its own.
+    A signal for the waiting task, or its death, ends the notification (the kernel then
+    restarts the call or fails it with EINTR, as for any interrupted one); the wait is then
+    released, and the answer, sent to a notification that is gone, dropped."""
+    idbuf = struct.pack("=Q", nid)
+
+    def still_waiting() -> bool:
+        fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ID_VALID, idbuf)
+        return True
+
+    def done(result) -> None:
+        if result is None:
+            return
+        if result >= 0:
+            _install(listener, nid, InstallFd(result, answer.cloexec, answer.report))
+            return
+        if answer.report is not None:
+            answer.report(result)
+        lib.ev_send(listener, nid, 0, result, 0)  # ENOENT when the task went meanwhile
+
+    wait_in_thread(answer, still_waiting, done)
 
 
 class _NotifiedTask(Task):

@@ -11,10 +11,28 @@ class InstallFd:
 
     __slots__ = ("fd", "cloexec", "report")
 
-    def __init__(self, fd: int, cloexec: bool):
+    def __init__(self, fd: int, cloexec: bool, report=None):
         self.fd = fd
         self.cloexec = cloexec
-        self.report = None
+        self.report = report
 
     def __repr__(self) -> str:
         return f"InstallFd({self.fd}, cloexec={self.cloexec})"
+
+
+class WaitFd:
+    """An answer whose descriptor is not there yet: opening a fifo waits for its peer, and
+    the Sentry must go on serving its other tasks meanwhile. The platform calls `wait()` in a
+    thread of its own and installs the descriptor it returns as for InstallFd (an OSError is
+    the call's error). If the task dies or a signal interrupts it first, the platform calls
+    `release()` (again, until `wait()` has returned), which makes a pending `wait()` return,
+    and drops what it returned. Once `wait()` has returned, it calls `close()`."""
+
+    __slots__ = ("wait", "release", "close", "cloexec", "report")
+
+    def __init__(self, wait, release, close, cloexec: bool):
+        self.wait = wait
+        self.release = release
+        self.close = close
+        self.cloexec = cloexec
+        self.report = None

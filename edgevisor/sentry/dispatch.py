@@ -7,7 +7,7 @@ answered ENOSYS and named in the log. `deny` rows never get here: the filter ans
 
 import errno
 
-from .answers import CONTINUE, InstallFd  # noqa: F401 - the platforms take them from here
+from .answers import CONTINUE, InstallFd, WaitFd  # noqa: F401 - the platforms take them from here
 from .strace import unknown_syscall_name
 from .syscalls import HANDLERS
 
@@ -82,7 +82,7 @@ class Sentry:
             pending = self.strace.enter(self._shown_tid(task), row.name, row.args, args, task.mem)
         result = Sentry.handle(self, task, nr, args)
         action = "unsupported" if row is None else row.action
-        if type(result) is InstallFd:  # its number is known once the platform installed it
+        if type(result) in (InstallFd, WaitFd):  # its number is known once it is installed
             result.report = lambda number: self.strace.exit(pending, number, action)
         else:
             self.strace.exit(pending, result if type(result) is int else None, action)

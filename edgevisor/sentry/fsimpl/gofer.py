@@ -153,6 +153,11 @@ class GoferInode(Inode):
         self._links: list[tuple[GoferDirectory, bytes]] = []
         fs._by_key[self._key] = self
 
+    @property
+    def path_fd(self) -> int:
+        """The inode's O_PATH descriptor: valid while the inode lives."""
+        return self._fd
+
     def __del__(self, _close=os.close):
         fd, self._fd = getattr(self, "_fd", -1), -1
         if fd >= 0:

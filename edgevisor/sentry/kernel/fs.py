@@ -20,9 +20,11 @@ import fcntl
 import os
 import stat
 
+from ..answers import WaitFd
 from ..fsimpl.gofer import Generation, GoferInode
 from ..vfs import Credentials, Dentry, FSContext, MountTable, d_path, lookup
 from . import procfs
+from .fifo import open_fifo
 
 # Host identities remembered with the dentry they were opened or entered through. Each pins
 # its dentry, so a host descriptor (its inode's) of the Sentry's RLIMIT_NOFILE: with the
@@ -215,6 +217,12 @@ class FileSystem:
             raise
         self.remember(key, dentry)
         return fd
+
+    def open_fifo(self, dentry: Dentry, flags: int, cloexec: bool) -> int | WaitFd:
+        """A fifo of a host file system, opened by the Sentry from the inode it resolved
+        (never by a name the guest could change meanwhile): a descriptor, or a WaitFd when
+        the open waits for its peer (see kernel/fifo.py)."""
+        return open_fifo(self.proc_fd, dentry.inode.path_fd, flags, cloexec)
 
     @staticmethod
     def is_host_file(inode) -> bool:

@@ -106,9 +106,11 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
     if flags & abi.O_PATH:
         host_flags = abi.O_PATH | (flags & abi.O_DIRECTORY)
     elif dentry.inode.kind is Kind.FIFO and fs.is_host_file(dentry.inode):
-        # Opening a fifo waits for its peer, which the Sentry must not do: checked here,
-        # the open is the kernel's, on the same fifo in the guest's view (as exec is).
-        return CONTINUE
+        # Its open may wait for its peer: the platform waits for it in a thread of its own.
+        answer = fs.open_fifo(dentry, host_flags, bool(flags & abi.O_CLOEXEC))
+        if type(answer) is int:
+            return InstallFd(answer, bool(flags & abi.O_CLOEXEC))
+        return answer
     elif dentry.inode.kind is Kind.CHR and dentry.inode.rdev == _DEV_TTY:
         return InstallFd(fs.controlling_terminal(t, host_flags), bool(flags & abi.O_CLOEXEC))
     return InstallFd(fs.open(dentry, host_flags), bool(flags & abi.O_CLOEXEC))
