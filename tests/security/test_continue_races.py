@@ -17,10 +17,16 @@ import pytest
 
 ATTEMPTS = 20_000
 
-# (call, the refused target): /proc/sys/fs and /proc/slabinfo are in no /proc of the Sentry's.
+# (call, the refused target): /proc/sys/fs and /proc/slabinfo are in no /proc of the Sentry's;
+# /proc/self/cgroup and mountstats are the kernel's task files it does not show, mountinfo
+# and mounts ones it renders itself (the kernel's show the view's scratch paths).
 CASES = [
     ("fifo", "/proc/sys/fs/file-nr"),
     ("fifo", "/proc/slabinfo"),
+    ("fifo", "/proc/self/mountinfo"),
+    ("fifo", "/proc/self/mounts"),
+    ("fifo", "/proc/self/cgroup"),
+    ("fifo", "/proc/self/mountstats"),
     ("execve", "/proc/slabinfo"),
     ("execveat", "/proc/slabinfo"),
     ("chdir", "/proc/sys/fs"),
