@@ -169,3 +169,17 @@ def wait_any() -> tuple[int, int] | None:
             return None
         raise OSError(err, os.strerror(err))
     return tid, status.value
+
+
+libc.openat.restype = ctypes.c_int
+libc.openat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+
+
+def open_interruptible(dir_fd: int, path: str, flags: int) -> int:
+    """openat(2) that fails with EINTR when a signal comes to the calling thread, where
+    os.open would retry (PEP 475): how a thread waiting in a fifo's open is let go."""
+    fd = libc.openat(dir_fd, os.fsencode(path), flags, 0)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd

@@ -39,7 +39,7 @@ from .linux import iovec, ptrace, seccomp_load, wait_any
 from ..sentry.kernel import procfs
 from .memory import ProcessMemory
 from .tasks import HostTasks
-from .waiting import wait_in_thread
+from .waiting import WAKE, wait_in_thread
 
 # TRACESYSGOOD: the syscall-stops of injected calls are told apart from a real SIGTRAP.
 OPTIONS = (abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_TRACEFORK | abi.PTRACE_O_TRACEVFORK
@@ -131,7 +131,7 @@ class PtracePlatform(Platform):
         message_addr = ctypes.addressof(message)
         waiting = {}  # tid -> the WaitFd its trapped call waits for
         finished = deque()  # (tid, answer, its outcome) from the waiting threads
-        signal.signal(signal.SIGUSR1, lambda *_: None)  # only to interrupt wait_any
+        signal.signal(WAKE, lambda *_: None)  # only to interrupt wait_any and waiting threads
         try:
             while True:
                 # Orphans are reparented to the Sentry (init of the pid namespace), so this
@@ -216,7 +216,7 @@ class PtracePlatform(Platform):
             finished.append(item)
             main = threading.main_thread().ident
             while item in finished:  # a signal just before wait_any would be missed
-                signal.pthread_kill(main, signal.SIGUSR1)
+                signal.pthread_kill(main, WAKE)
                 time.sleep(0.01)
 
         wait_in_thread(answer, still_waiting, done)

@@ -28,7 +28,7 @@ from .linux import pidfd_getfd, seccomp_load
 from ._notify import ffi, lib
 from .memory import ProcessMemory
 from .tasks import HostTasks
-from .waiting import wait_in_thread
+from .waiting import WAKE, wait_in_thread
 
 class SeccompPlatform(Platform):
     name = "seccomp"
@@ -83,7 +83,7 @@ class SeccompPlatform(Platform):
         main one exits. Answers the Sentry marks per-task constant are remembered in C."""
         listener = self.listener
         done = threading.Event()
-        signal.signal(signal.SIGUSR1, lambda *_: None)  # only to interrupt NOTIF_RECV
+        signal.signal(WAKE, lambda *_: None)  # only to interrupt NOTIF_RECV and waiting threads
         reaper = threading.Thread(target=self._reap, args=(pid, done), daemon=True)
         reaper.start()
         host = HostTasks()
@@ -142,7 +142,7 @@ class SeccompPlatform(Platform):
                 break
         done.set()
         while True:
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+            signal.pthread_kill(threading.main_thread().ident, WAKE)
             time.sleep(0.01)
 
 
@@ -172,7 +172,7 @@ def _answer_later(listener: int, nid: int, answer: WaitFd) -> None:
     """Answers notification `nid` once `answer` has its descriptor, from a thread of its own.
     A signal for the waiting task, or its death, ends the notification (the kernel then
     restarts the call or fails it with EINTR, as for any interrupted one); the wait is then
-    released, and the answer, sent to a notification that is gone, dropped."""
+    let go, and the answer, sent to a notification that is gone, dropped."""
     idbuf = struct.pack("=Q", nid)
 
     def still_waiting() -> bool:

@@ -24,15 +24,12 @@ class WaitFd:
     """An answer whose descriptor is not there yet: opening a fifo waits for its peer, and
     the Sentry must go on serving its other tasks meanwhile. The platform calls `wait()` in a
     thread of its own and installs the descriptor it returns as for InstallFd (an OSError is
-    the call's error). If the task dies or a signal interrupts it first, the platform calls
-    `release()` (again, until `wait()` has returned), which makes a pending `wait()` return,
-    and drops what it returned. Once `wait()` has returned, it calls `close()`."""
+    the call's error). If the task dies or a signal interrupts it first, the platform
+    signals that thread, and `wait()` then fails with EINTR at once."""
 
-    __slots__ = ("wait", "release", "close", "cloexec", "report")
+    __slots__ = ("wait", "cloexec", "report")
 
-    def __init__(self, wait, release, close, cloexec: bool):
+    def __init__(self, wait, cloexec: bool):
         self.wait = wait
-        self.release = release
-        self.close = close
         self.cloexec = cloexec
         self.report = None

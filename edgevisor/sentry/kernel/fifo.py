@@ -11,10 +11,8 @@ thread of its own.
 import os
 
 from ... import abi
+from ...platform.linux import open_interruptible
 from ..answers import WaitFd
-
-# The other end of each waiting open: opening it without blocking wakes the waiter.
-_PEER = {abi.O_RDONLY: abi.O_WRONLY, abi.O_WRONLY: abi.O_RDONLY}
 
 
 def open_fifo(proc_fd: int, path_fd: int, flags: int, cloexec: bool) -> int | WaitFd:
@@ -22,21 +20,16 @@ def open_fifo(proc_fd: int, path_fd: int, flags: int, cloexec: bool) -> int | Wa
     closed, and its number reused, while an open waits). `flags`: the guest's, less what
     concerns only the name (O_CREAT, O_EXCL, O_TRUNC)."""
     flags = flags & ~abi.O_NOFOLLOW | abi.O_CLOEXEC | abi.O_NOCTTY
-    if flags & abi.O_NONBLOCK or flags & abi.O_ACCMODE not in _PEER:
+    name = f"self/fd/{path_fd}"
+    if flags & abi.O_NONBLOCK or flags & abi.O_ACCMODE == abi.O_RDWR:
         # A reader without a writer, a writer's ENXIO, O_RDWR: Linux never waits for these.
-        return _reopen(proc_fd, path_fd, flags)
+        return os.open(name, flags, dir_fd=proc_fd)
     own = os.dup(path_fd)  # close-on-exec is moot: the Sentry never execs
-    peer_flags = _PEER[flags & abi.O_ACCMODE] | abi.O_NONBLOCK | abi.O_CLOEXEC | abi.O_NOCTTY
 
-    def release() -> None:
-        # A reader waits until a writer comes, a writer until a reader does: be that peer
-        # for an instant. A writer opens without blocking only beside a reader, so this
-        # fails (ENXIO) until the waiting reader is in its open; the platform retries.
-        os.close(_reopen(proc_fd, own, peer_flags))
+    def wait() -> int:
+        try:
+            return open_interruptible(proc_fd, f"self/fd/{own}", flags)
+        finally:
+            os.close(own)
 
-    return WaitFd(lambda: _reopen(proc_fd, own, flags), release, lambda: os.close(own),
-                  cloexec)
-
-
-def _reopen(proc_fd: int, path_fd: int, flags: int) -> int:
-    return os.open(f"self/fd/{path_fd}", flags, dir_fd=proc_fd)
+    return WaitFd(wait, cloexec)
