@@ -103,6 +103,11 @@ class GoferFS:
     def drop_caches(self) -> None:
         """Forgets what nothing else holds: the recently used inodes and absent names."""
         self._recent.clear()
+        self.forget_absent()
+
+    def forget_absent(self) -> None:
+        """Forgets every name remembered absent: the kernel may have made one in the guest's
+        view behind the Sentry's back (a unix socket's bind)."""
         for inode in list(self._by_key.values()):
             if isinstance(inode, GoferDirectory):
                 inode._negative.clear()
@@ -437,11 +442,6 @@ class GoferDirectory(GoferInode):
             inode._st, inode._gen = st, fs.generation.value
         self._bind(name, inode)
         return inode
-
-    def forget_absent(self, name: bytes) -> None:
-        """`name` may exist now although this directory remembers it absent: the kernel made
-        it in the guest's view behind the Sentry's back (a unix socket's bind)."""
-        self._negative.discard(name)
 
     def lookup(self, name: bytes) -> GoferInode | None:
         if len(name) > abi.NAME_MAX:

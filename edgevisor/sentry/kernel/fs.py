@@ -224,6 +224,13 @@ class FileSystem:
         the open waits for its peer (see kernel/fifo.py)."""
         return open_fifo(self.proc_fd, dentry.inode.path_fd, flags, cloexec)
 
+    def forget_absent(self) -> None:
+        """Every host file system forgets the names it remembers absent (see sys_bind)."""
+        for mount in self.table.mounts():
+            forget = getattr(getattr(mount.root.inode, "fs", None), "forget_absent", None)
+            if forget is not None:
+                forget()
+
     @staticmethod
     def is_host_file(inode) -> bool:
         """True for a file of a host file system (through the gofer), whose descriptors are

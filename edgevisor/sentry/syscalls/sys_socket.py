@@ -11,10 +11,6 @@ from ... import abi
 from ..answers import CONTINUE, InstallFd
 from ..kernel.fs import int32
 from ..net.policy import check_socket, level_applies, option_allowed
-from ..vfs import resolve_parent
-from .sys_file import _AT_FDCWD, _at
-
-_SUN_PATH = 108
 
 
 def sys_socket(k, t, a):
@@ -62,22 +58,11 @@ def _socket_kind(t, fd: int) -> tuple[int, int] | None:
 
 
 def sys_bind(k, t, a):
-    """A unix socket's name is a new file in the guest's view, which the Sentry's cached
-    "absent" for that name must not hide. (Which directory it lands in is decided by the
-    kernel from the guest's memory; a path rewritten meanwhile can only name a place in the
-    guest's view, which holds nothing the Sentry hides, and leave the guest's own name hidden
-    from itself.)"""
-    length = a[2] & 0xFFFFFFFF
-    if a[1] and 2 < length <= 2 + _SUN_PATH:
-        raw = t.mem.read(a[1], length)
-        if int.from_bytes(raw[:2], "little") == abi.AF_UNIX and raw[2:3] not in (b"", b"\0"):
-            path = raw[2:].split(b"\0", 1)[0]
-            try:
-                ctx, _ = _at(k, t, _AT_FDCWD, path)
-                res = resolve_parent(ctx, k.fs.creds, None, path)
-                forget = getattr(res.parent.inode, "forget_absent", None)
-                if forget is not None:
-                    forget(res.name)
-            except OSError:
-                pass  # the kernel's bind gives the errno
+    """A unix socket's name is a new file in the guest's view, which the kernel makes after
+    the Sentry lets the call run, reading the address from guest memory again: another
+    thread may have rewritten it meanwhile (the name, or the family that says it is one), so
+    that what the Sentry read says nothing of where the kernel binds. The host file systems
+    forget every name they remember absent, so that none hides the one bound. (The kernel
+    binds only in the guest's view, which holds nothing the Sentry hides.)"""
+    k.fs.forget_absent()
     return CONTINUE
