@@ -255,7 +255,7 @@ def enter_view(storage: Storage) -> None:
     proc = f"{view}/proc"
     if os.path.isdir(proc):
         # The kernel resolves paths in this view after the Sentry checked them (exec, chdir,
-        # a fifo's open ...), and another guest thread can rewrite the path in between, so
+        # inotify ...), and another guest thread can rewrite the path in between, so
         # the view must hold nothing the Sentry hides. subset=pid: only the task directories,
         # self and thread-self, no /proc/sys, /proc/slabinfo, /proc/kcore ... (the Sentry's
         # own figures, meminfo and the like, come from its procfs). hidepid=invisible: no

@@ -9,12 +9,14 @@ file (fstat, getdents64, fstatfs, fchdir) are trapped and handed back to the ker
 every other descriptor. Those that change a file's metadata (fchmod, fchown, fsetxattr,
 fremovexattr) are made here, on files the guest opened in its own view only (`_own_file`).
 
-chdir, fchdir, chroot, execve, execveat, inotify_add_watch and a fifo's open are decided here
-and then run by the kernel, which reads the path again and resolves it in the guest's host
+chdir, fchdir, chroot, execve, execveat and inotify_add_watch are decided here and then run
+by the kernel, which reads the path again and resolves it in the guest's host
 view: that view mirrors the Sentry's mount tree with the same host objects, so the kernel
 finds the file the Sentry checked, and a path another thread rewrites in between can only name
 something in that same view, which holds nothing the Sentry hides (its /proc has task
-directories only; see platform/isolation.py's enter_view and docs/architecture.md).
+directories only; see platform/isolation.py's enter_view and docs/architecture.md). A fifo's
+open is the Sentry's own (kernel/fifo.py), since the kernel's would show it /proc files it
+renders itself.
 """
 
 import errno
