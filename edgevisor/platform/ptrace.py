@@ -31,12 +31,12 @@ from collections import deque
 
 from .. import abi
 from ..sentry.dispatch import CONTINUE, InstallFd, WaitFd
+from ..sentry.kernel import procfs
 from ..sentry.kernel.task import Task
 from .base import Platform
 from .inject import (ARGS, NREGS, ORIG_RAX, RAX, RIP, SYSCALL_INSN, Couriers, sigaction_flags,
                      unsupported_install)
 from .linux import iovec, ptrace, seccomp_load, wait_any
-from ..sentry.kernel import procfs
 from .memory import ProcessMemory
 from .tasks import HostTasks
 from .waiting import WAKE, wait_in_thread

@@ -5,9 +5,10 @@ What it checks: an O_NONBLOCK reader opens at once and an O_NONBLOCK writer with
 gets ENXIO; O_RDWR never waits; a reader waits until a writer comes and a writer until a
 reader does, while the other tasks go on (a Sentry waiting in the open itself would never
 answer the parent's calls, and the run would hang); a signal interrupts a waiting open
-(EINTR) or, with SA_RESTART, runs its handler and the open goes on; and a waiting open that
+(EINTR) or, with SA_RESTART, runs its handler and the open goes on; a waiting open that
 was interrupted, or whose task was killed, leaves no end of the fifo open behind: a writer
-then finds no reader (ENXIO), as on Linux.
+then finds no reader (ENXIO), as on Linux; and the guest's permissions still decide, though
+the Sentry opens with its own (another user cannot open root's 0600 fifo in any mode).
 """
 
 import subprocess
@@ -130,6 +131,19 @@ say("restarted reader", status(pid))
 pid = child(lambda: os.open(fifo, os.O_RDONLY) and 0)
 os.kill(pid, signal.SIGKILL)
 say("killed reader", status(pid), no_reader_left())
+
+# The Sentry opens the fifo with its own rights: the guest's must still decide. Another user
+# opens a 0600 fifo of root's in no way.
+os.chmod(d, 0o755)
+os.chmod(fifo, 0o600)
+def stranger():
+    os.setgid(1000)
+    os.setuid(1000)
+    for flags in (os.O_RDONLY | os.O_NONBLOCK, os.O_WRONLY | os.O_NONBLOCK, os.O_RDWR,
+                  os.O_RDONLY, os.O_WRONLY):
+        say("another user", err(lambda: os.open(fifo, flags)))
+    return 0
+say("stranger", status(child(stranger)))
 """
 
 EXPECTED = """\
@@ -141,6 +155,12 @@ writer's line world 0
 interrupted reader no reader left
 restarted reader 0
 killed reader -9 no reader left
+another user EACCES
+another user EACCES
+another user EACCES
+another user EACCES
+another user EACCES
+stranger 0
 """
 
 
