@@ -12,18 +12,17 @@ import os
 
 from ... import abi
 from ...platform.linux import open_interruptible
-from ..answers import WaitFd
+from ..answers import InstallFd, WaitFd
 
 
-def open_fifo(proc_fd: int, path_fd: int, flags: int, cloexec: bool) -> int | WaitFd:
+def open_fifo(proc_fd: int, path_fd: int, flags: int, cloexec: bool) -> InstallFd | WaitFd:
     """`path_fd`: the fifo's O_PATH descriptor (duplicated here: the inode's own may be
     closed, and its number reused, while an open waits). `flags`: the guest's, less what
     concerns only the name (O_CREAT, O_EXCL, O_TRUNC)."""
     flags = flags & ~abi.O_NOFOLLOW | abi.O_CLOEXEC | abi.O_NOCTTY
-    name = f"self/fd/{path_fd}"
     if flags & abi.O_NONBLOCK or flags & abi.O_ACCMODE == abi.O_RDWR:
         # A reader without a writer, a writer's ENXIO, O_RDWR: Linux never waits for these.
-        return os.open(name, flags, dir_fd=proc_fd)
+        return InstallFd(os.open(f"self/fd/{path_fd}", flags, dir_fd=proc_fd), cloexec)
     own = os.dup(path_fd)  # close-on-exec is moot: the Sentry never execs
 
     def wait() -> int:

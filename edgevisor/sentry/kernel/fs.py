@@ -20,7 +20,7 @@ import fcntl
 import os
 import stat
 
-from ..answers import WaitFd
+from ..answers import InstallFd, WaitFd
 from ..fsimpl.gofer import Generation, GoferInode
 from ..vfs import Credentials, Dentry, FSContext, MountTable, d_path, lookup
 from . import procfs
@@ -218,10 +218,10 @@ class FileSystem:
         self.remember(key, dentry)
         return fd
 
-    def open_fifo(self, dentry: Dentry, flags: int, cloexec: bool) -> int | WaitFd:
+    def open_fifo(self, dentry: Dentry, flags: int, cloexec: bool) -> InstallFd | WaitFd:
         """A fifo of a host file system, opened by the Sentry from the inode it resolved
-        (never by a name the guest could change meanwhile): a descriptor, or a WaitFd when
-        the open waits for its peer (see kernel/fifo.py)."""
+        (never by a name the guest could change meanwhile), or a WaitFd when the open waits
+        for its peer (see kernel/fifo.py)."""
         return open_fifo(self.proc_fd, dentry.inode.path_fd, flags, cloexec)
 
     def forget_absent(self) -> None:

@@ -109,10 +109,7 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
         host_flags = abi.O_PATH | (flags & abi.O_DIRECTORY)
     elif dentry.inode.kind is Kind.FIFO and fs.is_host_file(dentry.inode):
         # Its open may wait for its peer: the platform waits for it in a thread of its own.
-        answer = fs.open_fifo(dentry, host_flags, bool(flags & abi.O_CLOEXEC))
-        if type(answer) is int:
-            return InstallFd(answer, bool(flags & abi.O_CLOEXEC))
-        return answer
+        return fs.open_fifo(dentry, host_flags, bool(flags & abi.O_CLOEXEC))
     elif dentry.inode.kind is Kind.CHR and dentry.inode.rdev == _DEV_TTY:
         return InstallFd(fs.controlling_terminal(t, host_flags), bool(flags & abi.O_CLOEXEC))
     return InstallFd(fs.open(dentry, host_flags), bool(flags & abi.O_CLOEXEC))
