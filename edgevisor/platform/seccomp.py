@@ -41,7 +41,12 @@ class SeccompPlatform(Platform):
         probe = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         os.close(probe)  # the listener will get the lowest free number, which is this one
         os.write(to_sentry, b"%d\n" % probe)
-        listener = seccomp_load(program, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+        # Once the Sentry has received a call, only a fatal signal may end the guest's wait:
+        # an interrupted wait would drop the answer of a call the Sentry has carried out (a
+        # rename done, then restarted into ENOENT, or EINTR from a chmod, which Linux never
+        # interrupts). Before it is received, an interruption is Linux's ERESTARTSYS.
+        listener = seccomp_load(program, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER
+                                | abi.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
         if listener != probe:
             raise OSError(errno.EBADFD, "seccomp listener got an unexpected descriptor")
         os.read(from_sentry, 1)  # the Sentry now holds its own copy
