@@ -19,6 +19,7 @@ import pytest
 from edgevisor import abi
 from edgevisor.sentry import vfs
 from edgevisor.sentry.fsimpl import proc
+from edgevisor.sentry.kernel import sysctl
 from edgevisor.sentry.fsimpl.proc import ProcFS, SysFS
 from edgevisor.sentry.fsimpl.tmpfs import Tmpfs
 from edgevisor.sentry.vfs import Credentials, FSContext, Kind, MountTable
@@ -130,6 +131,11 @@ class FakeView:
     def mountinfo(self, tgid):
         return b"mountinfo of %d\n" % self._tgid(tgid)
 
+    def sysctl(self, name):
+        fields = {"kernel/hostname": self.hostname, "kernel/osrelease": self.osrelease,
+                  "kernel/ostype": self.ostype}
+        return fields.get(name, b"sysctl " + name.encode()) + b"\n"
+
     def uptime(self):
         return b"12.34 5.67\n"
 
@@ -231,8 +237,14 @@ PID = [b"task", b"fd", b"fdinfo", b"ns", b"net", b"environ", b"status", b"limits
 
 def test_the_root_lists_the_fixed_entries_then_the_thread_groups(w):
     assert w.names(b"/proc") == TOP + [b"1", b"7"]
-    assert w.names(b"/proc/sys") == [b"kernel"]
-    assert w.names(b"/proc/sys/kernel") == [b"hostname", b"osrelease", b"ostype"]
+    assert w.names(b"/proc/sys") == [b"fs", b"kernel", b"vm"]
+    assert w.names(b"/proc/sys/kernel") == sorted(
+        [b"cap_last_cap", b"domainname", b"hostname", b"msgmax", b"msgmnb", b"msgmni",
+         b"ngroups_max", b"ns_last_pid", b"osrelease", b"ostype", b"overflowgid",
+         b"overflowuid", b"pid_max", b"pty", b"random", b"sem", b"shmall", b"shmmax",
+         b"shmmni", b"threads-max", b"version"])
+    assert w.names(b"/proc/sys/fs") == [b"file-max", b"inotify", b"mqueue", b"nr_open",
+                                        b"pipe-max-size"]
 
 
 def test_a_process_and_its_threads(w):
@@ -272,10 +284,9 @@ def test_every_file_opens_sealed_with_its_content(w):
         b"/proc/stat": b"cpu  1 2 3 4\n",
         b"/proc/version": b"Linux version 6.1.0-edgevisor\n",
         b"/proc/filesystems": b"".join(b"nodev\t%s\n" % f for f in proc.FILESYSTEMS),
-        b"/proc/sys/kernel/hostname": b"sandbox\n",
-        b"/proc/sys/kernel/osrelease": b"6.1.0-edgevisor\n",
-        b"/proc/sys/kernel/ostype": b"Linux\n",
     }
+    for name in sysctl.names():
+        expected[b"/proc/sys/" + name.encode()] = w.view.sysctl(name)
     for pid in (1, 7):
         for tid in w.view.threads[pid]:
             for base, task in ((b"/proc/%d" % pid, pid), (b"/proc/%d/task/%d" % (pid, tid), tid)):
@@ -542,7 +553,7 @@ def test_link_counts(w):
     assert w.inode(b"/proc/7/task").nlink == 5
     assert w.inode(b"/proc/7/task/8").nlink == 6
     assert w.inode(b"/proc/7/fd").nlink == 2
-    assert w.inode(b"/proc/sys").nlink == 3
+    assert w.inode(b"/proc/sys").nlink == 2 + 3  # fs, kernel, vm
     assert w.inode(b"/proc/7/status").nlink == 1
 
 
@@ -570,7 +581,11 @@ def test_modes_and_kinds_as_the_hosts(w, name):
 @pytest.mark.parametrize("path", ["", "uptime", "meminfo", "cpuinfo", "loadavg", "filesystems",
                                   "self", "thread-self", "mounts", "sys", "sys/kernel",
                                   "sys/kernel/hostname", "sys/kernel/osrelease",
-                                  "sys/kernel/ostype"])
+                                  "sys/kernel/ostype", "sys/kernel/pid_max",
+                                  "sys/kernel/ns_last_pid", "sys/kernel/msgmax",
+                                  "sys/kernel/sem", "sys/kernel/random/boot_id",
+                                  "sys/fs/pipe-max-size", "sys/fs/mqueue/queues_max",
+                                  "sys/vm/max_map_count", "sys/kernel/cap_last_cap"])
 def test_top_level_modes_as_the_hosts(w, path):
     host = os.lstat(os.path.join("/proc", path))
     ours = w.inode(os.path.join(b"/proc", path.encode()))

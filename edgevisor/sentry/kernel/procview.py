@@ -10,9 +10,10 @@ procfs is mounted subset=pid (it has task directories only), so the host-wide fi
 
 import errno
 import os
+import uuid
 
 from ..fsimpl.proc import mountinfo_line, mounts_line
-from . import procfs
+from . import procfs, sysctl
 from ..vfs import d_path
 
 
@@ -22,18 +23,15 @@ class SentryProcView:
         self.fs = fs
         self.proc = guest_proc  # a procfs of the guest's pid namespace, task directories only
         self.host_proc = host_proc  # the Sentry's own, for the host-wide figures
-
-    @property
-    def hostname(self) -> bytes:
-        return self.kernel.hostname
-
-    @property
-    def osrelease(self) -> bytes:
-        return self.kernel.release
-
-    @property
-    def ostype(self) -> bytes:
-        return self.kernel.sysname
+        self.boot_id = str(uuid.uuid4()).encode()  # the sandbox's, not the host's
+        k = kernel
+        self._sysctl_state = {
+            "kernel/hostname": lambda: k.hostname, "kernel/domainname": lambda: k.domainname,
+            "kernel/osrelease": lambda: k.release, "kernel/ostype": lambda: k.sysname,
+            "kernel/version": lambda: k.version, "kernel/ns_last_pid": self._last_pid,
+            "kernel/random/boot_id": lambda: self.boot_id,
+            "kernel/random/uuid": lambda: str(uuid.uuid4()).encode(),
+        }
 
     # Tasks --------------------------------------------------------------------------
 
@@ -170,6 +168,19 @@ class SentryProcView:
         fields = self._host_figure("loadavg").split()
         fields[-1] = b"%d" % max(self.tgids(), default=1)
         return b" ".join(fields) + b"\n"
+
+    def sysctl(self, name: str) -> bytes:
+        """/proc/sys/`name`'s content, for a name of sysctl.names()."""
+        if name in sysctl.HOST_LIMITS:
+            return self._host_figure(f"sys/{name}")
+        value = sysctl.IPC_DEFAULTS.get(name)
+        return (self._sysctl_state[name]() if value is None else value) + b"\n"
+
+    def _last_pid(self) -> bytes:
+        # The kernel answers for the reader's pid namespace, the Sentry's here: the guest's
+        # highest live task id stands for the last one it allocated.
+        return b"%d" % max((tid for tgid in self.tgids() for tid in self.tids(tgid)),
+                           default=1)
 
     def meminfo(self) -> bytes:
         return self._host_figure("meminfo")
