@@ -137,6 +137,7 @@ CLONE_NEWNET = 0x40000000
 # Terminal ioctls the guest may not issue (see the syscall policy).
 TIOCSTI = 0x5412  # push bytes into a terminal's input queue
 TIOCLINUX = 0x541C  # virtual-console commands, including pasting a selection
+NSIO = 0xB7  # the ioctl type of namespace files (NS_GET_USERNS, NS_GET_PARENT ...)
 
 # mount(2)
 MS_RDONLY = 1

@@ -66,6 +66,9 @@ class SentryProcView:
     def may_ptrace(self, tgid: int) -> bool:
         return True  # every guest task has the same credentials (issue 4 changes that)
 
+    def host_open(self, tid: int, name: str) -> int:
+        return os.open(f"{tid}/{name}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc)
+
     def host_read(self, tid: int, name: str) -> bytes:
         return self._read(f"{tid}/{name}")
 
