@@ -148,17 +148,14 @@ class SeccompPlatform(Platform):
 
 
 def _install(listener: int, nid: int, answer: InstallFd) -> int:
-    """NOTIF_ADDFD with FLAG_SEND: the kernel installs the descriptor at the lowest free
-    number and answers the syscall with that number in one step, so no other thread can
-    see the descriptor before the call returns. Returns 0 or -errno, as ev_send."""
-    request = bytearray(abi.SECCOMP_NOTIF_ADDFD.pack(nid, abi.SECCOMP_ADDFD_FLAG_SEND,
-                                                     answer.fd, 0,
+    """NOTIF_ADDFD installs the descriptor at the lowest free number; the Sentry closes its
+    own copy before the call is answered with that number, so that the guest's close is the
+    description's last, as after a native open (inotify reports IN_CLOSE_WRITE then, not at
+    the Sentry's close). Returns 0 or -errno, as ev_send."""
+    request = bytearray(abi.SECCOMP_NOTIF_ADDFD.pack(nid, 0, answer.fd, 0,
                                                      os.O_CLOEXEC if answer.cloexec else 0))
     try:
         number = fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ADDFD, request, True)
-        if answer.report is not None:
-            answer.report(number)
-        return 0
     except OSError as e:
         if e.errno in (errno.EMFILE, errno.EBADF):  # the guest's table is full: its error
             if answer.report is not None:
@@ -167,6 +164,9 @@ def _install(listener: int, nid: int, answer: InstallFd) -> int:
         return -e.errno
     finally:
         os.close(answer.fd)
+    if answer.report is not None:
+        answer.report(number)
+    return lib.ev_send(listener, nid, number, 0, 0)
 
 
 class _NotifiedTask(Task):
