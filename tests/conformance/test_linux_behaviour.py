@@ -12,6 +12,7 @@ CAP_SYS_ADMIN itself before sethostname, as the sandbox's root never has it; it 
 the socket protocols the sandbox does not offer, docs/syscalls.md lists them).
 """
 
+import ctypes
 import difflib
 import os
 import shutil
@@ -25,8 +26,15 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
 
 TIMEOUT = 120
 ON_FILES = ("signals", "emfile", "fsize", "inotify", "created")
-SECTIONS = ON_FILES + ("hostname", "pidfd", "calls", "seccomp", "procsys", "sysvipc", "ns",
-                       "mem", "fdlinks", "splice", "kill-storm")
+SECTIONS = ON_FILES + ("hostname", "pidfd", "calls", "seccomp", "procsys", "ns", "mem",
+                       "fdlinks", "splice", "kill-storm")
+# Still different from Linux, each for a reason its entry gives (docs/architecture.md).
+NOT_YET = {
+    "created": "F_CREATED_QUERY: fcntl passes through, and the descriptor the guest gets was "
+               "opened after the file was created (by the gofer, or from a tmpfs memfd)",
+    "seccomp": "strict mode: the kernel refuses it (EINVAL) under the sandbox's own filter; "
+               "it would have to be stacked as an equivalent filter from inside the task",
+}
 
 
 @pytest.fixture
@@ -34,6 +42,20 @@ def workdir():
     d = tempfile.mkdtemp(prefix="edgevisor-linux-", dir="/var/tmp")
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+HOST_KEY = 0x5EED1234  # linux_behaviour.c's: a host segment the guest must not see
+IPC_CREAT, IPC_RMID = 0o1000, 0
+
+
+@pytest.fixture
+def host_segment():
+    """A SysV shared memory segment in the host's ipc namespace, for the length of a test."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    shmid = libc.shmget(HOST_KEY, 4096, IPC_CREAT | 0o600)
+    assert shmid >= 0, os.strerror(ctypes.get_errno())
+    yield
+    libc.shmctl(shmid, IPC_RMID, None)
 
 
 def native(programs, section: str, workdir: str) -> subprocess.CompletedProcess:
@@ -63,9 +85,19 @@ def compare(sandbox, programs, section: str, workdir: str) -> None:
         assert r.returncode == 0, r.stderr[-2000:]
 
 
-@pytest.mark.parametrize("section", SECTIONS)
+@pytest.mark.parametrize("section", [
+    pytest.param(section, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[section]))
+    if section in NOT_YET else section for section in SECTIONS])
 def test_same_as_linux(sandbox, programs, workdir, section):
     compare(sandbox, programs, section, workdir)
+
+
+def test_sysvipc_is_the_guests_own(sandbox, programs, workdir, host_segment):
+    """/proc/sysvipc lists the guest's objects with its pids, and never the host's (a host
+    segment exists meanwhile; Linux, in a fresh ipc namespace, does not show it either)."""
+    with open("/proc/sysvipc/shm") as f:
+        assert str(HOST_KEY) in f.read()
+    compare(sandbox, programs, "sysvipc", workdir)
 
 
 def test_signals_without_sa_restart(sandbox, programs, workdir, platform):

@@ -23,7 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/shm.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -467,10 +470,70 @@ static void section_procsys(void) {
     }
 }
 
+/* The line of /proc/sysvipc/`file` whose column `idcol` is `id`, its fields in `out`. */
+static int ipc_line(const char *file, int idcol, long id, long out[16]) {
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/sysvipc/%s", file);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    for (char *line = strchr(buf, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        int k = 0;
+        char *p = line + 1;
+        while (k < 16) {
+            char *end;
+            out[k] = strtol(p, &end, 0);
+            if (end == p || *end == '\n' || !*end) { if (end != p) k++; break; }
+            p = end;
+            k++;
+        }
+        if (k > idcol && out[idcol] == id) return 1;
+    }
+    return 0;
+}
+
+/* Whose the objects are: a host segment with this key must never show. */
+#define HOST_KEY 0x5eed1234
+
 static void section_sysvipc(void) {
     show_file("sysvipc.msg", "/proc/sysvipc/msg");
     show_file("sysvipc.sem", "/proc/sysvipc/sem");
     show_file("sysvipc.shm", "/proc/sysvipc/shm");
+    long f[16];
+    int fds[2];
+    if (pipe(fds)) die("pipe");
+    pid_t p = fork();
+    if (p < 0) die("fork");
+    if (p == 0) {  /* creates and attaches a segment, sends a message, and waits */
+        int shm = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+        int msq = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+        struct { long type; char text[8]; } m = {1, "hello"};
+        if (shm < 0 || msq < 0 || !shmat(shm, NULL, 0) || msgsnd(msq, &m, 6, 0)) _exit(1);
+        int ids[2] = {shm, msq};
+        if (write(fds[1], ids, sizeof ids) != sizeof ids) _exit(1);
+        pause();
+        _exit(0);
+    }
+    int ids[2];
+    if (read(fds[0], ids, sizeof ids) != sizeof ids) die("read");
+    /* shm: key shmid perms size cpid lpid nattch ...; msg: key msqid perms cbytes qnum
+     * lspid lrpid ... */
+    int found = ipc_line("shm", 1, ids[0], f);
+    say("sysvipc.shm-line %d cpid-is-child %d lpid-is-child %d nattch %ld size %ld", found,
+        found && f[4] == p, found && f[5] == p, found ? f[6] : -1, found ? f[3] : -1);
+    found = ipc_line("msg", 1, ids[1], f);
+    say("sysvipc.msg-line %d cbytes %ld qnum %ld lspid-is-child %d", found, found ? f[3] : -1,
+        found ? f[4] : -1, found && f[5] == p);
+    say("sysvipc.host-key-visible %d", ipc_line("shm", 0, HOST_KEY, f));
+    kill(p, SIGKILL);
+    waitpid(p, NULL, 0);
+    shmctl(ids[0], IPC_RMID, NULL);
+    msgctl(ids[1], IPC_RMID, NULL);
+    found = ipc_line("shm", 1, ids[0], f);
+    say("sysvipc.after-rmid %d", found);
 }
 
 static void section_ns(void) {

@@ -28,7 +28,8 @@ ROOT = Credentials.root()
 NOBODY = Credentials(65534, 65534)
 F_SEAL_EXEC = 0x20
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
-HOST_FILES = ("stat", "status", "cmdline", "environ", "comm", "maps", "limits")
+HOST_FILES = ("stat", "status", "cmdline", "environ", "comm", "maps", "smaps", "smaps_rollup",
+              "limits")
 DEV = os.makedev(0, 0xFFE00)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -136,6 +137,9 @@ class FakeView:
                   "kernel/ostype": self.ostype}
         return fields.get(name, b"sysctl " + name.encode()) + b"\n"
 
+    def sysvipc(self, name):
+        return b"sysvipc " + name.encode() + b"\n"
+
     def uptime(self):
         return b"12.34 5.67\n"
 
@@ -230,9 +234,10 @@ def opened(inode, flags=abi.O_RDONLY):
 # ---- the tree --------------------------------------------------------------------------
 
 TOP = [b"self", b"thread-self", b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat",
-       b"version", b"mounts", b"net", b"sys", b"uptime"]
+       b"version", b"mounts", b"net", b"sys", b"sysvipc", b"uptime"]
 PID = [b"task", b"fd", b"fdinfo", b"ns", b"net", b"environ", b"status", b"limits", b"comm", b"cmdline",
-       b"stat", b"maps", b"cwd", b"root", b"exe", b"mounts", b"mountinfo"]
+       b"stat", b"maps", b"smaps", b"smaps_rollup", b"mem", b"pagemap", b"cwd", b"root", b"exe",
+       b"mounts", b"mountinfo"]
 
 
 def test_the_root_lists_the_fixed_entries_then_the_thread_groups(w):
@@ -287,6 +292,8 @@ def test_every_file_opens_sealed_with_its_content(w):
     }
     for name in sysctl.names():
         expected[b"/proc/sys/" + name.encode()] = w.view.sysctl(name)
+    for name in ("msg", "sem", "shm"):
+        expected[b"/proc/sysvipc/" + name.encode()] = w.view.sysvipc(name)
     for pid in (1, 7):
         for tid in w.view.threads[pid]:
             for base, task in ((b"/proc/%d" % pid, pid), (b"/proc/%d/task/%d" % (pid, tid), tid)):
@@ -301,6 +308,8 @@ def test_every_file_opens_sealed_with_its_content(w):
     seen = {}
 
     def walk(path, inode):
+        if isinstance(inode, proc._MemoryFile):
+            return  # the kernel's own file, not generated: tests/security/test_proc_handles.py
         if inode.kind is Kind.REG:
             seen[path] = opened(inode)
             assert inode.read(0, 1 << 20) == seen[path]
@@ -548,7 +557,7 @@ def test_a_processs_directories_are_immutable(w):
 
 
 def test_link_counts(w):
-    assert w.proc.root.nlink == 2 + 1 + 2  # sys and two processes
+    assert w.proc.root.nlink == 2 + 2 + 2  # sys, sysvipc and two processes
     assert w.inode(b"/proc/7").nlink == 7  # task, fd, fdinfo, ns, net
     assert w.inode(b"/proc/7/task").nlink == 5
     assert w.inode(b"/proc/7/task/8").nlink == 6

@@ -8,6 +8,7 @@ so that entries appear and disappear with the tasks and `self` points at whoever
     /proc/mounts -> self/mounts   /proc/net -> self/net
     /proc/{cpuinfo,meminfo,uptime,loadavg,filesystems}
     /proc/sys/{kernel,fs,vm}/...: the names of kernel/sysctl.py
+    /proc/sysvipc/{msg,sem,shm}: the guest's ipc namespace's (platform/sysvipc.py)
     /proc/<pid>/{stat,status,cmdline,environ,comm,maps,limits,mounts,mountinfo}
     /proc/<pid>/{fd,fdinfo}/<n>, /proc/<pid>/{cwd,root,exe}, /proc/<pid>/task/<tid>/...
     /proc/<pid>/ns/<namespace>, /proc/<pid>/net/{tcp,udp,unix,dev,...}
@@ -93,6 +94,7 @@ class ProcView(Protocol):
     PTRACE_MODE_READ the process (always true of itself)."""
 
     def sysctl(self, name: str) -> bytes: ...  # /proc/sys/<name>, one of sysctl.names()
+    def sysvipc(self, name: str) -> bytes: ...  # /proc/sysvipc/<name>: msg, sem or shm
     def current_tgid(self) -> int | None: ...
     def current_tid(self) -> int | None: ...
     def tgids(self) -> list[int]: ...  # live thread groups, ascending
@@ -622,6 +624,9 @@ class _Root(_StaticDir):
             b"mounts": _Symlink(fs, lambda: b"self/mounts", len(b"self/mounts")),
             b"net": _Symlink(fs, lambda: b"self/net", len(b"self/net")),
             b"sys": _sys_dir(fs),
+            b"sysvipc": _StaticDir(fs, {name: _File(fs, 0o444,
+                                                    lambda name=name: view.sysvipc(name.decode()))
+                                        for name in (b"msg", b"sem", b"shm")}),
             b"uptime": file("uptime"),
         }, ino=ino)
 

@@ -14,6 +14,7 @@ import uuid
 
 from ..fsimpl.proc import mountinfo_line, mounts_line
 from . import procfs, sysctl
+from ...platform.sysvipc import guest_pids, read_all
 from ..vfs import d_path
 
 
@@ -178,6 +179,13 @@ class SentryProcView:
             return self._host_figure(f"sys/{name}")
         value = sysctl.IPC_DEFAULTS.get(name)
         return (self._sysctl_state[name]() if value is None else value) + b"\n"
+
+    def sysvipc(self, name: str) -> bytes:
+        """/proc/sysvipc/`name` of the guest's ipc namespace, with the guest's pids."""
+        fd = self.kernel.sysvipc.get(name)
+        if fd is None:
+            raise OSError(errno.ENOENT, "no /proc/sysvipc")
+        return guest_pids(name, read_all(fd), self.kernel.virtual)
 
     def _last_pid(self) -> bytes:
         # The kernel answers for the reader's pid namespace, the Sentry's here: the guest's
