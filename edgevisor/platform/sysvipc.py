@@ -6,21 +6,17 @@ keeps that namespace for the descriptor's life (each read from offset 0 lists th
 The Sentry is not in the guest's ipc namespace, so at start-up a short-lived child of it
 joins the guest's user and ipc namespaces, opens the three files and hands them over. It
 stays in the Sentry's pid namespace (the guest's first pids stay its own), so the pids the
-files show are the Sentry's numbering, which `guest_pids` turns into the guest's.
+files show are the Sentry's numbering (sentry/kernel/sysvipc.py turns them into the guest's).
 """
 
 import errno
 import os
-import re
 import socket
 
 from .. import abi
 from .linux import setns
 
 NAMES = ("msg", "sem", "shm")
-# The columns that hold pids, per file (the first line is a header).
-_PID_COLUMNS = {"msg": (5, 6), "sem": (), "shm": (4, 5)}
-_FIELD = re.compile(rb"\S+")
 
 
 def open_sysvipc(proc_fd: int, pid: int) -> dict[str, int]:
@@ -61,38 +57,3 @@ def _join(proc_fd: int, pid: int, kind: str, nstype: int) -> None:
             setns(fd, nstype)  # joining one's own user namespace is EINVAL
     finally:
         os.close(fd)
-
-
-def read_all(fd: int) -> bytes:
-    """The file's whole content, listed afresh (a read from offset 0 restarts the listing)."""
-    chunks, offset = [], 0
-    while True:
-        chunk = os.pread(fd, 1 << 16, offset)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        offset += len(chunk)
-
-
-def guest_pids(name: str, content: bytes, virtual) -> bytes:
-    """`content` with its pid columns turned into the guest's numbering by `virtual`
-    (0 for a task outside the guest's namespace, as the kernel shows one there)."""
-    columns = _PID_COLUMNS[name]
-    if not columns:
-        return content
-    lines = content.split(b"\n")
-    for i in range(1, len(lines)):
-        fields = list(_FIELD.finditer(lines[i]))
-        if len(fields) <= max(columns):
-            continue
-        line = bytearray(lines[i])
-        for column in sorted(columns, reverse=True):
-            field = fields[column]
-            try:
-                number = int(field.group())
-                shown = b"%d" % (virtual(number) if number else 0)
-            except (ValueError, OSError):
-                shown = b"0"
-            line[field.start():field.end()] = shown.rjust(field.end() - field.start())
-        lines[i] = bytes(line)
-    return b"\n".join(lines)

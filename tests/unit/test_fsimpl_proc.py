@@ -945,3 +945,17 @@ def test_sys_shows_the_cpu_ranges_and_nothing_of_the_host(cpus, span):
     assert sys_fs.root.lookup(b"class").readdir() == []  # no host devices or interfaces
     assert sys_fs.root.statfs().f_type == proc.SYSFS_MAGIC
     fails(errno.EACCES, sys_fs.root.create, b"x", Kind.REG, 0o644, 0, 0)
+
+
+def test_sysvipc_pids_become_the_guests():
+    """The kernel's rows, read by the Sentry, show its pid numbering; the guest sees its own,
+    in the same columns and widths (0 for a task outside its namespace, or gone)."""
+    from edgevisor.sentry.kernel.sysvipc import guest_pids
+    header = b"       key      shmid perms                  size  cpid  lpid nattch   uid\n"
+    row = b"         0          3   600                  4096   4012   4013      1     0\n"
+    guest = {4012: 2, 4013: 0}
+    shown = guest_pids("shm", header + row, guest.__getitem__)
+    assert shown == header + (b"         0          3   600                  4096      2"
+                              b"      0      1     0\n")
+    sem = b"       key      semid perms      nsems   uid\n         0          0   600  1  0\n"
+    assert guest_pids("sem", sem, guest.__getitem__) == sem

@@ -735,8 +735,8 @@ NET_FILES = (b"arp", b"dev", b"if_inet6", b"igmp", b"igmp6", b"ipv6_route", b"ne
 class _NsLink(_MagicLink):
     """ns/<name>: followed, it is outside the VFS; opened, the task's own namespace file."""
 
-    def __init__(self, fs: ProcFS, tid: int, name: bytes, **where):
-        super().__init__(fs, lambda: fs.view.namespace(where["task"][1], name), **where)
+    def __init__(self, fs: ProcFS, tid: int, tgid: int, name: bytes, **where):
+        super().__init__(fs, lambda: fs.view.namespace(tgid, name), **where)
         self._tid, self._name = tid, name.decode()
 
     def reopen(self, flags: int) -> int:
@@ -748,7 +748,7 @@ class _NsLink(_MagicLink):
 
 def _ns_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
     def link(name: bytes, **where) -> _MagicLink:
-        return _NsLink(fs, tid, name, **where)
+        return _NsLink(fs, tid, tgid, name, **where)
     return _NamedEntries(fs, 0o511, NAMESPACES, link, **where)
 
 

@@ -14,7 +14,7 @@ import uuid
 
 from ..fsimpl.proc import mountinfo_line, mounts_line
 from . import procfs, sysctl
-from ...platform.sysvipc import guest_pids, read_all
+from .sysvipc import guest_pids, read_all
 from ..vfs import d_path
 
 

@@ -68,4 +68,3 @@ FROM_SENTRY = {
 def names() -> dict[str, int]:
     """Every file under /proc/sys, with the mode Linux shows for it."""
     return {**HOST_LIMITS, **{name: 0o644 for name in IPC_DEFAULTS}, **FROM_SENTRY}
-
