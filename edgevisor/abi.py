@@ -21,6 +21,7 @@ SECCOMP_GET_ACTION_AVAIL = 2
 SECCOMP_GET_NOTIF_SIZES = 3
 SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
 
 SECCOMP_RET_KILL_PROCESS = 0x80000000
 SECCOMP_RET_KILL_THREAD = 0x00000000
@@ -36,7 +37,6 @@ SECCOMP_RET_DATA = 0x0000FFFF
 SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
 SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1
 SECCOMP_ADDFD_FLAG_SETFD = 1
-SECCOMP_ADDFD_FLAG_SEND = 2
 
 
 def _ioc(direction: int, kind: int, nr: int, size: int) -> int:
@@ -136,6 +136,7 @@ CLONE_NEWNET = 0x40000000
 # Terminal ioctls the guest may not issue (see the syscall policy).
 TIOCSTI = 0x5412  # push bytes into a terminal's input queue
 TIOCLINUX = 0x541C  # virtual-console commands, including pasting a selection
+NSIO = 0xB7  # the ioctl type of namespace files (NS_GET_USERNS, NS_GET_PARENT ...)
 
 # mount(2)
 MS_RDONLY = 1
@@ -164,6 +165,7 @@ CAP_KILL = 5
 CAP_SETGID = 6
 CAP_SETUID = 7
 CAP_SYS_PTRACE = 19
+CAP_SYS_ADMIN = 21
 
 # Paths and file system calls.
 AT_FDCWD = -100

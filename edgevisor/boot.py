@@ -39,6 +39,7 @@ from .platform.isolation import (
 )
 from .platform.linux import mount, prctl, seccomp_load, setns, unshare
 from .platform import sentry_filter
+from .platform.sysvipc import open_sysvipc
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
 from .sentry.kernel.handed import handed_identities
 from .sentry.kernel.kernel import Kernel
@@ -226,6 +227,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         # The guest's own /proc, of its pid namespace: what the Sentry's /proc shows.
         guest_proc = os.open(f"{pid}/root/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
                              dir_fd=proc_fd)
+        kernel.sysvipc = open_sysvipc(proc_fd, pid)
         platform.after_filter(pid, ready_r, go_w)
         # The gofer holds the host side of every mount, and the guest's own root (its view,
         # built by now), where the descriptors the guest gets are opened. From here on the

@@ -61,6 +61,19 @@ class GoferClient:
             raise
         return values, fds
 
+    def _wait_released(self, fds: list[int]) -> None:
+        """Returns once the gofer has closed its copies of `fds` (protocol.RELEASED)."""
+        try:
+            released = self._sock.recv(len(protocol.RELEASED) + 1)
+        except BaseException:
+            _close_all(fds)
+            raise
+        if released != protocol.RELEASED:
+            _close_all(fds)
+            if not released:
+                raise ConnectionError("the gofer closed its socket")
+            raise GoferProtocolError("descriptors not released")
+
     def _receive(self, max_fds: int) -> tuple[bytes, list[int]]:
         fds = array.array("i")
         space = socket.CMSG_SPACE(max(max_fds, 1) * fds.itemsize)
@@ -68,6 +81,8 @@ class GoferClient:
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+        if max_fds and (fds or flags & socket.MSG_CTRUNC):  # the gofer sent descriptors
+            self._wait_released(fds)
         if not data:
             _close_all(fds)
             raise ConnectionError("the gofer closed its socket")

@@ -27,6 +27,10 @@ from typing import NamedTuple
 from .. import abi
 
 MAX_MESSAGE = 64 * 1024
+# Follows every reply that carries descriptors, once the gofer has closed its own copies:
+# until then the gofer holds the file description the guest gets, and the guest's close
+# would not be its last (inotify's IN_CLOSE_WRITE would come late, at the gofer's close).
+RELEASED = b"released"
 HEADER = struct.Struct("=IIHH")
 _LEN = struct.Struct("=I")
 _INT = {"i": struct.Struct("=q"), "u": struct.Struct("=Q")}

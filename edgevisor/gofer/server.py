@@ -62,6 +62,11 @@ def serve_roots(sock: socket.socket, roots: list[fs.Root]) -> None:
         finally:
             for fd in fds:
                 os.close(fd)
+        if fds:
+            try:
+                sock.sendmsg([protocol.RELEASED])
+            except OSError:
+                return
 
 
 def serve(sock: socket.socket, mounts: Mounts) -> None:

@@ -42,7 +42,12 @@ class SeccompPlatform(Platform):
         probe = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         os.close(probe)  # the listener will get the lowest free number, which is this one
         os.write(to_sentry, b"%d\n" % probe)
-        listener = seccomp_load(program, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+        # Once the Sentry has received a call, only a fatal signal may end the guest's wait:
+        # an interrupted wait would drop the answer of a call the Sentry has carried out (a
+        # rename done, then restarted into ENOENT, or EINTR from a chmod, which Linux never
+        # interrupts). Before it is received, an interruption is Linux's ERESTARTSYS.
+        listener = seccomp_load(program, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER
+                                | abi.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
         if listener != probe:
             raise OSError(errno.EBADFD, "seccomp listener got an unexpected descriptor")
         os.read(from_sentry, 1)  # the Sentry now holds its own copy
@@ -147,17 +152,14 @@ class SeccompPlatform(Platform):
 
 
 def _install(listener: int, nid: int, answer: InstallFd) -> int:
-    """NOTIF_ADDFD with FLAG_SEND: the kernel installs the descriptor at the lowest free
-    number and answers the syscall with that number in one step, so no other thread can
-    see the descriptor before the call returns. Returns 0 or -errno, as ev_send."""
-    request = bytearray(abi.SECCOMP_NOTIF_ADDFD.pack(nid, abi.SECCOMP_ADDFD_FLAG_SEND,
-                                                     answer.fd, 0,
+    """NOTIF_ADDFD installs the descriptor at the lowest free number; the Sentry closes its
+    own copy before the call is answered with that number, so that the guest's close is the
+    description's last, as after a native open (inotify reports IN_CLOSE_WRITE then, not at
+    the Sentry's close). Returns 0 or -errno, as ev_send."""
+    request = bytearray(abi.SECCOMP_NOTIF_ADDFD.pack(nid, 0, answer.fd, 0,
                                                      os.O_CLOEXEC if answer.cloexec else 0))
     try:
         number = fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ADDFD, request, True)
-        if answer.report is not None:
-            answer.report(number)
-        return 0
     except OSError as e:
         if e.errno in (errno.EMFILE, errno.EBADF):  # the guest's table is full: its error
             if answer.report is not None:
@@ -166,6 +168,9 @@ def _install(listener: int, nid: int, answer: InstallFd) -> int:
         return -e.errno
     finally:
         os.close(answer.fd)
+    if answer.report is not None:
+        answer.report(number)
+    return lib.ev_send(listener, nid, number, 0, 0)
 
 
 def _answer_later(listener: int, nid: int, answer: WaitFd) -> None:

@@ -105,8 +105,10 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         select pselect6 poll ppoll epoll_wait epoll_pwait epoll_pwait2 epoll_ctl
         timerfd_settime timerfd_gettime inotify_rm_watch"""),
     (passthrough(_FD_IO + "; TIOCSTI and TIOCLINUX are refused (EPERM): the guest shares "
-                 "the user's terminal and could type into it",
-                 (Refusal(1, 0xFFFFFFFF, abi.TIOCSTI), Refusal(1, 0xFFFFFFFF, abi.TIOCLINUX))),
+                 "the user's terminal and could type into it; so are the namespace files' "
+                 "ioctls, which lead to the namespaces above the guest's",
+                 (Refusal(1, 0xFFFFFFFF, abi.TIOCSTI), Refusal(1, 0xFFFFFFFF, abi.TIOCLINUX),
+                  Refusal(1, 0xFF00, abi.NSIO << 8))),
      "ioctl"),
     (passthrough("flushes to the host's disks: writes to a writable mount must be "
                  "durable (invariant 4)"), "sync syncfs"),

@@ -95,7 +95,7 @@ CALLS_TEXT = """
     proc_sys_hostname: EROFS|EACCES|EPERM
     uevent_helper: ENOENT|EACCES|EPERM|EROFS
     cgroup_procs: ENOENT|EACCES|EPERM|EROFS
-    sethostname: ok escaped
+    sethostname: EPERM
     cgroup_release_agent: EPERM
     mknod_dev_mem: EPERM
     mknod_volume_disk: EPERM

@@ -6,6 +6,7 @@ import os
 import pytest
 from hypothesis import given, strategies as st
 
+from edgevisor import abi
 from edgevisor.sentry.dispatch import CONTINUE, Sentry
 from edgevisor.sentry.kernel.kernel import Kernel
 from edgevisor.sentry.strace import Strace
@@ -59,8 +60,24 @@ class FakeTask:
         return self._ppid
 
 
-def sentry(**kw):
-    return Sentry(TABLE, Kernel(hostname="box"), **kw)
+class FakePids:
+    """The guest's pid namespace, as far as the identity handlers ask: ids as given, and the
+    capabilities every task has."""
+
+    def __init__(self, caps: set[int]):
+        self.caps = caps
+
+    def virtual(self, tid):
+        return tid
+
+    def capable(self, tid, cap):
+        return cap in self.caps
+
+
+def sentry(caps=None, **kw):
+    kernel = Kernel(hostname="box")
+    kernel.pids = FakePids({abi.CAP_SYS_ADMIN} if caps is None else caps)
+    return Sentry(TABLE, kernel, **kw)
 
 
 def test_every_emulated_row_has_a_handler_and_every_handler_a_row():
@@ -111,6 +128,14 @@ def test_sethostname_too_long_or_negative_is_einval(length):
     t.mem.map(0x2000, b"x" * 100)
     assert s.handle(t, NR["sethostname"], [0x2000, length, 0, 0, 0, 0]) == -errno.EINVAL
     assert s.kernel.hostname == b"box"
+
+
+@pytest.mark.parametrize("call", ["sethostname", "setdomainname"])
+def test_uts_names_need_cap_sys_admin(call):
+    s, t = sentry(caps={abi.CAP_SYS_PTRACE}), FakeTask()
+    t.mem.map(0x2000, b"other")
+    assert s.handle(t, NR[call], [0x2000, 5, 0, 0, 0, 0]) == -errno.EPERM
+    assert (s.kernel.hostname, s.kernel.domainname) == (b"box", b"(none)")
 
 
 def test_setdomainname():

@@ -19,6 +19,7 @@ import pytest
 from edgevisor import abi
 from edgevisor.sentry import vfs
 from edgevisor.sentry.fsimpl import proc
+from edgevisor.sentry.kernel import sysctl
 from edgevisor.sentry.fsimpl.proc import ProcFS, SysFS
 from edgevisor.sentry.fsimpl.tmpfs import Tmpfs
 from edgevisor.sentry.vfs import Credentials, FSContext, Kind, MountTable
@@ -27,7 +28,8 @@ ROOT = Credentials.root()
 NOBODY = Credentials(65534, 65534)
 F_SEAL_EXEC = 0x20
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
-HOST_FILES = ("stat", "status", "cmdline", "environ", "comm", "maps", "limits")
+HOST_FILES = ("stat", "status", "cmdline", "environ", "comm", "maps", "smaps", "smaps_rollup",
+              "limits")
 DEV = os.makedev(0, 0xFFE00)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -130,6 +132,14 @@ class FakeView:
     def mountinfo(self, tgid):
         return b"mountinfo of %d\n" % self._tgid(tgid)
 
+    def sysctl(self, name):
+        fields = {"kernel/hostname": self.hostname, "kernel/osrelease": self.osrelease,
+                  "kernel/ostype": self.ostype}
+        return fields.get(name, b"sysctl " + name.encode()) + b"\n"
+
+    def sysvipc(self, name):
+        return b"sysvipc " + name.encode() + b"\n"
+
     def uptime(self):
         return b"12.34 5.67\n"
 
@@ -224,15 +234,22 @@ def opened(inode, flags=abi.O_RDONLY):
 # ---- the tree --------------------------------------------------------------------------
 
 TOP = [b"self", b"thread-self", b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat",
-       b"version", b"mounts", b"net", b"sys", b"uptime"]
+       b"version", b"mounts", b"net", b"sys", b"sysvipc", b"uptime"]
 PID = [b"task", b"fd", b"fdinfo", b"ns", b"net", b"environ", b"status", b"limits", b"comm", b"cmdline",
-       b"stat", b"maps", b"cwd", b"root", b"exe", b"mounts", b"mountinfo"]
+       b"stat", b"maps", b"smaps", b"smaps_rollup", b"mem", b"pagemap", b"cwd", b"root", b"exe",
+       b"mounts", b"mountinfo"]
 
 
 def test_the_root_lists_the_fixed_entries_then_the_thread_groups(w):
     assert w.names(b"/proc") == TOP + [b"1", b"7"]
-    assert w.names(b"/proc/sys") == [b"kernel"]
-    assert w.names(b"/proc/sys/kernel") == [b"hostname", b"osrelease", b"ostype"]
+    assert w.names(b"/proc/sys") == [b"fs", b"kernel", b"vm"]
+    assert w.names(b"/proc/sys/kernel") == sorted(
+        [b"cap_last_cap", b"domainname", b"hostname", b"msgmax", b"msgmnb", b"msgmni",
+         b"ngroups_max", b"ns_last_pid", b"osrelease", b"ostype", b"overflowgid",
+         b"overflowuid", b"pid_max", b"pty", b"random", b"sem", b"shmall", b"shmmax",
+         b"shmmni", b"threads-max", b"version"])
+    assert w.names(b"/proc/sys/fs") == [b"file-max", b"inotify", b"mqueue", b"nr_open",
+                                        b"pipe-max-size"]
 
 
 def test_a_process_and_its_threads(w):
@@ -272,10 +289,11 @@ def test_every_file_opens_sealed_with_its_content(w):
         b"/proc/stat": b"cpu  1 2 3 4\n",
         b"/proc/version": b"Linux version 6.1.0-edgevisor\n",
         b"/proc/filesystems": b"".join(b"nodev\t%s\n" % f for f in proc.FILESYSTEMS),
-        b"/proc/sys/kernel/hostname": b"sandbox\n",
-        b"/proc/sys/kernel/osrelease": b"6.1.0-edgevisor\n",
-        b"/proc/sys/kernel/ostype": b"Linux\n",
     }
+    for name in sysctl.names():
+        expected[b"/proc/sys/" + name.encode()] = w.view.sysctl(name)
+    for name in ("msg", "sem", "shm"):
+        expected[b"/proc/sysvipc/" + name.encode()] = w.view.sysvipc(name)
     for pid in (1, 7):
         for tid in w.view.threads[pid]:
             for base, task in ((b"/proc/%d" % pid, pid), (b"/proc/%d/task/%d" % (pid, tid), tid)):
@@ -290,6 +308,8 @@ def test_every_file_opens_sealed_with_its_content(w):
     seen = {}
 
     def walk(path, inode):
+        if isinstance(inode, proc._MemoryFile):
+            return  # the kernel's own file, not generated: tests/security/test_proc_handles.py
         if inode.kind is Kind.REG:
             seen[path] = opened(inode)
             assert inode.read(0, 1 << 20) == seen[path]
@@ -537,12 +557,12 @@ def test_a_processs_directories_are_immutable(w):
 
 
 def test_link_counts(w):
-    assert w.proc.root.nlink == 2 + 1 + 2  # sys and two processes
+    assert w.proc.root.nlink == 2 + 2 + 2  # sys, sysvipc and two processes
     assert w.inode(b"/proc/7").nlink == 7  # task, fd, fdinfo, ns, net
     assert w.inode(b"/proc/7/task").nlink == 5
     assert w.inode(b"/proc/7/task/8").nlink == 6
     assert w.inode(b"/proc/7/fd").nlink == 2
-    assert w.inode(b"/proc/sys").nlink == 3
+    assert w.inode(b"/proc/sys").nlink == 2 + 3  # fs, kernel, vm
     assert w.inode(b"/proc/7/status").nlink == 1
 
 
@@ -570,7 +590,11 @@ def test_modes_and_kinds_as_the_hosts(w, name):
 @pytest.mark.parametrize("path", ["", "uptime", "meminfo", "cpuinfo", "loadavg", "filesystems",
                                   "self", "thread-self", "mounts", "sys", "sys/kernel",
                                   "sys/kernel/hostname", "sys/kernel/osrelease",
-                                  "sys/kernel/ostype"])
+                                  "sys/kernel/ostype", "sys/kernel/pid_max",
+                                  "sys/kernel/ns_last_pid", "sys/kernel/msgmax",
+                                  "sys/kernel/sem", "sys/kernel/random/boot_id",
+                                  "sys/fs/pipe-max-size", "sys/fs/mqueue/queues_max",
+                                  "sys/vm/max_map_count", "sys/kernel/cap_last_cap"])
 def test_top_level_modes_as_the_hosts(w, path):
     host = os.lstat(os.path.join("/proc", path))
     ours = w.inode(os.path.join(b"/proc", path.encode()))
@@ -921,3 +945,17 @@ def test_sys_shows_the_cpu_ranges_and_nothing_of_the_host(cpus, span):
     assert sys_fs.root.lookup(b"class").readdir() == []  # no host devices or interfaces
     assert sys_fs.root.statfs().f_type == proc.SYSFS_MAGIC
     fails(errno.EACCES, sys_fs.root.create, b"x", Kind.REG, 0o644, 0, 0)
+
+
+def test_sysvipc_pids_become_the_guests():
+    """The kernel's rows, read by the Sentry, show its pid numbering; the guest sees its own,
+    in the same columns and widths (0 for a task outside its namespace, or gone)."""
+    from edgevisor.sentry.kernel.sysvipc import guest_pids
+    header = b"       key      shmid perms                  size  cpid  lpid nattch   uid\n"
+    row = b"         0          3   600                  4096   4012   4013      1     0\n"
+    guest = {4012: 2, 4013: 0}
+    shown = guest_pids("shm", header + row, guest.__getitem__)
+    assert shown == header + (b"         0          3   600                  4096      2"
+                              b"      0      1     0\n")
+    sem = b"       key      semid perms      nsems   uid\n         0          0   600  1  0\n"
+    assert guest_pids("sem", sem, guest.__getitem__) == sem

@@ -7,7 +7,8 @@ so that entries appear and disappear with the tasks and `self` points at whoever
     /proc/self -> <tgid>          /proc/thread-self -> <tgid>/task/<tid>
     /proc/mounts -> self/mounts   /proc/net -> self/net
     /proc/{cpuinfo,meminfo,uptime,loadavg,filesystems}
-    /proc/sys/kernel/{hostname,osrelease,ostype}
+    /proc/sys/{kernel,fs,vm}/...: the names of kernel/sysctl.py
+    /proc/sysvipc/{msg,sem,shm}: the guest's ipc namespace's (platform/sysvipc.py)
     /proc/<pid>/{stat,status,cmdline,environ,comm,maps,limits,mounts,mountinfo}
     /proc/<pid>/{fd,fdinfo}/<n>, /proc/<pid>/{cwd,root,exe}, /proc/<pid>/task/<tid>/...
     /proc/<pid>/ns/<namespace>, /proc/<pid>/net/{tcp,udp,unix,dev,...}
@@ -59,6 +60,7 @@ from ..vfs.dentry import Dentry
 from ..vfs.errors import error
 from ..vfs.inode import Inode, Kind
 from ..vfs.pathname import d_path
+from ..kernel import sysctl
 
 PROC_SUPER_MAGIC = 0x9FA0
 SYSFS_MAGIC = 0x62656572
@@ -91,10 +93,8 @@ class ProcView(Protocol):
     root when it is not dumpable); `may_ptrace` says whether the asking task may
     PTRACE_MODE_READ the process (always true of itself)."""
 
-    hostname: bytes
-    osrelease: bytes
-    ostype: bytes
-
+    def sysctl(self, name: str) -> bytes: ...  # /proc/sys/<name>, one of sysctl.names()
+    def sysvipc(self, name: str) -> bytes: ...  # /proc/sysvipc/<name>: msg, sem or shm
     def current_tgid(self) -> int | None: ...
     def current_tid(self) -> int | None: ...
     def tgids(self) -> list[int]: ...  # live thread groups, ascending
@@ -102,6 +102,9 @@ class ProcView(Protocol):
     def tgid_of(self, tid: int) -> int | None: ...  # None: no such task
     def owner(self, tid: int) -> tuple[int, int]: ...  # (uid, gid)
     def may_ptrace(self, tgid: int) -> bool: ...
+
+    def host_open(self, tid: int, name: str) -> int:
+        """A read-only descriptor of the kernel's /proc/TID/NAME in the guest's namespace."""
 
     def host_read(self, tid: int, name: str) -> bytes:
         """The host's /proc/<tid>/<name> for stat, status, cmdline, environ, comm, maps
@@ -406,6 +409,39 @@ class _File(_Node):
         """Accepted and ignored, as Linux's procfs ignores a size."""
 
 
+class _MemoryFile(_File):
+    """A view of a process's address space that no content could hold (mem, pagemap: as
+    large as the address space): its descriptor is the kernel's own file in the guest's pid
+    namespace, opened by the Sentry once the asker passed the ptrace check. Read-only (the
+    kernel would let root write another process's memory through mem). The Sentry lacks
+    CAP_SYS_ADMIN, so pagemap shows no physical frame numbers, as to an unprivileged reader."""
+
+    def __init__(self, fs: ProcFS, tid: int, name: str, **where):
+        super().__init__(fs, 0o400 if name == "pagemap" else 0o600,
+                         lambda: fs.view.host_read(tid, name), gated=True, **where)
+        self._tid, self._name = tid, name
+
+    def open_host(self, flags: int) -> int:
+        if flags & abi.O_PATH or flags & abi.O_ACCMODE != abi.O_RDONLY:
+            return super().open_host(flags)
+        self._check_alive(errno.ESRCH)
+        self._check_ptrace()
+        fd = self.fs.view.host_open(self._tid, self._name)
+        st = os.fstat(fd)
+        self.host_key = (st.st_dev, st.st_ino)
+        self.fs._handed_out(self.host_key, self)
+        return fd
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size < 0:
+            raise error(errno.EINVAL)
+        fd = self.open_host(abi.O_RDONLY)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+
 class _Symlink(_Node):
     """An ordinary symlink whose target may depend on who asks (self, thread-self)."""
 
@@ -575,13 +611,6 @@ class _Root(_StaticDir):
         def file(method: str) -> _File:
             return _File(fs, 0o444, lambda: getattr(view, method)())
 
-        def sysctl(name: str, mode: int = 0o444) -> _File:
-            return _File(fs, mode, lambda: getattr(view, name) + b"\n",
-                         write_errno=errno.EROFS, refused=_SYSCTL_SETATTR)
-
-        kernel = _StaticDir(fs, {b"hostname": sysctl("hostname", 0o644),
-                                 b"osrelease": sysctl("osrelease"),
-                                 b"ostype": sysctl("ostype")}, refused=_SYSCTL_SETATTR)
         super().__init__(fs, {
             b"self": _Symlink(fs, self._self),
             b"thread-self": _Symlink(fs, self._thread_self),
@@ -594,7 +623,10 @@ class _Root(_StaticDir):
             b"version": file("version"),
             b"mounts": _Symlink(fs, lambda: b"self/mounts", len(b"self/mounts")),
             b"net": _Symlink(fs, lambda: b"self/net", len(b"self/net")),
-            b"sys": _StaticDir(fs, {b"kernel": kernel}, refused=_SYSCTL_SETATTR),
+            b"sys": _sys_dir(fs),
+            b"sysvipc": _StaticDir(fs, {name: _File(fs, 0o444,
+                                                    lambda name=name: view.sysvipc(name.decode()))
+                                        for name in (b"msg", b"sem", b"shm")}),
             b"uptime": file("uptime"),
         }, ino=ino)
 
@@ -632,11 +664,35 @@ class _Root(_StaticDir):
                 *((b"%d" % tgid, _TaskDir.of(fs, (tgid,), tgid, tgid)) for tgid in fs.view.tgids())]
 
 
+def _sys_dir(fs: ProcFS) -> "_StaticDir":
+    """/proc/sys: sysctl.names(), each generated by the view (kernel/sysctl.py says whence)."""
+    tree: dict = {}
+    for name, mode in sysctl.names().items():
+        *dirs, leaf = name.encode().split(b"/")
+        where = tree
+        for d in dirs:
+            where = where.setdefault(d, {})
+        where[leaf] = _File(fs, mode, lambda name=name: fs.view.sysctl(name),
+                            write_errno=errno.EROFS, refused=_SYSCTL_SETATTR)
+
+    def directory(entries: dict) -> _StaticDir:
+        return _StaticDir(fs, {name: directory(node) if isinstance(node, dict) else node
+                               for name, node in sorted(entries.items())},
+                          refused=_SYSCTL_SETATTR)
+    return directory(tree)
+
+
 # --- /proc/<pid> and /proc/<pid>/task/<tid> ------------------------------------------------
 
 def _host_file(name: str, mode: int = 0o444, gated: bool = False):
     def make(fs: ProcFS, tid: int, tgid: int, **where) -> _File:
         return _File(fs, mode, lambda: fs.view.host_read(tid, name), gated=gated, **where)
+    return make
+
+
+def _memory_file(name: str):
+    def make(fs: ProcFS, tid: int, tgid: int, **where) -> _MemoryFile:
+        return _MemoryFile(fs, tid, name, **where)
     return make
 
 
@@ -663,8 +719,10 @@ def _task_list(fs: ProcFS, tid: int, tgid: int, **where) -> "_TaskList":
 
 
 # ns/: a link per namespace the task is in, readlink giving Linux's "net:[4026531840]" (what
-# lsns and container checks compare). Opening one is ENXIO: a namespace descriptor is of no
-# use without setns, and its ioctls name the namespaces above the guest's.
+# lsns and container checks compare). Opening one gives the kernel's namespace file of that
+# guest task (the guest's own namespaces, never one of the host's): setns is denied, and the
+# nsfs ioctls, which name the namespaces above the guest's (NS_GET_PARENT, NS_GET_USERNS),
+# are refused by the filter (syscall_tables/policy.py).
 NAMESPACES = (b"cgroup", b"ipc", b"mnt", b"net", b"pid", b"pid_for_children", b"time",
               b"time_for_children", b"user", b"uts")
 # net/: the kernel's tables for the task's network namespace, the guest's own (netstat,
@@ -674,9 +732,23 @@ NET_FILES = (b"arp", b"dev", b"if_inet6", b"igmp", b"igmp6", b"ipv6_route", b"ne
              b"sockstat", b"sockstat6", b"tcp", b"tcp6", b"udp", b"udp6", b"unix")
 
 
+class _NsLink(_MagicLink):
+    """ns/<name>: followed, it is outside the VFS; opened, the task's own namespace file."""
+
+    def __init__(self, fs: ProcFS, tid: int, tgid: int, name: bytes, **where):
+        super().__init__(fs, lambda: fs.view.namespace(tgid, name), **where)
+        self._tid, self._name = tid, name.decode()
+
+    def reopen(self, flags: int) -> int:
+        if flags & abi.O_ACCMODE != abi.O_RDONLY:
+            raise error(errno.EACCES)  # nsfs files are read-only (0444) for everyone
+        self._follow()  # alive, and the asker may ptrace-read it
+        return self.fs.view.host_open(self._tid, f"ns/{self._name}")
+
+
 def _ns_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
     def link(name: bytes, **where) -> _MagicLink:
-        return _MagicLink(fs, lambda: fs.view.namespace(tgid, name), **where)
+        return _NsLink(fs, tid, tgid, name, **where)
     return _NamedEntries(fs, 0o511, NAMESPACES, link, **where)
 
 
@@ -701,6 +773,10 @@ _TASK_ENTRIES = {
     b"cmdline": _host_file("cmdline"),
     b"stat": _host_file("stat"),
     b"maps": _host_file("maps", gated=True),
+    b"smaps": _host_file("smaps", gated=True),
+    b"smaps_rollup": _host_file("smaps_rollup", gated=True),
+    b"mem": _memory_file("mem"),
+    b"pagemap": _memory_file("pagemap"),
     b"cwd": _link("cwd"),
     b"root": _link("root"),
     b"exe": _link("exe"),

@@ -27,6 +27,9 @@ class Kernel:
         self.pids = None  # the guest's PidNamespace, once it has one (None: ids as given)
         self.init = 0  # the guest's init, in the Sentry's numbering
         self.init_killed_by = 0  # the signal the Sentry stood in for with a SIGKILL to init
+        # /proc/sysvipc/<name> of the guest's ipc namespace, opened at start-up (see
+        # platform/sysvipc.py); empty: no such files.
+        self.sysvipc: dict[str, int] = {}
 
     def virtual(self, tid: int) -> int:
         """A task's id as the guest sees it."""

@@ -26,3 +26,11 @@ class PidNamespace:
                 ids = line.split()[1:]
                 return int(ids[-1]) if len(ids) > 1 else 0
         return 0
+
+    def capable(self, tid: int, cap: int) -> bool:
+        """Whether task `tid` has `cap` in its effective set, which is relative to its own
+        user namespace: the one that owns the guest's uts, ipc and net namespaces."""
+        for line in self.status(tid).splitlines():
+            if line.startswith(b"CapEff:"):
+                return bool(int(line.split()[1], 16) >> cap & 1)
+        return False

@@ -10,9 +10,11 @@ procfs is mounted subset=pid (it has task directories only), so the host-wide fi
 
 import errno
 import os
+import uuid
 
 from ..fsimpl.proc import mountinfo_line, mounts_line
-from . import procfs
+from . import procfs, sysctl
+from .sysvipc import guest_pids, read_all
 from ..vfs import d_path
 
 
@@ -22,18 +24,15 @@ class SentryProcView:
         self.fs = fs
         self.proc = guest_proc  # a procfs of the guest's pid namespace, task directories only
         self.host_proc = host_proc  # the Sentry's own, for the host-wide figures
-
-    @property
-    def hostname(self) -> bytes:
-        return self.kernel.hostname
-
-    @property
-    def osrelease(self) -> bytes:
-        return self.kernel.release
-
-    @property
-    def ostype(self) -> bytes:
-        return self.kernel.sysname
+        self.boot_id = str(uuid.uuid4()).encode()  # the sandbox's, not the host's
+        k = kernel
+        self._sysctl_state = {
+            "kernel/hostname": lambda: k.hostname, "kernel/domainname": lambda: k.domainname,
+            "kernel/osrelease": lambda: k.release, "kernel/ostype": lambda: k.sysname,
+            "kernel/version": lambda: k.version, "kernel/ns_last_pid": self._last_pid,
+            "kernel/random/boot_id": lambda: self.boot_id,
+            "kernel/random/uuid": lambda: str(uuid.uuid4()).encode(),
+        }
 
     # Tasks --------------------------------------------------------------------------
 
@@ -67,6 +66,9 @@ class SentryProcView:
 
     def may_ptrace(self, tgid: int) -> bool:
         return True  # every guest task has the same credentials (issue 4 changes that)
+
+    def host_open(self, tid: int, name: str) -> int:
+        return os.open(f"{tid}/{name}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.proc)
 
     def host_read(self, tid: int, name: str) -> bytes:
         return self._read(f"{tid}/{name}")
@@ -170,6 +172,26 @@ class SentryProcView:
         fields = self._host_figure("loadavg").split()
         fields[-1] = b"%d" % max(self.tgids(), default=1)
         return b" ".join(fields) + b"\n"
+
+    def sysctl(self, name: str) -> bytes:
+        """/proc/sys/`name`'s content, for a name of sysctl.names()."""
+        if name in sysctl.HOST_LIMITS:
+            return self._host_figure(f"sys/{name}")
+        value = sysctl.IPC_DEFAULTS.get(name)
+        return (self._sysctl_state[name]() if value is None else value) + b"\n"
+
+    def sysvipc(self, name: str) -> bytes:
+        """/proc/sysvipc/`name` of the guest's ipc namespace, with the guest's pids."""
+        fd = self.kernel.sysvipc.get(name)
+        if fd is None:
+            raise OSError(errno.ENOENT, "no /proc/sysvipc")
+        return guest_pids(name, read_all(fd), self.kernel.virtual)
+
+    def _last_pid(self) -> bytes:
+        # The kernel answers for the reader's pid namespace, the Sentry's here: the guest's
+        # highest live task id stands for the last one it allocated.
+        return b"%d" % max((tid for tgid in self.tgids() for tid in self.tids(tgid)),
+                           default=1)
 
     def meminfo(self) -> bytes:
         return self._host_figure("meminfo")

@@ -21,6 +21,8 @@ renders itself.
 
 import errno
 import os
+import resource
+import signal
 import stat
 import struct
 
@@ -48,6 +50,7 @@ from ..vfs import (
 )
 from ..vfs.errors import error
 from ..vfs.permission import owner_or_capable
+from ...platform.linux import syscall
 
 _PATH_MAX = abi.PATH_MAX
 _AT_FDCWD = abi.AT_FDCWD
@@ -317,9 +320,13 @@ def _readlink(k, t, dirfd: int, addr: int, buf: int, size: int) -> int:
         raise error(errno.EINVAL)
     path = _path(t, addr)
     if not path:
-        # Linux: an empty path is the descriptor itself, which must be a symlink (O_PATH).
-        _, dentry, _ = k.fs.descriptor(t, int32(dirfd))
-        if dentry is None:
+        # Linux: an empty path is the descriptor itself (the cwd for AT_FDCWD), and anything
+        # but a symlink (opened O_PATH) is ENOENT, not the EINVAL of a named non-link.
+        dirfd = int32(dirfd)
+        if dirfd == _AT_FDCWD:
+            raise error(errno.ENOENT)
+        _, dentry, _ = k.fs.descriptor(t, dirfd)
+        if dentry is None or not dentry.inode.is_symlink:
             raise error(errno.ENOENT)
     else:
         ctx, start = _at(k, t, dirfd, path)
@@ -660,8 +667,21 @@ def sys_truncate(k, t, a):
         raise error(errno.EINVAL)
     dentry.mount.want_write()
     permission(k.fs.creds, inode, MAY_WRITE)
+    _check_new_size(t, inode, length)
     inode.truncate(length)
     return 0
+
+
+def _check_new_size(t, inode, length: int) -> None:
+    """Linux's inode_newsize_ok: growing a file past the task's RLIMIT_FSIZE is EFBIG, and
+    SIGXFSZ to the thread that asked (the kernel applies the limit itself to what runs in the
+    task: write, ftruncate, fallocate)."""
+    if length <= inode.size:
+        return
+    soft = resource.prlimit(t.tgid, resource.RLIMIT_FSIZE)[0]
+    if soft != resource.RLIM_INFINITY and length > soft:
+        syscall("tgkill", t.tgid, t.tid, signal.SIGXFSZ)
+        raise error(errno.EFBIG)
 
 
 # --- where a task is: chdir, fchdir, getcwd, chroot ----------------------------------------

@@ -6,6 +6,7 @@ Handlers take (kernel, task, args) and return the syscall's result, or raise OSE
 import errno
 
 from . import per_task_constant
+from ... import abi
 from ..answers import CONTINUE
 
 _UTS_FIELD = 65  # __NEW_UTS_LEN + 1
@@ -31,13 +32,20 @@ def _read_name(t, addr: int, length: int) -> bytes:
     return t.mem.read(addr, length)
 
 
+def _set_uts_name(k, t, a) -> bytes:
+    # Linux checks the capability before it looks at the name.
+    if k.pids is None or not k.pids.capable(t.tid, abi.CAP_SYS_ADMIN):
+        raise OSError(errno.EPERM, "sethostname needs CAP_SYS_ADMIN")
+    return _read_name(t, a[0], a[1])
+
+
 def sys_sethostname(k, t, a) -> int:
-    k.hostname = _read_name(t, a[0], a[1])
+    k.hostname = _set_uts_name(k, t, a)
     return 0
 
 
 def sys_setdomainname(k, t, a) -> int:
-    k.domainname = _read_name(t, a[0], a[1])
+    k.domainname = _set_uts_name(k, t, a)
     return 0
 
 
