@@ -12,6 +12,7 @@ is not pid 1 itself: a pid-namespace init is immune to signals it has no handler
 `sh -c 'kill -9 $$'` must die as it does on a host.
 """
 
+import dataclasses
 import errno
 import os
 import resource
@@ -21,7 +22,13 @@ import sys
 import traceback  # imported now: the Sentry leaves the host's root before it may report
 
 from . import abi
-from .config import ConfigError, RunConfig
+from .config import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_NOT_FOUND,
+    EXIT_SETUP_FAILED,
+    RunConfig,
+    SetupError,
+)
 from .platform import cgroups
 from .platform import get_platform
 from .platform.base import die_with_parent
@@ -51,15 +58,12 @@ from .syscall_tables import load as load_table
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
 
-EXIT_SETUP_FAILED = 125  # like docker run and runsc
-EXIT_CANNOT_EXECUTE = 126
-EXIT_NOT_FOUND = 127
-
 
 def run(cfg: RunConfig) -> int:
     """Run cfg.argv in a sandbox; return the exit code the front end should exit with."""
     table = load_table()
     cfg.validate(table)
+    cfg = dataclasses.replace(cfg, cwd=cfg.working_directory())
     keep_inherited_fds(cfg.preserve_fds)
     platform = get_platform(cfg.platform)
     traced = frozenset()
@@ -81,7 +85,7 @@ def run(cfg: RunConfig) -> int:
     try:  # in the caller's network namespace, before anything runs: a port in use is an error
         published = publish.bind_host_ports(cfg.publish)
     except OSError as e:
-        raise ConfigError(e.strerror) from None
+        raise SetupError(e.strerror) from None
     cgroup = []
     if cfg.limits:
         own_tasks = platform.sentry_threads + 1 + bool(published)  # the gofer, the publisher
@@ -304,14 +308,14 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
         if os.read(go_r, 1) != b"g":
             os._exit(EXIT_SETUP_FAILED)
         inherited.restore()
-        cwd = cfg.cwd or os.getcwd()
         enter_namespaces(cfg.hostname)
         enter_view(storage)
         os.write(ready_w, b"v")  # the Sentry may now take hold of this root
         try:
-            os.chdir(cwd)
-        except OSError:
-            os.chdir("/")
+            os.chdir(cfg.cwd)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot enter the working directory: {e.strerror}",
+                          cfg.cwd) from None
         _take_terminal()
         drop_privileges()
         identity = cfg.identity()

@@ -15,9 +15,23 @@ from .sentry.net.stack import MODES as NETWORK_MODES
 DEFAULT_SCRATCH_SIZE = 1 << 30
 MIN_SIZE = 1 << 20  # of --memory and --scratch-size
 
+EXIT_SETUP_FAILED = 125  # like docker run and runsc
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+
 
 class ConfigError(Exception):
     """A problem with what the user asked for: reported as one line, never a traceback."""
+
+
+class SetupError(ConfigError):
+    """What was asked for is well formed, but the sandbox cannot be set up that way (a port
+    in use, a working directory the guest cannot see): one line, and exit status 125, as
+    docker run gives."""
+
+
+# Where the guest never sees the host's directory of the same name: the sandbox's own.
+_OWN_MOUNTS = ("/tmp", "/dev", "/proc", "/sys")
 
 
 @dataclass
@@ -31,8 +45,8 @@ class RunConfig:
     strace_syscalls: frozenset[str] | None = None
     log: str | None = None
     debug: bool = False
-    env: dict[str, str] | None = None
-    cwd: str | None = None
+    env: dict[str, str] | None = None  # None: the caller's whole environment
+    cwd: str | None = None  # -w, a guest path; None: the caller's (see working_directory)
     volumes: tuple[Volume, ...] = field(default_factory=tuple)
     limits: Limits = field(default_factory=Limits)
     user: str | None = None  # --user UID[:GID] or NAME[:GROUP], names from the rootfs
@@ -49,6 +63,8 @@ class RunConfig:
             raise ConfigError(f"rootfs {self.rootfs!r} is not a directory")
         if not self.hostname or len(self.hostname.encode()) > 64:
             raise ConfigError(f"hostname {self.hostname!r} must be 1 to 64 bytes")
+        if self.cwd is not None and not self.cwd.startswith("/"):
+            raise ConfigError(f"-w {self.cwd!r}: must be an absolute path")
         targets = set()
         for v in self.volumes:
             if not os.path.isdir(v.source):
@@ -93,6 +109,38 @@ class RunConfig:
             if unknown:
                 raise ConfigError(f"--strace-syscalls: unknown syscall(s): {', '.join(unknown)}")
 
+    def working_directory(self) -> str:
+        """Where the guest starts: -w, else the caller's own directory wherever the guest
+        sees that very directory at the same path (the host's root, or a volume mounted
+        at it). Another rootfs is another tree: there the guest starts in /, as a
+        container does. Over the host's root, a directory the guest cannot see (under its
+        own /tmp, say) is an error rather than a silent start somewhere else."""
+        if self.cwd is not None:
+            return self.cwd
+        try:
+            here = os.getcwd()
+        except FileNotFoundError:
+            raise SetupError("the working directory no longer exists: choose one with "
+                             "-w DIR") from None
+        source = self._host_directory(here)
+        if source is not None and os.path.isdir(source) and os.path.samefile(source, here):
+            return here
+        if os.path.realpath(self.rootfs) != "/":
+            return "/"
+        raise SetupError(f"the working directory {here} is not visible in the sandbox: "
+                         f"mount it with -v {here}:{here}, or choose one with -w DIR")
+
+    def _host_directory(self, guest: str) -> str | None:
+        """The host directory the guest sees at the absolute path `guest`, or None where it
+        sees one of the sandbox's own (/tmp, /dev, /proc, /sys)."""
+        mounts = [*((m, None) for m in _OWN_MOUNTS), *((v.target, v.source) for v in self.volumes)]
+        best, source = "/", self.rootfs
+        for target, host in mounts:
+            if (guest == target or guest.startswith(target + "/")) and len(target) >= len(best):
+                best, source = target, host
+        if source is None:
+            return None
+        return os.path.join(source, os.path.relpath(guest, best))
 
     def scratch_bound(self) -> int:
         """The bytes all in-memory file systems of the sandbox may hold together, in pages."""

@@ -14,7 +14,7 @@ cannot disagree:
   for X32_SYSCALL_BIT, which it emits when x32 is not one of the filter's architectures.
 """
 
-import tempfile
+import os
 
 import pyseccomp
 
@@ -41,7 +41,9 @@ def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> b
 
 def export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
     """The classic-BPF program libseccomp compiled, to load with flags of our choosing."""
-    with tempfile.TemporaryFile() as out:
+    # An anonymous memory file, not a temporary one: start-up must not depend on the
+    # caller's TMPDIR (which may not exist in the Sentry's mount namespace, or at all).
+    with open(os.memfd_create("edgevisor-bpf", os.MFD_CLOEXEC), "w+b") as out:
         f.export_bpf(out)
         out.seek(0)
         program = out.read()
