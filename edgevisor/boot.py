@@ -28,6 +28,7 @@ from .config import (
     EXIT_SETUP_FAILED,
     RunConfig,
     SetupError,
+    format_size,
 )
 from .platform import cgroups
 from .platform import get_platform
@@ -116,7 +117,7 @@ def run(cfg: RunConfig) -> int:
     for s in published:
         s.close()
     try:
-        return _front_end(sentry_pid)
+        return _front_end(sentry_pid, cfg, cgroup)
     finally:
         cgroups.remove(cgroup)
 
@@ -145,11 +146,19 @@ def _become_namespace_root() -> None:
         f.write(f"{gid} {gid} 1")
 
 
-def _front_end(sentry_pid: int) -> int:
+def _front_end(sentry_pid: int, cfg: RunConfig, cgroup: list[str]) -> int:
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: os.kill(sentry_pid, s))
     _, status = os.waitpid(sentry_pid, 0)
     _reclaim_terminal()
+    kills = cgroups.oom_kills(cgroup)
+    if kills:  # as docker's OOMKilled: say why, whoever the kernel chose
+        code = os.waitstatus_to_exitcode(status)
+        what = "the command" if code in (-signal.SIGKILL, 128 + signal.SIGKILL) else (
+            f"{kills} process{'es' if kills > 1 else ''} of the sandbox")
+        print(f"edgevisor: the memory limit (--memory {format_size(cfg.limits.memory)}) "
+              f"killed {what}", file=sys.stderr)
+        return 128 - code if code < 0 else code
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS:
         print("edgevisor: the sentry made a system call its seccomp filter forbids (SIGSYS; "
               "--debug logs where)", file=sys.stderr)

@@ -94,13 +94,14 @@ class RunConfig:
         if limits.pids is not None and limits.pids < 1:
             raise ConfigError(f"--pids-limit {limits.pids}: must be at least 1")
         if limits.memory is not None and limits.memory < MIN_SIZE:
-            raise ConfigError(f"--memory {_size(limits.memory)}: must be at least 1m")
+            raise ConfigError(f"--memory {format_size(limits.memory)}: must be at least 1m")
         if self.scratch_size is not None:
             if self.scratch_size < MIN_SIZE:
-                raise ConfigError(f"--scratch-size {_size(self.scratch_size)}: must be at least 1m")
+                raise ConfigError(f"--scratch-size {format_size(self.scratch_size)}: must be at "
+                                  "least 1m")
             if limits.memory is not None and self.scratch_size > limits.memory:
-                raise ConfigError(f"--scratch-size {_size(self.scratch_size)}: must not be more "
-                                  f"than --memory {_size(limits.memory)}")
+                raise ConfigError(f"--scratch-size {format_size(self.scratch_size)}: must not be "
+                                  f"more than --memory {format_size(limits.memory)}")
         if limits.cpus is not None and not 0.01 <= limits.cpus <= os.cpu_count():
             raise ConfigError(f"--cpus {limits.cpus}: must be between 0.01 and {os.cpu_count()}")
         self.identity()  # a user or group that cannot be found is a ConfigError now
@@ -180,7 +181,7 @@ class RunConfig:
         return uid, gid, extra
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
     """Bytes as the flags take them: 512m, 2g, 1536k, 1000."""
     for unit, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
         if n and n % scale == 0:
