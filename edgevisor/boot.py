@@ -67,12 +67,7 @@ def run(cfg: RunConfig) -> int:
     cfg = dataclasses.replace(cfg, cwd=cfg.working_directory())
     keep_inherited_fds(cfg.preserve_fds)
     platform = get_platform(cfg.platform)
-    traced = frozenset()
-    if cfg.strace:
-        names = {*(cfg.strace_syscalls or table.by_name.keys()), *EXEC_SYSCALLS}
-        traced = frozenset(table.by_name[n].nr for n in names
-                           if n in table.by_name and table.by_name[n].action == "passthrough")
-    programs = (build_refusals(table), build_filter(table, platform.trap, traced),
+    programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table)),
                 publish.build_filter() if cfg.publish else None,
                 sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug))
 
@@ -120,6 +115,19 @@ def run(cfg: RunConfig) -> int:
         return _front_end(sentry_pid, cfg, cgroup)
     finally:
         cgroups.remove(cgroup)
+
+
+def _traced(cfg: RunConfig, table) -> frozenset[int]:
+    """Numbers the filter hands to the Sentry though the table decides them by number alone:
+    the passthrough calls --strace shows (the kernel then runs them), and the denied ones
+    --strace shows or the log names once (the Sentry then answers their errno)."""
+    rows = []
+    if cfg.strace:
+        names = {*(cfg.strace_syscalls or table.by_name.keys()), *EXEC_SYSCALLS}
+        rows = [table.by_name[n] for n in names if n in table.by_name]
+    if cfg.log or cfg.debug:
+        rows += [row for row in table.by_nr.values() if row.action == "deny"]
+    return frozenset(row.nr for row in rows if row.action in ("passthrough", "deny"))
 
 
 def keep_inherited_fds(count: int) -> None:

@@ -24,7 +24,8 @@ from .. import abi
 def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> bytes:
     """BPF for `table` on the host architecture. `trap` is the seccomp action that hands a
     syscall to the Sentry; numbers in `also_trap` are trapped even if the table passes them
-    through (for --strace, which then lets the kernel run them)."""
+    through (for --strace, which then lets the kernel run them) or denies them (for --strace
+    and the log, the Sentry then answering the row's errno)."""
     f = pyseccomp.SyscallFilter(defaction=trap)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     # The platform sets no_new_privs itself, just before loading.
@@ -34,7 +35,7 @@ def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> b
     for row in table.by_nr.values():
         if row.action == "passthrough" and row.nr not in also_trap:
             f.add_rule(pyseccomp.ALLOW, row.nr)
-        elif row.action == "deny":
+        elif row.action == "deny" and row.nr not in also_trap:
             f.add_rule(pyseccomp.ERRNO(row.errno), row.nr)
     return export_bpf(f)
 
