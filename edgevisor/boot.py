@@ -46,7 +46,7 @@ from .platform.isolation import (
     shared_with_host,
 )
 from .platform.linux import mount, prctl, seccomp_load, setns, unshare
-from .platform import sentry_filter
+from .platform import sentry_filter, terminal
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
 from .sentry.kernel.handed import handed_identities
 from .sentry.kernel.kernel import Kernel
@@ -239,6 +239,10 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     os.closerange(3, 3 + cfg.preserve_fds)  # the guest's now, not the Sentry's
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: _forward(kernel, s))
+    for sig in terminal.SIGNALS:
+        signal.signal(terminal.to_sentry(sig),
+                      lambda s, _f: _from_terminal(kernel, terminal.from_watcher(s)))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, map(terminal.to_sentry, terminal.SIGNALS))
     platform.attach(pid)
     os.write(go_w, b"g")
     try:
@@ -258,6 +262,9 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         kernel.fs.handed = handed
         guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
         leave_host_root()
+        nothing = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        terminal.start_watcher(pid, nothing)  # the guest has its process group by now
+        os.close(nothing)
         if published:
             publish.start_publisher(cfg.publish, published, guest_net, programs[2])
         os.close(guest_net)
@@ -306,6 +313,16 @@ def _forward(kernel, sig: int) -> None:
     if group is None or in_group:
         if not deliver_to_init(kernel, sig) and group is None:
             os.kill(kernel.init, sig)
+
+
+def _from_terminal(kernel, sig: int) -> None:
+    """The terminal sent `sig` to the guest's first process group (the watcher says so):
+    pid 1, if it is still in that group, gets it as an ordinary process would."""
+    try:
+        if os.getpgid(kernel.init) == kernel.init:
+            deliver_to_init(kernel, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _foreground_group() -> int | None:
