@@ -351,7 +351,7 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
             raise OSError(e.errno, f"cannot enter the working directory: {e.strerror}",
                           cfg.cwd) from None
         _take_terminal()
-        drop_privileges()
+        drop_privileges(cfg.capabilities())
         identity = cfg.identity()
         if identity is not None:  # as runc: groups, then gid, then uid (which clears caps)
             uid, gid, groups = identity

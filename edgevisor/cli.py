@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
                     metavar="[HOSTIP:]HOSTPORT:GUESTPORT[/udp]",
                     help="make a guest port reachable at HOSTPORT on the host (on 127.0.0.1 "
                          "unless HOSTIP is given)")
+    do.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                    help="give back a capability of the default set (after --cap-drop); "
+                         "the others reach past the sandbox and are refused")
+    do.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                    help="take this capability from the command (ALL: every one)")
     do.add_argument("--pids-limit", type=int, metavar="N",
                     help="at most N tasks in the sandbox (a cgroup; ignored with a warning "
                          "where edgevisor has none to use)")
@@ -104,7 +109,8 @@ def _do(args) -> int:
                     scratch_size=_size(args.scratch_size, "--scratch-size"),
                     user=args.user, group_add=tuple(args.group_add),
                     network=args.network, publish=tuple(_port(p) for p in args.publish),
-                    preserve_fds=args.preserve_fds)
+                    preserve_fds=args.preserve_fds, cap_add=tuple(args.cap_add),
+                    cap_drop=tuple(args.cap_drop))
     return run(cfg)
 
 

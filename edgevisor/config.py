@@ -4,7 +4,8 @@ import os
 from dataclasses import dataclass, field
 
 from .platform.cgroups import Limits
-from .platform.isolation import Volume
+from . import abi
+from .platform.isolation import KEPT_CAPABILITIES, Volume
 from .sentry.net.publish import Port
 from .sentry.net.stack import MODES as NETWORK_MODES
 
@@ -55,6 +56,8 @@ class RunConfig:
     publish: tuple[Port, ...] = ()  # -p: host ports carried to guest listeners
     scratch_size: int | None = None  # --scratch-size in bytes; None: scratch_bound's default
     preserve_fds: int = 0  # --preserve-fds: the caller's fds 3..3+N-1 reach the guest
+    cap_add: tuple[str, ...] = ()  # --cap-add NAME (as capabilities(7), CAP_ optional)
+    cap_drop: tuple[str, ...] = ()  # --cap-drop NAME, or ALL
 
     def validate(self, table) -> None:
         if not self.argv:
@@ -105,6 +108,7 @@ class RunConfig:
         if limits.cpus is not None and not 0.01 <= limits.cpus <= os.cpu_count():
             raise ConfigError(f"--cpus {limits.cpus}: must be between 0.01 and {os.cpu_count()}")
         self.identity()  # a user or group that cannot be found is a ConfigError now
+        self.capabilities()  # an unknown or refused capability is a ConfigError now
         if self.strace_syscalls is not None:
             unknown = sorted(n for n in self.strace_syscalls if n not in table.by_name)
             if unknown:
@@ -142,6 +146,21 @@ class RunConfig:
         if source is None:
             return None
         return os.path.join(source, os.path.relpath(guest, best))
+
+    def capabilities(self) -> frozenset[int]:
+        """The command's capabilities (a root command's; a --user one has none): the
+        default set, less --cap-drop (ALL: every one), plus --cap-add, which gives back only
+        capabilities of the default set (isolation.KEPT_CAPABILITIES says why)."""
+        everything = {n for n in self.cap_drop if n.upper() == "ALL"}
+        dropped = {_capability(n, "--cap-drop") for n in set(self.cap_drop) - everything}
+        caps = set() if everything else set(KEPT_CAPABILITIES) - dropped
+        for name in self.cap_add:
+            cap = _capability(name, "--cap-add")
+            if cap not in KEPT_CAPABILITIES:
+                raise ConfigError(f"--cap-add {name}: refused: beyond the default set every "
+                                  "capability reaches past the sandbox (see docs/security.md)")
+            caps.add(cap)
+        return frozenset(caps)
 
     def scratch_bound(self) -> int:
         """The bytes all in-memory file systems of the sandbox may hold together, in pages."""
@@ -187,6 +206,13 @@ def format_size(n: int) -> str:
         if n and n % scale == 0:
             return f"{n // scale}{unit}"
     return str(n)
+
+
+def _capability(name: str, flag: str) -> int:
+    bare = name.upper().removeprefix("CAP_")
+    if bare not in abi.CAPABILITY_NAMES:
+        raise ConfigError(f"{flag} {name}: no such capability")
+    return abi.CAPABILITY_NAMES.index(bare)
 
 
 def _database(path: str) -> dict[str, list[str]]:

@@ -21,6 +21,14 @@ from .. import abi
 from .linux import mount, pivot_root, set_capabilities, umount2, unshare
 
 # Docker's default capability set, less CAP_MKNOD and CAP_NET_RAW.
+# --cap-add gives back only these: every capability beyond them reaches a host object even
+# from the guest's namespaces. CAP_NET_ADMIN, the likeliest ask, acts on the guest's own
+# network namespace, but rtnetlink then loads any rtnl-link-* kernel module on the host
+# (`ip link add x type KIND`) and opens the traffic-control code; the others reach the
+# host's clock (SYS_TIME), kernel (SYS_MODULE, SYS_ADMIN, BPF, PERFMON, SYSLOG), devices
+# (MKNOD: a node made on a volume opens for host users), file flags on volumes
+# (LINUX_IMMUTABLE), inodes by handle (DAC_READ_SEARCH: open_by_handle_at), or its
+# scheduler, memory and limits (SYS_NICE, IPC_LOCK, SYS_RESOURCE).
 KEPT_CAPABILITIES = frozenset({
     0,   # CHOWN
     1,   # DAC_OVERRIDE
@@ -306,5 +314,5 @@ def _pivot(root: str) -> None:
     os.chdir("/")
 
 
-def drop_privileges() -> None:
-    set_capabilities(KEPT_CAPABILITIES)
+def drop_privileges(capabilities: frozenset[int] = KEPT_CAPABILITIES) -> None:
+    set_capabilities(capabilities)
