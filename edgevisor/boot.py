@@ -84,7 +84,8 @@ def run(cfg: RunConfig) -> int:
         raise SetupError(e.strerror) from None
     cgroup = []
     if cfg.limits:
-        own_tasks = platform.sentry_threads + 1 + bool(published)  # the gofer, the publisher
+        # the gofer, the publisher, the terminal watcher
+        own_tasks = platform.sentry_threads + 1 + bool(published) + terminal.wanted()
         try:
             cgroup = cgroups.create(cfg.limits, own_tasks=own_tasks)
         except cgroups.Unavailable as e:

@@ -3,8 +3,8 @@
 import os
 from dataclasses import dataclass, field
 
-from .platform.cgroups import Limits
 from . import abi
+from .platform.cgroups import Limits
 from .platform.isolation import KEPT_CAPABILITIES, Volume
 from .sentry.net.publish import Port
 from .sentry.net.stack import MODES as NETWORK_MODES

@@ -40,12 +40,17 @@ def from_watcher(rt_sig: int) -> int:
     return SIGNALS[rt_sig - signal.SIGRTMIN]
 
 
+def wanted() -> bool:
+    """Whether a run started now gets a watcher: when its stdin is a terminal."""
+    return os.isatty(0)
+
+
 def start_watcher(guest_pgrp: int, placeholder: int) -> int | None:
     """On a terminal, fork the watcher into the process group `guest_pgrp` (the guest's, in
     the caller's pid numbering); its pid, or None without a terminal. Call it from the
     Sentry's main thread before the Sentry confines itself; `placeholder` (an empty
     directory) stands in for the watcher's 0, 1 and 2."""
-    if not os.isatty(0):
+    if not wanted():
         return None
     program = _build_filter()
     parent = os.getpid()

@@ -55,7 +55,8 @@ def test_strace_shows_installed_descriptors_and_socket_arguments(sandbox):
 DENIED_CALLS = (
     "import ctypes, os\n"
     "libc = ctypes.CDLL(None, use_errno=True)\n"
-    "for call in [lambda: libc.unshare(0x10000000)] * 3 + [lambda: libc.klogctl(10, None, 0)] * 2:\n"
+    "calls = [lambda: libc.unshare(0x10000000)] * 3 + [lambda: libc.klogctl(10, None, 0)] * 2\n"
+    "for call in calls:\n"
     "    print(call(), os.strerror(ctypes.get_errno()))\n")
 
 
