@@ -45,22 +45,20 @@ def wanted() -> bool:
     return os.isatty(0)
 
 
-def start_watcher(guest_pgrp: int, placeholder: int) -> int | None:
+def start_watcher(guest_pgrp: int, placeholder: int) -> None:
     """On a terminal, fork the watcher into the process group `guest_pgrp` (the guest's, in
-    the caller's pid numbering); its pid, or None without a terminal. Call it from the
-    Sentry's main thread before the Sentry confines itself; `placeholder` (an empty
-    directory) stands in for the watcher's 0, 1 and 2."""
+    the caller's pid numbering). Call it from the Sentry's main thread before the Sentry
+    confines itself; `placeholder` (an empty directory) stands in for the watcher's 0, 1
+    and 2."""
     if not wanted():
-        return None
+        return
     program = _build_filter()
     parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:
+    if os.fork() == 0:
         try:
             _watch(parent, guest_pgrp, placeholder, program)
         finally:
             os._exit(0)
-    return pid
 
 
 def _watch(parent: int, guest_pgrp: int, placeholder: int, program: bytes) -> None:
@@ -70,6 +68,7 @@ def _watch(parent: int, guest_pgrp: int, placeholder: int, program: bytes) -> No
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH, signal.SIGUSR1,
                 signal.SIGCHLD, *(to_sentry(s) for s in SIGNALS)):
         signal.signal(sig, signal.SIG_DFL)  # not the Sentry's handlers
+    signal.signal(signal.SIGTSTP, signal.SIG_IGN)  # ^Z must not stop it (and ^C with it)
     try:
         os.setpgid(0, guest_pgrp)
     except OSError:

@@ -113,6 +113,24 @@ def test_the_terminals_interrupt_and_quit_end_a_direct_command(platform, key, si
     assert code == 128 + sig, out
 
 
+def test_interrupt_still_works_after_a_suspend_key(platform):
+    """^Z, which pid 1 does not honour (as in a container), must not stop the terminal
+    watcher either: a ^C after it still ends the command."""
+    pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh",
+                                 "-c", "echo ready; exec sleep 1000"])
+    out = _read_until(master, b"ready")
+    os.write(master, b"\x1a")
+    out += _read_until(master, b"^Z")  # the terminal's echo: it has sent SIGTSTP by now
+    os.write(master, b"\x03")
+    out += _read_until(master, b"never printed", timeout=60)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGINT, out
+
+
 def test_a_guest_that_kills_the_terminal_watcher_ends_normally(platform):
     """kill(0, SIGKILL) from pid 1 reaches the terminal watcher in its process group (pid 1
     itself is shielded, as in a container): the sandbox goes on and ends as before."""
