@@ -12,6 +12,7 @@ is not pid 1 itself: a pid-namespace init is immune to signals it has no handler
 `sh -c 'kill -9 $$'` must die as it does on a host.
 """
 
+import dataclasses
 import errno
 import os
 import resource
@@ -21,7 +22,14 @@ import sys
 import traceback  # imported now: the Sentry leaves the host's root before it may report
 
 from . import abi
-from .config import ConfigError, RunConfig
+from .config import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_NOT_FOUND,
+    EXIT_SETUP_FAILED,
+    RunConfig,
+    SetupError,
+    format_size,
+)
 from .platform import cgroups
 from .platform import get_platform
 from .platform.base import die_with_parent
@@ -38,7 +46,7 @@ from .platform.isolation import (
     shared_with_host,
 )
 from .platform.linux import mount, prctl, seccomp_load, setns, unshare
-from .platform import sentry_filter
+from .platform import sentry_filter, terminal
 from .platform.sysvipc import open_sysvipc
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
 from .sentry.kernel.handed import handed_identities
@@ -52,23 +60,15 @@ from .syscall_tables import load as load_table
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
 
-EXIT_SETUP_FAILED = 125  # like docker run and runsc
-EXIT_CANNOT_EXECUTE = 126
-EXIT_NOT_FOUND = 127
-
 
 def run(cfg: RunConfig) -> int:
     """Run cfg.argv in a sandbox; return the exit code the front end should exit with."""
     table = load_table()
     cfg.validate(table)
+    cfg = dataclasses.replace(cfg, cwd=cfg.working_directory())
     keep_inherited_fds(cfg.preserve_fds)
     platform = get_platform(cfg.platform)
-    traced = frozenset()
-    if cfg.strace:
-        names = {*(cfg.strace_syscalls or table.by_name.keys()), *EXEC_SYSCALLS}
-        traced = frozenset(table.by_name[n].nr for n in names
-                           if n in table.by_name and table.by_name[n].action == "passthrough")
-    programs = (build_refusals(table), build_filter(table, platform.trap, traced),
+    programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table)),
                 publish.build_filter() if cfg.publish else None,
                 sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug))
 
@@ -82,10 +82,11 @@ def run(cfg: RunConfig) -> int:
     try:  # in the caller's network namespace, before anything runs: a port in use is an error
         published = publish.bind_host_ports(cfg.publish)
     except OSError as e:
-        raise ConfigError(e.strerror) from None
+        raise SetupError(e.strerror) from None
     cgroup = []
     if cfg.limits:
-        own_tasks = platform.sentry_threads + 1 + bool(published)  # the gofer, the publisher
+        # the gofer, the publisher, the terminal watcher
+        own_tasks = platform.sentry_threads + 1 + bool(published) + terminal.wanted()
         try:
             cgroup = cgroups.create(cfg.limits, own_tasks=own_tasks)
         except cgroups.Unavailable as e:
@@ -113,9 +114,22 @@ def run(cfg: RunConfig) -> int:
     for s in published:
         s.close()
     try:
-        return _front_end(sentry_pid)
+        return _front_end(sentry_pid, cfg, cgroup)
     finally:
         cgroups.remove(cgroup)
+
+
+def _traced(cfg: RunConfig, table) -> frozenset[int]:
+    """Numbers the filter hands to the Sentry though the table decides them by number alone:
+    the passthrough calls --strace shows (the kernel then runs them), and the denied ones
+    --strace shows or the log names once (the Sentry then answers their errno)."""
+    rows = []
+    if cfg.strace:
+        names = {*(cfg.strace_syscalls or table.by_name.keys()), *EXEC_SYSCALLS}
+        rows = [table.by_name[n] for n in names if n in table.by_name]
+    if cfg.log or cfg.debug:
+        rows += [row for row in table.by_nr.values() if row.action == "deny"]
+    return frozenset(row.nr for row in rows if row.action in ("passthrough", "deny"))
 
 
 def keep_inherited_fds(count: int) -> None:
@@ -142,11 +156,19 @@ def _become_namespace_root() -> None:
         f.write(f"{gid} {gid} 1")
 
 
-def _front_end(sentry_pid: int) -> int:
+def _front_end(sentry_pid: int, cfg: RunConfig, cgroup: list[str]) -> int:
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: os.kill(sentry_pid, s))
     _, status = os.waitpid(sentry_pid, 0)
     _reclaim_terminal()
+    kills = cgroups.oom_kills(cgroup)
+    if kills:  # as docker's OOMKilled: say why, whoever the kernel chose
+        code = os.waitstatus_to_exitcode(status)
+        what = "the command" if code in (-signal.SIGKILL, 128 + signal.SIGKILL) else (
+            f"{kills} process{'es' if kills > 1 else ''} of the sandbox")
+        print(f"edgevisor: the memory limit (--memory {format_size(cfg.limits.memory)}) "
+              f"killed {what}", file=sys.stderr)
+        return 128 - code if code < 0 else code
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS:
         print("edgevisor: the sentry made a system call its seccomp filter forbids (SIGSYS; "
               "--debug logs where)", file=sys.stderr)
@@ -219,6 +241,10 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     os.closerange(3, 3 + cfg.preserve_fds)  # the guest's now, not the Sentry's
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: _forward(kernel, s))
+    for sig in terminal.SIGNALS:
+        signal.signal(terminal.to_sentry(sig),
+                      lambda s, _f: _from_terminal(kernel, terminal.from_watcher(s)))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, map(terminal.to_sentry, terminal.SIGNALS))
     platform.attach(pid)
     os.write(go_w, b"g")
     try:
@@ -239,6 +265,9 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         kernel.fs.handed = handed
         guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
         leave_host_root()
+        nothing = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        terminal.start_watcher(pid, nothing)  # the guest has its process group by now
+        os.close(nothing)
         if published:
             publish.start_publisher(cfg.publish, published, guest_net, programs[2])
         os.close(guest_net)
@@ -289,6 +318,16 @@ def _forward(kernel, sig: int) -> None:
             os.kill(kernel.init, sig)
 
 
+def _from_terminal(kernel, sig: int) -> None:
+    """The terminal sent `sig` to the guest's first process group (the watcher says so):
+    pid 1, if it is still in that group, gets it as an ordinary process would."""
+    try:
+        if os.getpgid(kernel.init) == kernel.init:
+            deliver_to_init(kernel, sig)
+    except ProcessLookupError:
+        pass
+
+
 def _foreground_group() -> int | None:
     """The guest's foreground process group on the terminal edgevisor was started on."""
     try:
@@ -306,16 +345,16 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
         if os.read(go_r, 1) != b"g":
             os._exit(EXIT_SETUP_FAILED)
         inherited.restore()
-        cwd = cfg.cwd or os.getcwd()
         enter_namespaces(cfg.hostname)
         enter_view(storage)
         os.write(ready_w, b"v")  # the Sentry may now take hold of this root
         try:
-            os.chdir(cwd)
-        except OSError:
-            os.chdir("/")
+            os.chdir(cfg.cwd)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot enter the working directory: {e.strerror}",
+                          cfg.cwd) from None
         _take_terminal()
-        drop_privileges()
+        drop_privileges(cfg.capabilities())
         identity = cfg.identity()
         if identity is not None:  # as runc: groups, then gid, then uid (which clears caps)
             uid, gid, groups = identity

@@ -5,7 +5,7 @@ import os
 import sys
 
 from . import __version__
-from .config import ConfigError, RunConfig
+from .config import EXIT_SETUP_FAILED, ConfigError, RunConfig, SetupError
 from .platform.cgroups import Limits
 from .platform.isolation import Volume
 from .sentry.net.publish import Port
@@ -34,6 +34,19 @@ def _parser() -> argparse.ArgumentParser:
     do.add_argument("--rootfs", default="/", help="root file system (default: the host's /)")
     do.add_argument("--overlay", choices=("memory", "none"), default="memory",
                     help="writable in-memory layer over the rootfs, or none (read-only)")
+    do.add_argument("--read-only", action="store_true",
+                    help="the rootfs read-only, with no writable layer (Docker's spelling of "
+                         "--overlay=none)")
+    do.add_argument("-w", "--workdir", metavar="DIR",
+                    help="the guest's working directory (default: the caller's, where the "
+                         "guest sees it; / with another --rootfs)")
+    do.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VAL]",
+                    help="set KEY in the command's environment (KEY alone: the caller's value)")
+    do.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                    help="read KEY=VAL lines from FILE, as -e (# starts a comment line)")
+    do.add_argument("--clear-env", action="store_true",
+                    help="start from an empty environment (default: the caller's whole "
+                         "environment passes), then apply --env-file and -e")
     do.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
                     help="bind the host directory HOST at GUEST (read-only with :ro)")
     do.add_argument("-u", "--user", metavar="UID[:GID]",
@@ -48,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
                     metavar="[HOSTIP:]HOSTPORT:GUESTPORT[/udp]",
                     help="make a guest port reachable at HOSTPORT on the host (on 127.0.0.1 "
                          "unless HOSTIP is given)")
+    do.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                    help="give back a capability of the default set (after --cap-drop); "
+                         "the others reach past the sandbox and are refused")
+    do.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                    help="take this capability from the command (ALL: every one)")
     do.add_argument("--pids-limit", type=int, metavar="N",
                     help="at most N tasks in the sandbox (a cgroup; ignored with a warning "
                          "where edgevisor has none to use)")
@@ -82,7 +100,8 @@ def _do(args) -> int:
     if args.strace_syscalls:
         only = frozenset(n.strip() for n in args.strace_syscalls.split(",") if n.strip())
     cfg = RunConfig(argv=argv, platform=args.platform, hostname=args.hostname,
-                    rootfs=args.rootfs, overlay=args.overlay == "memory",
+                    rootfs=args.rootfs, overlay=args.overlay == "memory" and not args.read_only,
+                    env=_environment(args), cwd=args.workdir,
                     strace=args.strace or only is not None, strace_syscalls=only,
                     log=args.log, debug=args.debug,
                     volumes=tuple(_volume(v) for v in args.volume),
@@ -90,8 +109,43 @@ def _do(args) -> int:
                     scratch_size=_size(args.scratch_size, "--scratch-size"),
                     user=args.user, group_add=tuple(args.group_add),
                     network=args.network, publish=tuple(_port(p) for p in args.publish),
-                    preserve_fds=args.preserve_fds)
+                    preserve_fds=args.preserve_fds, cap_add=tuple(args.cap_add),
+                    cap_drop=tuple(args.cap_drop))
     return run(cfg)
+
+
+def _environment(args) -> dict[str, str] | None:
+    """The command's environment: the caller's (or none with --clear-env), then each
+    --env-file in order, then each -e, as docker run applies them. None: the caller's,
+    unchanged."""
+    if not (args.clear_env or args.env_file or args.env):
+        return None
+    env = {} if args.clear_env else dict(os.environ)
+    for path in args.env_file:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--env-file {path!r}: {getattr(e, 'strerror', None) or e}") from None
+        for number, line in enumerate(lines, start=1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                _set_variable(env, line, f"--env-file {path!r} line {number}")
+    for spec in args.env:
+        _set_variable(env, spec, "-e")
+    return env
+
+
+def _set_variable(env: dict[str, str], spec: str, where: str) -> None:
+    """KEY=VAL sets KEY; KEY alone passes the caller's KEY, or nothing if it has none."""
+    key, equals, value = spec.partition("=")
+    if not key or "\0" in spec or any(c.isspace() for c in key):
+        raise ConfigError(f"{where}: {spec!r} is not KEY=VAL")
+    if equals:
+        env[key] = value
+    elif key in os.environ:
+        env[key] = os.environ[key]
+    else:
+        env.pop(key, None)
 
 
 def _volume(spec: str) -> Volume:
@@ -141,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return _syscalls(args)
     except ConfigError as e:
         print(f"edgevisor: {e}", file=sys.stderr)
-        return 2
+        return EXIT_SETUP_FAILED if isinstance(e, SetupError) else 2
     except KeyboardInterrupt:
         return 130
     except OSError as e:

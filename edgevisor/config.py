@@ -3,8 +3,9 @@
 import os
 from dataclasses import dataclass, field
 
+from . import abi
 from .platform.cgroups import Limits
-from .platform.isolation import Volume
+from .platform.isolation import KEPT_CAPABILITIES, Volume
 from .sentry.net.publish import Port
 from .sentry.net.stack import MODES as NETWORK_MODES
 
@@ -15,9 +16,23 @@ from .sentry.net.stack import MODES as NETWORK_MODES
 DEFAULT_SCRATCH_SIZE = 1 << 30
 MIN_SIZE = 1 << 20  # of --memory and --scratch-size
 
+EXIT_SETUP_FAILED = 125  # like docker run and runsc
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+
 
 class ConfigError(Exception):
     """A problem with what the user asked for: reported as one line, never a traceback."""
+
+
+class SetupError(ConfigError):
+    """What was asked for is well formed, but the sandbox cannot be set up that way (a port
+    in use, a working directory the guest cannot see): one line, and exit status 125, as
+    docker run gives."""
+
+
+# Where the guest never sees the host's directory of the same name: the sandbox's own.
+_OWN_MOUNTS = ("/tmp", "/dev", "/proc", "/sys")
 
 
 @dataclass
@@ -31,8 +46,8 @@ class RunConfig:
     strace_syscalls: frozenset[str] | None = None
     log: str | None = None
     debug: bool = False
-    env: dict[str, str] | None = None
-    cwd: str | None = None
+    env: dict[str, str] | None = None  # None: the caller's whole environment
+    cwd: str | None = None  # -w, a guest path; None: the caller's (see working_directory)
     volumes: tuple[Volume, ...] = field(default_factory=tuple)
     limits: Limits = field(default_factory=Limits)
     user: str | None = None  # --user UID[:GID] or NAME[:GROUP], names from the rootfs
@@ -41,6 +56,8 @@ class RunConfig:
     publish: tuple[Port, ...] = ()  # -p: host ports carried to guest listeners
     scratch_size: int | None = None  # --scratch-size in bytes; None: scratch_bound's default
     preserve_fds: int = 0  # --preserve-fds: the caller's fds 3..3+N-1 reach the guest
+    cap_add: tuple[str, ...] = ()  # --cap-add NAME (as capabilities(7), CAP_ optional)
+    cap_drop: tuple[str, ...] = ()  # --cap-drop NAME, or ALL
 
     def validate(self, table) -> None:
         if not self.argv:
@@ -49,6 +66,8 @@ class RunConfig:
             raise ConfigError(f"rootfs {self.rootfs!r} is not a directory")
         if not self.hostname or len(self.hostname.encode()) > 64:
             raise ConfigError(f"hostname {self.hostname!r} must be 1 to 64 bytes")
+        if self.cwd is not None and not self.cwd.startswith("/"):
+            raise ConfigError(f"-w {self.cwd!r}: must be an absolute path")
         targets = set()
         for v in self.volumes:
             if not os.path.isdir(v.source):
@@ -78,21 +97,70 @@ class RunConfig:
         if limits.pids is not None and limits.pids < 1:
             raise ConfigError(f"--pids-limit {limits.pids}: must be at least 1")
         if limits.memory is not None and limits.memory < MIN_SIZE:
-            raise ConfigError(f"--memory {_size(limits.memory)}: must be at least 1m")
+            raise ConfigError(f"--memory {format_size(limits.memory)}: must be at least 1m")
         if self.scratch_size is not None:
             if self.scratch_size < MIN_SIZE:
-                raise ConfigError(f"--scratch-size {_size(self.scratch_size)}: must be at least 1m")
+                raise ConfigError(f"--scratch-size {format_size(self.scratch_size)}: must be at "
+                                  "least 1m")
             if limits.memory is not None and self.scratch_size > limits.memory:
-                raise ConfigError(f"--scratch-size {_size(self.scratch_size)}: must not be more "
-                                  f"than --memory {_size(limits.memory)}")
+                raise ConfigError(f"--scratch-size {format_size(self.scratch_size)}: must not be "
+                                  f"more than --memory {format_size(limits.memory)}")
         if limits.cpus is not None and not 0.01 <= limits.cpus <= os.cpu_count():
             raise ConfigError(f"--cpus {limits.cpus}: must be between 0.01 and {os.cpu_count()}")
         self.identity()  # a user or group that cannot be found is a ConfigError now
+        self.capabilities()  # an unknown or refused capability is a ConfigError now
         if self.strace_syscalls is not None:
             unknown = sorted(n for n in self.strace_syscalls if n not in table.by_name)
             if unknown:
                 raise ConfigError(f"--strace-syscalls: unknown syscall(s): {', '.join(unknown)}")
 
+    def working_directory(self) -> str:
+        """Where the guest starts: -w, else the caller's own directory wherever the guest
+        sees that very directory at the same path (the host's root, or a volume mounted
+        at it). Another rootfs is another tree: there the guest starts in /, as a
+        container does. Over the host's root, a directory the guest cannot see (under its
+        own /tmp, say) is an error rather than a silent start somewhere else."""
+        if self.cwd is not None:
+            return self.cwd
+        try:
+            here = os.getcwd()
+        except FileNotFoundError:
+            raise SetupError("the working directory no longer exists: choose one with "
+                             "-w DIR") from None
+        source = self._host_directory(here)
+        if source is not None and os.path.isdir(source) and os.path.samefile(source, here):
+            return here
+        if os.path.realpath(self.rootfs) != "/":
+            return "/"
+        raise SetupError(f"the working directory {here} is not visible in the sandbox: "
+                         f"mount it with -v {here}:{here}, or choose one with -w DIR")
+
+    def _host_directory(self, guest: str) -> str | None:
+        """The host directory the guest sees at the absolute path `guest`, or None where it
+        sees one of the sandbox's own (/tmp, /dev, /proc, /sys)."""
+        mounts = [*((m, None) for m in _OWN_MOUNTS), *((v.target, v.source) for v in self.volumes)]
+        best, source = "/", self.rootfs
+        for target, host in mounts:
+            if (guest == target or guest.startswith(target + "/")) and len(target) >= len(best):
+                best, source = target, host
+        if source is None:
+            return None
+        return os.path.join(source, os.path.relpath(guest, best))
+
+    def capabilities(self) -> frozenset[int]:
+        """The command's capabilities (a root command's; a --user one has none): the
+        default set, less --cap-drop (ALL: every one), plus --cap-add, which gives back only
+        capabilities of the default set (isolation.KEPT_CAPABILITIES says why)."""
+        everything = {n for n in self.cap_drop if n.upper() == "ALL"}
+        dropped = {_capability(n, "--cap-drop") for n in set(self.cap_drop) - everything}
+        caps = set() if everything else set(KEPT_CAPABILITIES) - dropped
+        for name in self.cap_add:
+            cap = _capability(name, "--cap-add")
+            if cap not in KEPT_CAPABILITIES:
+                raise ConfigError(f"--cap-add {name}: refused: beyond the default set every "
+                                  "capability reaches past the sandbox (see docs/security.md)")
+            caps.add(cap)
+        return frozenset(caps)
 
     def scratch_bound(self) -> int:
         """The bytes all in-memory file systems of the sandbox may hold together, in pages."""
@@ -132,12 +200,19 @@ class RunConfig:
         return uid, gid, extra
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
     """Bytes as the flags take them: 512m, 2g, 1536k, 1000."""
     for unit, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
         if n and n % scale == 0:
             return f"{n // scale}{unit}"
     return str(n)
+
+
+def _capability(name: str, flag: str) -> int:
+    bare = name.upper().removeprefix("CAP_")
+    if bare not in abi.CAPABILITY_NAMES:
+        raise ConfigError(f"{flag} {name}: no such capability")
+    return abi.CAPABILITY_NAMES.index(bare)
 
 
 def _database(path: str) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ cannot disagree:
   for X32_SYSCALL_BIT, which it emits when x32 is not one of the filter's architectures.
 """
 
-import tempfile
+import os
 
 import pyseccomp
 
@@ -24,7 +24,8 @@ from .. import abi
 def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> bytes:
     """BPF for `table` on the host architecture. `trap` is the seccomp action that hands a
     syscall to the Sentry; numbers in `also_trap` are trapped even if the table passes them
-    through (for --strace, which then lets the kernel run them)."""
+    through (for --strace, which then lets the kernel run them) or denies them (for --strace
+    and the log, the Sentry then answering the row's errno)."""
     f = pyseccomp.SyscallFilter(defaction=trap)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     # The platform sets no_new_privs itself, just before loading.
@@ -34,14 +35,16 @@ def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> b
     for row in table.by_nr.values():
         if row.action == "passthrough" and row.nr not in also_trap:
             f.add_rule(pyseccomp.ALLOW, row.nr)
-        elif row.action == "deny":
+        elif row.action == "deny" and row.nr not in also_trap:
             f.add_rule(pyseccomp.ERRNO(row.errno), row.nr)
     return export_bpf(f)
 
 
 def export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
     """The classic-BPF program libseccomp compiled, to load with flags of our choosing."""
-    with tempfile.TemporaryFile() as out:
+    # An anonymous memory file, not a temporary one: start-up must not depend on the
+    # caller's TMPDIR (which may not exist in the Sentry's mount namespace, or at all).
+    with open(os.memfd_create("edgevisor-bpf", os.MFD_CLOEXEC), "w+b") as out:
         f.export_bpf(out)
         out.seek(0)
         program = out.read()

@@ -78,6 +78,23 @@ def remove(directories: list[str], wait: float = 5.0) -> None:
                 time.sleep(0.02)
 
 
+def oom_kills(directories: list[str]) -> int:
+    """How many of the sandbox's tasks the kernel's OOM killer killed at the memory limit
+    (v2 memory.events, v1 memory.oom_control: both count them as oom_kill)."""
+    kills = 0
+    for directory in directories:
+        for name in ("memory.events", "memory.oom_control"):
+            try:
+                text = _read(os.path.join(directory, name))
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    kills += int(value)
+    return kills
+
+
 def _places(controllers: list[str]) -> list[tuple[str, int, list[str]]]:
     """(new directory, cgroup version, its controllers) for every hierarchy needed."""
     name = f"edgevisor-{os.getpid()}-{os.urandom(3).hex()}"

@@ -21,6 +21,14 @@ from .. import abi
 from .linux import mount, pivot_root, set_capabilities, umount2, unshare
 
 # Docker's default capability set, less CAP_MKNOD and CAP_NET_RAW.
+# --cap-add gives back only these: every capability beyond them reaches a host object even
+# from the guest's namespaces. CAP_NET_ADMIN, the likeliest ask, acts on the guest's own
+# network namespace, but rtnetlink then loads any rtnl-link-* kernel module on the host
+# (`ip link add x type KIND`) and opens the traffic-control code; the others reach the
+# host's clock (SYS_TIME), kernel (SYS_MODULE, SYS_ADMIN, BPF, PERFMON, SYSLOG), devices
+# (MKNOD: a node made on a volume opens for host users), file flags on volumes
+# (LINUX_IMMUTABLE), inodes by handle (DAC_READ_SEARCH: open_by_handle_at), or its
+# scheduler, memory and limits (SYS_NICE, IPC_LOCK, SYS_RESOURCE).
 KEPT_CAPABILITIES = frozenset({
     0,   # CHOWN
     1,   # DAC_OVERRIDE
@@ -46,6 +54,8 @@ SCRATCH = "/tmp"  # where the new root is assembled, on a private tmpfs that sha
 # other one is shared with the host (a volume; /dev, which holds host device nodes): no
 # set-id bits there (gofer/fs.py).
 _PRIVATE = (f"{SCRATCH}/root", f"{SCRATCH}/tmp", f"{SCRATCH}/shm")
+# The sandbox's own in-memory directories (/tmp, /dev/shm, /dev) in that tmpfs.
+_IN_MEMORY = (f"{SCRATCH}/tmp", f"{SCRATCH}/shm", f"{SCRATCH}/dev")
 
 
 def shared_with_host(host: str) -> bool:
@@ -117,7 +127,9 @@ def build_storage(spec: RootfsSpec) -> Storage:
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
     # Hold the sources by descriptor: the scratch tmpfs may shadow their paths (in /tmp).
     rootfs = os.open(spec.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    sources = [os.open(v.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for v in spec.volumes]
+    # Outer volumes first, so that one at /a/b is mounted on /a's, not shadowed by it.
+    volumes = sorted(spec.volumes, key=lambda v: v.target.count("/"))
+    sources = [os.open(v.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for v in volumes]
     # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
     # limit would stay at half the host's RAM in pages, whatever the size.
     inodes = spec.scratch_size // os.sysconf("SC_PAGE_SIZE")
@@ -144,7 +156,7 @@ def build_storage(spec: RootfsSpec) -> Storage:
 
     # Device nodes open only in /dev: every other mount is nodev (and nosuid) at its source,
     # which the gofer's clones and the guest's view inherit.
-    for number, (volume, fd) in enumerate(zip(spec.volumes, sources)):
+    for number, (volume, fd) in enumerate(zip(volumes, sources)):
         host = f"{SCRATCH}/volume{number}"
         _mkdirs(host)
         mount(f"/proc/self/fd/{fd}", host, None, abi.MS_BIND | abi.MS_REC)
@@ -153,17 +165,30 @@ def build_storage(spec: RootfsSpec) -> Storage:
         os.close(fd)
         mounts.append((volume.target, host, volume.read_only))
 
-    for guest, _, _ in mounts[1:]:
-        where = root + guest
+    for index, (guest, _, _) in enumerate(mounts[1:], start=1):
+        # The mountpoint lives in the mount that holds it: a volume at /tmp/x needs its
+        # directory in the sandbox's /tmp, not under the /tmp it shadows in the rootfs.
+        parent, parent_host, _ = _holder(guest, mounts[:index])
+        where = parent_host + guest[len(parent.rstrip("/")):]
         if not os.path.isdir(where):
-            if overlay:
-                _mkdirs(where)
+            if parent == "/" and overlay or parent_host in _IN_MEMORY:
+                _mkdirs(where)  # in the overlay's upper layer, or in the scratch tmpfs
             elif guest in ("/tmp", "/dev", "/dev/shm"):
                 continue  # checked again by the Sentry and the guest, which skip it too
             else:
-                raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
+                # Never made on the host: a read-only rootfs, or a volume (which is the
+                # host's own directory) without that directory, is the caller's to fix.
+                raise OSError(errno.ENOENT, f"no mountpoint {guest} in the "
+                              f"{'read-only rootfs' if parent == '/' else 'volume at ' + parent}")
     _mkdirs_if(overlay, f"{root}/proc")
     return Storage(tuple(mounts), overlay)
+
+
+def _holder(guest: str, mounts) -> tuple[str, str, bool]:
+    """The mount, of those made before it, on which the guest path `guest` sits."""
+    # The last of equal length: a volume at /tmp hides the sandbox's own /tmp.
+    return max((m for m in reversed(mounts) if m[0] == "/" or guest.startswith(m[0] + "/")),
+               key=lambda m: len(m[0]))
 
 
 def _build_dev() -> str:
@@ -289,5 +314,5 @@ def _pivot(root: str) -> None:
     os.chdir("/")
 
 
-def drop_privileges() -> None:
-    set_capabilities(KEPT_CAPABILITIES)
+def drop_privileges(capabilities: frozenset[int] = KEPT_CAPABILITIES) -> None:
+    set_capabilities(capabilities)

@@ -98,8 +98,7 @@ def capabilities(network: str) -> frozenset[int]:
 
 def build_filter(platform: str, network: str, debug: bool = False) -> bytes:
     """BPF for the Sentry on `platform` with --network=`network`, trapping rather than
-    killing with `debug`. Built where there is a /tmp for libseccomp's export, before the
-    Sentry leaves the host's root."""
+    killing with `debug`."""
     f = pyseccomp.SyscallFilter(defaction=pyseccomp.TRAP if debug else pyseccomp.KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.CTL_NNP, 0)  # install() sets no_new_privs itself

@@ -2,7 +2,9 @@
 
 The table decides: an `emulate` row runs its handler; a trapped `passthrough` row (trapped
 only so --strace can show it) is handed back to the kernel to run; a number with no row is
-answered ENOSYS and named in the log. `deny` rows never get here: the filter answers them.
+answered ENOSYS and named in the log. A `deny` row gets here only when trapped for --strace
+or the log (the filter answers it otherwise): it is answered its errno, never run, and
+named in the log once.
 """
 
 import errno
@@ -52,14 +54,21 @@ class Sentry:
 
     def _other(self, task, nr: int) -> object:
         row = self.table.by_nr.get(nr)
+        if row is not None and row.action == "deny":
+            self._report_once(nr, f"denied syscall {row.name} from tid {task.tid}: answered "
+                                  f"{errno.errorcode[row.errno]}")
+            return -row.errno
         if row is not None and row.action != "emulate":
             return CONTINUE
+        name = self._unlisted.get(nr)
+        what = f"{nr} ({name})" if name else str(nr)
+        self._report_once(nr, f"unsupported syscall {what} from tid {task.tid}: answered ENOSYS")
+        return _ENOSYS
+
+    def _report_once(self, nr: int, line: str) -> None:
         if nr not in self._reported and self.log is not None:
             self._reported.add(nr)
-            name = self._unlisted.get(nr)
-            what = f"{nr} ({name})" if name else str(nr)
-            self.log(f"unsupported syscall {what} from tid {task.tid}: answered ENOSYS")
-        return _ENOSYS
+            self.log(line)
 
     def _shown_tid(self, task) -> int:
         try:

@@ -67,10 +67,22 @@ def test_a_fork_bomb_is_contained_and_edgevisor_still_exits_when_told(platform):
     assert not [d for d in _leftovers() if f"edgevisor-{p.pid}-" in d]
 
 
-def test_memory_limit_stops_a_hog(sandbox):
-    r = sandbox("python3", "-c", "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]);"
-                " print('survived')", flags=("--memory", "64m"))
+HOG = "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); print('survived')"
+
+
+def test_memory_limit_stops_a_hog_and_says_so(sandbox):
+    """137, and one line naming the memory limit, as docker reports OOMKilled."""
+    r = sandbox("python3", "-c", HOG, flags=("--memory", "64m"))
     assert r.returncode == 137 and "survived" not in r.stdout, (r.returncode, r.stderr)
+    assert r.stderr == "edgevisor: the memory limit (--memory 64m) killed the command\n"
+
+
+def test_memory_limit_killing_a_child_is_reported_too(sandbox):
+    r = sandbox("sh", "-c", f'python3 -c "{HOG}"; echo "child $?"',
+                flags=("--memory", "64m"))
+    assert (r.returncode, r.stdout) == (0, "child 137\n"), r.stderr
+    assert r.stderr.splitlines()[-1] == ("edgevisor: the memory limit (--memory 64m) killed 1 "
+                                         "process of the sandbox")
 
 
 def test_cpus_sets_the_quota(sandbox):

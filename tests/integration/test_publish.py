@@ -203,12 +203,13 @@ def test_port_closed_after_the_sandbox_exits(platform):
         socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
-def test_port_in_use_is_one_line(platform):
+def test_port_in_use_is_one_line_and_125(platform):
+    """A sandbox that cannot be set up as asked exits 125, as the README promises."""
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         r = subprocess.run([*EDGEVISOR, "do", f"--platform={platform}", "-p", f"{port}:80",
                             "--", "true"], capture_output=True, text=True, timeout=TIMEOUT)
-    assert r.returncode != 0
+    assert r.returncode == 125
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{port}:80/tcp" in lines[0], r.stderr
     assert "in use" in lines[0] and "Traceback" not in r.stderr

@@ -48,3 +48,34 @@ def test_strace_shows_installed_descriptors_and_socket_arguments(sandbox):
                         r'\[emulate\]', [ln for ln in lines if "/etc/hostname" in ln][0])
     assert re.fullmatch(r"\[pid 1\] socket\(AF_INET6, SOCK_DGRAM\|SOCK_NONBLOCK\|SOCK_CLOEXEC, "
                         r"0\) = \d+ \[emulate\]", lines[-1]), lines[-3:]
+
+
+# unshare(CLONE_NEWUSER) three times and syslog(SYSLOG_ACTION_SIZE_BUFFER) twice: both rows
+# the table denies with EPERM.
+DENIED_CALLS = (
+    "import ctypes, os\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "calls = [lambda: libc.unshare(0x10000000)] * 3 + [lambda: libc.klogctl(10, None, 0)] * 2\n"
+    "for call in calls:\n"
+    "    print(call(), os.strerror(ctypes.get_errno()))\n")
+
+
+def test_strace_shows_denied_calls_with_their_errno(sandbox):
+    r = sandbox("python3", "-c", DENIED_CALLS,
+                flags=("--strace-syscalls=unshare,syslog,getpid",))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "-1 Operation not permitted\n" * 5
+    assert r.stderr.splitlines() == (
+        ["[pid 1] unshare(0x10000000) = -1 EPERM (Operation not permitted) [deny]"] * 3
+        + ["[pid 1] syslog(10, NULL, 0) = -1 EPERM (Operation not permitted) [deny]"] * 2)
+
+
+def test_the_log_names_each_denied_syscall_once(sandbox, tmp_path):
+    log = tmp_path / "sentry.log"
+    r = sandbox("python3", "-c", DENIED_CALLS, flags=("--log", str(log)))
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout == "-1 Operation not permitted\n" * 5
+    lines = log.read_text().splitlines()
+    assert [line.split(" from ")[0] for line in lines] == [
+        "edgevisor: denied syscall unshare", "edgevisor: denied syscall syslog"], lines
+    assert all(line.endswith(": answered EPERM") for line in lines)

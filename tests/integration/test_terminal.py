@@ -3,8 +3,11 @@
 import os
 import pty
 import select
+import signal
 import sys
 import time
+
+import pytest
 
 from ..support import EDGEVISOR
 
@@ -81,3 +84,94 @@ def test_a_signal_to_edgevisor_reaches_the_foreground_job_on_a_terminal(platform
     os.waitpid(pid, 0)
     os.close(master)
     assert b"child caught" in out and b"child exited 3" in out and b"sh caught" in out, out
+
+
+def _status_after_key(argv, key: bytes) -> tuple[int, bytes]:
+    """Start argv on a pty, wait for its "ready", type `key`, and return its exit status."""
+    pid, master = _spawn_on_pty(argv)
+    out = _read_until(master, b"ready")
+    os.write(master, key)
+    out += _read_until(master, b"never printed", timeout=60)  # until the terminal closes
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:  # the key did nothing: fail, rather than wait for the command
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status), out
+
+
+@pytest.mark.parametrize("key,sig", [(b"\x03", signal.SIGINT), (b"\x1c", signal.SIGQUIT)])
+@pytest.mark.parametrize("command", ["exec sleep 1000", "exec cat"])
+def test_the_terminals_interrupt_and_quit_end_a_direct_command(platform, key, sig, command):
+    """^C and ^\\ end a command that has no handler, as natively (the oracle), though the
+    guest's command is pid 1 of its namespace, which the kernel would shield from them."""
+    script = f"echo ready; {command}"
+    native, _ = _status_after_key(["sh", "-c", script], key)
+    assert native == -sig
+    code, out = _status_after_key([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh",
+                                   "-c", script], key)
+    assert code == 128 + sig, out
+
+
+def test_interrupt_still_works_after_a_suspend_key(platform):
+    """^Z, which pid 1 does not honour (as in a container), must not stop the terminal
+    watcher either: a ^C after it still ends the command."""
+    pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh",
+                                 "-c", "echo ready; exec sleep 1000"])
+    out = _read_until(master, b"ready")
+    os.write(master, b"\x1a")
+    out += _read_until(master, b"^Z")  # the terminal's echo: it has sent SIGTSTP by now
+    os.write(master, b"\x03")
+    out += _read_until(master, b"never printed", timeout=60)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGINT, out
+
+
+def test_a_guest_that_kills_the_terminal_watcher_ends_normally(platform):
+    """kill(0, SIGKILL) from pid 1 reaches the terminal watcher in its process group (pid 1
+    itself is shielded, as in a container): the sandbox goes on and ends as before."""
+    code, out = _status_after_key(
+        [*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c",
+         "echo ready; kill -KILL 0; echo survived"], b"")
+    assert code == 0 and b"survived" in out, out
+
+
+def test_the_terminal_watcher_is_confined(platform):
+    """Seen from the host: one process of the Sentry's pid namespace (two NSpid levels; the
+    guest's have three) in the guest's foreground group, with no capability, no_new_privs,
+    a seccomp filter, and only its empty root as 0, 1 and 2."""
+    pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c",
+                                 "echo ready; exec sleep 1000"])
+    try:
+        _read_until(master, b"ready")
+        group = os.tcgetpgrp(master)
+        watchers = []
+        for name in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                status = open(f"/proc/{name}/status").read()
+                if os.getpgid(int(name)) != group:
+                    continue
+            except OSError:
+                continue
+            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            if len(fields["NSpid"].split()) == 2:
+                watchers.append((name, fields))
+        assert len(watchers) == 1, watchers
+        name, fields = watchers[0]
+        assert (fields["Seccomp"], fields["NoNewPrivs"]) == ("2", "1")
+        assert int(fields["CapEff"], 16) == int(fields["CapPrm"], 16) == 0
+        assert sorted(os.listdir(f"/proc/{name}/fd")) == ["0", "1", "2"]
+        assert {os.readlink(f"/proc/{name}/fd/{fd}") for fd in "012"} == {"/"}
+        os.write(master, b"\x03")
+        _read_until(master, b"never printed", timeout=60)
+    finally:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 130

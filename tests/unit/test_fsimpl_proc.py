@@ -28,8 +28,8 @@ ROOT = Credentials.root()
 NOBODY = Credentials(65534, 65534)
 F_SEAL_EXEC = 0x20
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
-HOST_FILES = ("stat", "status", "cmdline", "environ", "comm", "maps", "smaps", "smaps_rollup",
-              "limits")
+HOST_FILES = ("stat", "statm", "status", "cmdline", "environ", "comm", "maps", "smaps",
+              "smaps_rollup", "limits")
 DEV = os.makedev(0, 0xFFE00)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -140,6 +140,9 @@ class FakeView:
     def sysvipc(self, name):
         return b"sysvipc " + name.encode() + b"\n"
 
+    def cgroup(self, tgid):
+        return b"cgroup of %d\n" % self._tgid(tgid)
+
     def uptime(self):
         return b"12.34 5.67\n"
 
@@ -235,9 +238,9 @@ def opened(inode, flags=abi.O_RDONLY):
 
 TOP = [b"self", b"thread-self", b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat",
        b"version", b"mounts", b"net", b"sys", b"sysvipc", b"uptime"]
-PID = [b"task", b"fd", b"fdinfo", b"ns", b"net", b"environ", b"status", b"limits", b"comm", b"cmdline",
-       b"stat", b"maps", b"smaps", b"smaps_rollup", b"mem", b"pagemap", b"cwd", b"root", b"exe",
-       b"mounts", b"mountinfo"]
+PID = [b"task", b"fd", b"fdinfo", b"ns", b"net", b"environ", b"status", b"limits", b"cgroup",
+       b"comm", b"cmdline", b"stat", b"statm", b"maps", b"smaps", b"smaps_rollup", b"mem",
+       b"pagemap", b"cwd", b"root", b"exe", b"mounts", b"mountinfo"]
 
 
 def test_the_root_lists_the_fixed_entries_then_the_thread_groups(w):
@@ -301,6 +304,7 @@ def test_every_file_opens_sealed_with_its_content(w):
                     expected[b"%s/%s" % (base, name.encode())] = b"%s of %d\n" % (name.encode(), task)
                 expected[base + b"/mounts"] = b"mounts of %d\n" % pid
                 expected[base + b"/mountinfo"] = b"mountinfo of %d\n" % pid
+                expected[base + b"/cgroup"] = b"cgroup of %d\n" % pid
                 for fd in w.view.fds(pid):
                     expected[b"%s/fdinfo/%d" % (base, fd)] = w.view.fdinfo(pid, fd)
     w.view.ptraceable[1] = True  # or init's environ and maps are not for us
@@ -567,7 +571,8 @@ def test_link_counts(w):
 
 
 # What /proc/<pid>/<name> looks like on the host and here.
-COMPARED = ["", "status", "stat", "cmdline", "environ", "comm", "maps", "limits", "mounts",
+COMPARED = ["", "status", "stat", "statm", "cmdline", "environ", "comm", "maps", "limits",
+            "cgroup", "mounts",
             "mountinfo", "fd", "fdinfo", "task", "cwd", "exe", "root", "fdinfo/0", "fd/0"]
 
 

@@ -130,6 +130,7 @@ class ProcView(Protocol):
     def namespace(self, tgid: int, name: bytes) -> bytes: ...  # b"net:[4026531840]"
     def mounts(self, tgid: int) -> bytes: ...  # as seen from its root (see mounts_line)
     def mountinfo(self, tgid: int) -> bytes: ...  # (see mountinfo_line)
+    def cgroup(self, tgid: int) -> bytes: ...  # /proc/<pid>/cgroup, in the guest's terms
     def uptime(self) -> bytes: ...
     def loadavg(self) -> bytes: ...
     def meminfo(self) -> bytes: ...
@@ -769,9 +770,11 @@ _TASK_ENTRIES = {
     b"environ": _host_file("environ", 0o400, gated=True),
     b"status": _host_file("status"),
     b"limits": _host_file("limits"),
+    b"cgroup": _view_file("cgroup"),
     b"comm": _host_file("comm", 0o644),
     b"cmdline": _host_file("cmdline"),
     b"stat": _host_file("stat"),
+    b"statm": _host_file("statm"),  # top's VIRT and RES
     b"maps": _host_file("maps", gated=True),
     b"smaps": _host_file("smaps", gated=True),
     b"smaps_rollup": _host_file("smaps_rollup", gated=True),

@@ -73,6 +73,12 @@ class SentryProcView:
     def host_read(self, tid: int, name: str) -> bytes:
         return self._read(f"{tid}/{name}")
 
+    def cgroup(self, tgid: int) -> bytes:
+        # As from a cgroup namespace rooted at the sandbox's own cgroups (docker's
+        # cgroupns=private): each hierarchy, at "/". The host's paths are not the guest's.
+        lines = self._read(f"{tgid}/cgroup").splitlines()
+        return b"".join(line.rsplit(b":", 1)[0] + b":/\n" for line in lines)
+
     # Descriptors and places ------------------------------------------------------------
 
     def fds(self, tgid: int) -> list[int]:

@@ -365,7 +365,7 @@ class Relay:
 
 
 def build_filter() -> bytes:
-    """Built where there is a /tmp for libseccomp's export. The publisher's calls: its epoll loop, TCP and UDP sockets of the two IP families
+    """The publisher's calls: its epoll loop, TCP and UDP sockets of the two IP families
     (connect, accept, copy, shut down), and the Python runtime's own."""
     f = pyseccomp.SyscallFilter(defaction=pyseccomp.KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
