@@ -4,6 +4,7 @@ import argparse
 import os
 import sys
 
+from .startup import CLOCK  # first: the interpreter's own start-up ends here
 from . import __version__
 from .config import ConfigError, RunConfig
 from .platform.cgroups import Limits

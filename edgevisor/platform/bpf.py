@@ -16,15 +16,21 @@ cannot disagree:
 
 import tempfile
 
-import pyseccomp
-
 from .. import abi
+from . import bpf_cache
 
 
 def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> bytes:
     """BPF for `table` on the host architecture. `trap` is the seccomp action that hands a
     syscall to the Sentry; numbers in `also_trap` are trapped even if the table passes them
     through (for --strace, which then lets the kernel run them)."""
+    inputs = (bpf_cache.table_digest(table), trap, tuple(sorted(also_trap)))
+    return bpf_cache.program("guest", inputs, lambda: _compile(table, trap, also_trap))
+
+
+def _compile(table, trap: int, also_trap: frozenset[int]) -> bytes:
+    import pyseccomp  # only when no cached program will do
+
     f = pyseccomp.SyscallFilter(defaction=trap)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     # The platform sets no_new_privs itself, just before loading.
@@ -39,8 +45,9 @@ def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> b
     return export_bpf(f)
 
 
-def export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
-    """The classic-BPF program libseccomp compiled, to load with flags of our choosing."""
+def export_bpf(f) -> bytes:
+    """The classic-BPF program libseccomp compiled (from a pyseccomp.SyscallFilter), to load
+    with flags of our choosing."""
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.seek(0)
