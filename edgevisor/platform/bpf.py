@@ -14,8 +14,6 @@ cannot disagree:
   for X32_SYSCALL_BIT, which it emits when x32 is not one of the filter's architectures.
 """
 
-import tempfile
-
 from .. import abi
 from . import bpf_cache
 
@@ -48,6 +46,8 @@ def _compile(table, trap: int, also_trap: frozenset[int]) -> bytes:
 def export_bpf(f) -> bytes:
     """The classic-BPF program libseccomp compiled (from a pyseccomp.SyscallFilter), to load
     with flags of our choosing."""
+    import tempfile  # compiling only: a start with cached programs has no use for it
+
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.seek(0)
