@@ -23,6 +23,7 @@ against their source). A newer libseccomp is not in it: it may compile the same 
 differently but not to a different meaning.
 """
 
+import functools
 import hashlib
 import os
 import platform
@@ -47,13 +48,20 @@ def cache_dir() -> str | None:
     return where or os.path.join(_HERE, "__bpfcache__")
 
 
-def key(name: str, inputs: tuple) -> str:
+@functools.cache
+def _code_stamp() -> str:
     stamps = []
     for module in _GENERATORS:
         st = os.stat(os.path.join(_PACKAGE, module))
         stamps.append((module, st.st_size, st.st_mtime_ns))
-    text = repr((_FORMAT, name, inputs, platform.machine(), stamps))
-    return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:32]}.bpf"
+    text = repr((_FORMAT, platform.machine(), stamps))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def key(name: str, inputs: tuple) -> str:
+    """The entry's name: the filter, the code that compiles it, and a hash of its inputs."""
+    digest = hashlib.sha256(repr((name, inputs)).encode()).hexdigest()[:24]
+    return f"{name}-{_code_stamp()}-{digest}.bpf"
 
 
 def table_digest(table) -> str:
@@ -149,7 +157,15 @@ def _read_trusted(dir_fd: int, entry: str) -> bytes | None:
 
 def _write(dir_fd: int, entry: str, program: bytes) -> None:
     """Write a new file and rename it into place: a reader sees the whole program or none,
-    and an entry that failed the checks is replaced."""
+    and an entry that failed the checks is replaced. Entries compiled by an older version of
+    the code are removed, so that the cache does not grow with every upgrade."""
+    name, stamp = entry.split("-")[:2]
+    try:
+        for old in os.listdir(dir_fd):
+            if old.startswith(f"{name}-") and not old.startswith(f"{name}-{stamp}-"):
+                os.unlink(old, dir_fd=dir_fd)
+    except OSError:
+        pass
     temp = f".{entry}.{os.getpid()}"
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,

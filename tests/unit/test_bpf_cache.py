@@ -148,3 +148,13 @@ def test_a_symlinked_directory_is_not_used(cache, tmp_path):
     compiler = Compiler()
     assert bpf_cache.program("guest", INPUTS, compiler) == REAL
     assert compiler.calls == 1 and os.listdir(elsewhere) == []
+
+
+def test_entries_of_older_code_are_removed_when_a_new_one_is_written(cache):
+    cache.mkdir(mode=0o755)
+    older = cache / "guest-0000000000000000-00.bpf"
+    other = cache / "sentry-0000000000000000-00.bpf"
+    older.write_bytes(REAL)
+    other.write_bytes(REAL)
+    bpf_cache.program("guest", INPUTS, Compiler())
+    assert sorted(os.listdir(cache)) == sorted([entry(cache).name, other.name])
