@@ -85,7 +85,9 @@ def make_git_repo(where, files):
             with open(os.path.join(repo, "d%03d" % (i % 100), "f%05d.txt" % i), "a") as f:
                 f.write("change %d\n" % n)
         subprocess.run(git + ["commit", "-qam", "change %d" % n], check=True)
-    # A clean work tree whose index is fresh: git status then only compares, as in daily use.
+    # Packed, as a cloned repository is (loose objects would make `git log -p` open a file
+    # per blob), with a fresh index: git status then only compares, as in daily use.
+    subprocess.run(git + ["gc", "-q"], check=True)
     subprocess.run(git + ["status", "-s"], check=True, stdout=subprocess.DEVNULL)
     return repo
 
@@ -278,19 +280,25 @@ def main():
 
 def measure(table, names, runners, runs, inputs, timeout):
     samples = {(n, r): [] for n in names for r in runners}
-    failed = {}
+    failed, unavailable = {}, {}
     for i in range(runs):
         for n in names:
             for r in runners:
-                if (n, r) in failed:
+                if (n, r) in failed or (n, r) in unavailable:
                     continue
                 print("run %d/%d: %-10s %-8s ..." % (i + 1, runs, n, r), end=" ",
                       file=sys.stderr, flush=True)
                 try:
+                    prefix = runner_prefix(r, (0, GUEST_PORT) if n == "http" else None)
+                except Unavailable as e:
+                    unavailable[(n, r)] = str(e)
+                    print("unavailable: %s" % e, file=sys.stderr)
+                    continue
+                try:
                     if n == "http":
                         t = time_http(r, table[n][1], inputs["requests"], timeout)
                     else:
-                        t = time_command(runner_prefix(r), table[n][1], timeout)
+                        t = time_command(prefix, table[n][1], timeout)
                 except (Unavailable, subprocess.TimeoutExpired) as e:
                     failed[(n, r)] = str(e)
                     print("failed: %s" % e, file=sys.stderr)
@@ -301,7 +309,8 @@ def measure(table, names, runners, runs, inputs, timeout):
                if v and key not in failed}
     return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "runs": runs, "medians": medians, "samples": {"%s/%s" % k: v for k, v in samples.items()},
-            "failed": {"%s/%s" % k: v for k, v in failed.items()}}
+            "failed": {"%s/%s" % k: v for k, v in failed.items()},
+            "unavailable": {"%s/%s" % k: v for k, v in unavailable.items()}}
 
 
 def markdown(report, table, names, runners):
@@ -313,14 +322,18 @@ def markdown(report, table, names, runners):
     lines = ["Medians of %d runs, %s; wall seconds, start-up included." % (report["runs"], report["date"]),
              "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for n in names:
-        cells = [table[n][0]]
+        cells = [table[n][0].replace("|", "\\|")]  # a pipe in a command would end the cell
         for r in runners:
             v = med.get("%s/%s" % (n, r))
-            cells.append("%.2f s" % v if v is not None else "failed")
+            key = "%s/%s" % (n, r)
+            cells.append("%.2f s" % v if v is not None else
+                         "n/a" if key in report.get("unavailable", {}) else "failed")
         for a, b in ratios:
             va, vb = med.get("%s/%s" % (n, a)), med.get("%s/%s" % (n, b))
             cells.append("%.2f×" % (va / vb) if va is not None and vb else "—")
         lines.append("| " + " | ".join(cells) + " |")
+    for key, why in report.get("unavailable", {}).items():
+        lines.append("\n%s: n/a, %s" % (key, why))
     for key, why in report["failed"].items():
         lines.append("\n%s failed: %s" % (key, why))
     return "\n".join(lines) + "\n"

@@ -61,11 +61,13 @@ def test_the_projects_readme_has_one_block():
 
 
 def test_workloads_table_shows_ratios_and_failures():
-    report = {"runs": 5, "date": "2026-12-06", "failed": {"http/runsc": "no ports"},
+    report = {"runs": 5, "date": "2026-12-06", "failed": {"du/ptrace": "exit status 1"},
+              "unavailable": {"http/runsc": "no ports"},
               "medians": {"du/native": 1.0, "du/seccomp": 1.5, "du/runsc": 6.0,
                           "http/native": 2.0, "http/seccomp": 2.2}}
-    names = {"du": ("`du -sh /usr`", []), "http": ("http.server", [])}
-    text = workloads.markdown(report, names, ["du", "http"], ["native", "seccomp", "runsc"])
-    assert "| `du -sh /usr` | 1.00 s | 1.50 s | 6.00 s | 1.50× | 0.25× |" in text
-    assert "| http.server | 2.00 s | 2.20 s | failed | 1.10× | — |" in text
-    assert "http/runsc failed: no ports" in text
+    names = {"du": ("`du -sh /usr | cat`", []), "http": ("http.server", [])}
+    text = workloads.markdown(report, names, ["du", "http"], ["native", "seccomp", "ptrace", "runsc"])
+    assert ("| `du -sh /usr \\| cat` | 1.00 s | 1.50 s | failed | 6.00 s | 1.50× | 0.25× | — | — |"
+            in text)
+    assert "| http.server | 2.00 s | 2.20 s | failed | n/a | 1.10× | — | — | — |" in text
+    assert "http/runsc: n/a, no ports" in text and "du/ptrace failed: exit status 1" in text
