@@ -76,7 +76,8 @@ def make_git_repo(where, files):
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "f%05d.txt" % i), "w") as f:
             f.write("file %d\nline two\n" % i)
-    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+           "-c", "gc.auto=0"]  # no gc of its own in the background: one, below
     subprocess.run(git + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "-A"], check=True)
     subprocess.run(git + ["commit", "-qm", "files"], check=True)
