@@ -33,7 +33,6 @@ from collections.abc import Callable
 from .. import abi
 
 _FORMAT = 1
-_MAX_INSTRUCTIONS = 4096  # BPF_MAXINSNS
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _PACKAGE = os.path.dirname(_HERE)
 # The modules whose code decides what a program holds.
@@ -145,7 +144,7 @@ def _read_trusted(dir_fd: int, entry: str) -> bytes | None:
         size = st.st_size
         if (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or not _trusted_owner(st)
                 or st.st_mode & 0o022 or size == 0 or size % abi.SOCK_FILTER.size
-                or size > _MAX_INSTRUCTIONS * abi.SOCK_FILTER.size):
+                or size > abi.BPF_MAXINSNS * abi.SOCK_FILTER.size):
             return None
         data = os.pread(fd, size + 1, 0)
         return data if len(data) == size else None

@@ -86,7 +86,7 @@ def _torn(path):
 
 
 def _too_long(path):
-    path.write_bytes(ALLOW_ALL * 4097)
+    path.write_bytes(ALLOW_ALL * (abi.BPF_MAXINSNS + 1))
 
 
 def _owned_by_another_user(path):
