@@ -3,8 +3,9 @@
 
 Memory is the PSS (proportional set size: each shared page divided among the processes
 sharing it) from /proc/PID/smaps_rollup, summed over the runner's process tree while the
-guest runs `python3 -c 'import time; time.sleep(5)'`, sampled once the guest has said it is up (one line on stdout, so that a slow start on a
-loaded machine is not measured half-way).
+guest runs `python3 -c 'import time; time.sleep(5)'` (which first prints one line), sampled
+once the guest has said it is up, so that a slow start on a loaded machine is not measured
+half-way.
 "own" leaves out the guest's own processes (those whose command line is the guest's): what
 the sandbox costs on top of the program. Under runsc the guest has no host process of its
 own (its memory is in the Sentry and its stub processes), so all of runsc's count.

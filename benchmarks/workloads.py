@@ -312,7 +312,8 @@ def measure(table, names, runners, runs, inputs, timeout):
     medians = {"%s/%s" % key: statistics.median(v) for key, v in samples.items()
                if v and key not in failed}
     return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "runs": runs, "medians": medians, "samples": {"%s/%s" % k: v for k, v in samples.items()},
+            "runs": runs, "medians": medians,
+            "samples": {"%s/%s" % k: v for k, v in samples.items()},
             "failed": {"%s/%s" % k: v for k, v in failed.items()},
             "unavailable": {"%s/%s" % k: v for k, v in unavailable.items()}}
 
@@ -323,7 +324,8 @@ def markdown(report, table, names, runners):
                                   ("ptrace", "native"), ("ptrace", "runsc"))
               if a in runners and b in runners]
     head = ["workload", *runners, *("%s / %s" % pair for pair in ratios)]
-    lines = ["Medians of %d runs, %s; wall seconds, start-up included." % (report["runs"], report["date"]),
+    lines = ["Medians of %d runs, %s; wall seconds, start-up included."
+             % (report["runs"], report["date"]),
              "", "| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for n in names:
         cells = [table[n][0].replace("|", "\\|")]  # a pipe in a command would end the cell

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from . import startup  # noqa: F401 - imported first: it marks where the interpreter's start-up ended
+from . import startup  # noqa: F401 - first: it marks where the interpreter's start ended
 from . import __version__
 from .config import ConfigError, RunConfig
 from .platform.cgroups import Limits
