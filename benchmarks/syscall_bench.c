@@ -69,6 +69,28 @@ static void b_getpid(long n)
         if (syscall(SYS_getpid) < 0) fail("getpid");
 }
 
+static void b_gettid(long n)
+{
+    for (long i = 0; i < n; i++)
+        if (syscall(SYS_gettid) < 0) fail("gettid");
+}
+
+static void b_uname(long n)
+{
+    struct utsname u;
+    for (long i = 0; i < n; i++)
+        if (syscall(SYS_uname, &u) < 0) fail("uname");
+}
+
+static void b_socket(long n)
+{
+    for (long i = 0; i < n; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) fail("socket");
+        close(fd);
+    }
+}
+
 static void b_getppid(long n)
 {
     for (long i = 0; i < n; i++)
@@ -438,6 +460,9 @@ struct bench {
 static const struct bench benches[] = {
     {"getpid", 2000000, b_getpid},
     {"getppid", 2000000, b_getppid},
+    {"gettid", 2000000, b_gettid},
+    {"uname", 2000000, b_uname},
+    {"socket", 300000, b_socket},
     {"passthrough", 2000000, b_passthrough},
     {"open_close", 300000, b_open_close},
     {"open_close_rootfs", 300000, b_open_close_rootfs},

@@ -61,6 +61,7 @@ SECCOMP_IOCTL_NOTIF_SET_FLAGS = _ioc(_IOC_WRITE, ord("!"), 4, 8)
 
 # struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }
 SOCK_FILTER = struct.Struct("=HBBI")
+BPF_MAXINSNS = 4096  # the most instructions a classic BPF program may have
 
 # BPF opcodes used by the filter generator and its tests.
 BPF_LD_W_ABS = 0x20

@@ -22,6 +22,7 @@ import sys
 import traceback  # imported now: the Sentry leaves the host's root before it may report
 
 from . import abi
+from .startup import CLOCK
 from .config import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
@@ -63,14 +64,17 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 
 def run(cfg: RunConfig) -> int:
     """Run cfg.argv in a sandbox; return the exit code the front end should exit with."""
+    CLOCK.mark("imports")
     table = load_table()
     cfg.validate(table)
     cfg = dataclasses.replace(cfg, cwd=cfg.working_directory())
     keep_inherited_fds(cfg.preserve_fds)
     platform = get_platform(cfg.platform)
+    CLOCK.mark("table")
     programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table)),
                 publish.build_filter() if cfg.publish else None,
                 sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug))
+    CLOCK.mark("filters")
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
     # "ignored" for the signals the caller ignored (nohup). The Sentry itself needs SIGCHLD
@@ -202,7 +206,9 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     mount("proc", "/proc", "proc", abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC)
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     log = _open_log(cfg)  # before the storage's tmpfs shadows /tmp
+    CLOCK.mark("fork, namespaces, /proc")
     storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes, cfg.scratch_bound()))
+    CLOCK.mark("storage")
 
     strace = None
     if cfg.strace:
@@ -245,7 +251,9 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         signal.signal(terminal.to_sentry(sig),
                       lambda s, _f: _from_terminal(kernel, terminal.from_watcher(s)))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, map(terminal.to_sentry, terminal.SIGNALS))
+    CLOCK.mark("kernel state, guest fork")
     platform.attach(pid)
+    CLOCK.mark("attach")
     os.write(go_w, b"g")
     try:
         if os.read(ready_r, 1) != b"v":
@@ -254,14 +262,18 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         guest_proc = os.open(f"{pid}/root/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
                              dir_fd=proc_fd)
         kernel.sysvipc = open_sysvipc(proc_fd, pid)
+        CLOCK.mark("guest view")
         platform.after_filter(pid, ready_r, go_w)
+        CLOCK.mark("guest filter")
         # The gofer holds the host side of every mount, and the guest's own root (its view,
         # built by now), where the descriptors the guest gets are opened. From here on the
         # Sentry reaches files only through it.
         mounts = [(host, read_only, shared_with_host(host))
                   for _, host, read_only in storage.mounts]
         _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False, True)])
+        CLOCK.mark("gofer")
         kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel)
+        CLOCK.mark("file system")
         kernel.fs.handed = handed
         guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
         leave_host_root()
@@ -284,6 +296,9 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     else:
         # Start-up is over: nothing more to fork, mount or open by path.
         sentry_filter.install(programs[3], cfg.network, log.stream if cfg.debug else None)
+        CLOCK.mark("publisher, Sentry filter")
+        if cfg.debug:
+            log(CLOCK.breakdown())
         status = platform.serve(pid, sentry)
         failure = _read_all(err_r)
     if failure:

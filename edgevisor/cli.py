@@ -4,6 +4,7 @@ import argparse
 import os
 import sys
 
+from . import startup  # noqa: F401 - first: it marks where the interpreter's start ended
 from . import __version__
 from .config import EXIT_SETUP_FAILED, ConfigError, RunConfig, SetupError
 from .platform.cgroups import Limits

@@ -11,9 +11,8 @@ need when the heap grows, which a freshly forked gofer rarely sees.
 
 import fcntl
 
-import pyseccomp
-
 from .. import abi
+from ..platform import bpf_cache
 from ..platform.bpf import export_bpf
 
 # The file operations (fs.py): openat2 for every walk, the *at calls on a parent and a name,
@@ -39,6 +38,12 @@ def allowed_syscalls() -> tuple[str, ...]:
 
 
 def build_filter(sock_fd: int) -> bytes:
+    return bpf_cache.program("gofer", (sock_fd,), lambda: _compile(sock_fd))
+
+
+def _compile(sock_fd: int) -> bytes:
+    import pyseccomp  # only when no cached program will do
+
     f = pyseccomp.SyscallFilter(defaction=pyseccomp.KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.CTL_NNP, 0)  # the gofer sets no_new_privs itself, just before

@@ -16,9 +16,8 @@ cannot disagree:
 
 import os
 
-import pyseccomp
-
 from .. import abi
+from . import bpf_cache
 
 
 def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> bytes:
@@ -26,6 +25,13 @@ def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> b
     syscall to the Sentry; numbers in `also_trap` are trapped even if the table passes them
     through (for --strace, which then lets the kernel run them) or denies them (for --strace
     and the log, the Sentry then answering the row's errno)."""
+    inputs = (bpf_cache.table_digest(table), trap, tuple(sorted(also_trap)))
+    return bpf_cache.program("guest", inputs, lambda: _compile(table, trap, also_trap))
+
+
+def _compile(table, trap: int, also_trap: frozenset[int]) -> bytes:
+    import pyseccomp  # only when no cached program will do
+
     f = pyseccomp.SyscallFilter(defaction=trap)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     # The platform sets no_new_privs itself, just before loading.
@@ -40,8 +46,9 @@ def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> b
     return export_bpf(f)
 
 
-def export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
-    """The classic-BPF program libseccomp compiled, to load with flags of our choosing."""
+def export_bpf(f) -> bytes:
+    """The classic-BPF program libseccomp compiled (from a pyseccomp.SyscallFilter), to load
+    with flags of our choosing."""
     # An anonymous memory file, not a temporary one: start-up must not depend on the
     # caller's TMPDIR (which may not exist in the Sentry's mount namespace, or at all).
     with open(os.memfd_create("edgevisor-bpf", os.MFD_CLOEXEC), "w+b") as out:

@@ -28,9 +28,8 @@ import faulthandler
 import signal
 import termios
 
-import pyseccomp
-
 from .. import abi
+from . import bpf_cache
 from .bpf import export_bpf
 from .linux import prctl, seccomp_load, set_capabilities
 
@@ -99,6 +98,13 @@ def capabilities(network: str) -> frozenset[int]:
 def build_filter(platform: str, network: str, debug: bool = False) -> bytes:
     """BPF for the Sentry on `platform` with --network=`network`, trapping rather than
     killing with `debug`."""
+    return bpf_cache.program("sentry", (platform, network, debug),
+                             lambda: _compile(platform, network, debug))
+
+
+def _compile(platform: str, network: str, debug: bool) -> bytes:
+    import pyseccomp  # only when no cached program will do
+
     f = pyseccomp.SyscallFilter(defaction=pyseccomp.TRAP if debug else pyseccomp.KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.CTL_NNP, 0)  # install() sets no_new_privs itself

@@ -10,7 +10,6 @@ named in the log once.
 import errno
 
 from .answers import CONTINUE, InstallFd, WaitFd  # noqa: F401 - the platforms take them from here
-from .strace import unknown_syscall_name
 from .syscalls import HANDLERS
 
 # Under --strace the trace starts at the guest's first of these: before it, the calls are
@@ -85,6 +84,8 @@ class Sentry:
         if row is not None and not self.strace.wants(row.name):
             return Sentry.handle(self, task, nr, args)
         if row is None:
+            from .strace import unknown_syscall_name  # loaded by --strace already
+
             pending = self.strace.enter(self._shown_tid(task), unknown_syscall_name(nr), None,
                                         args, task.mem)
         else:

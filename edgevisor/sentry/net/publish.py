@@ -23,9 +23,8 @@ import termios
 import time
 from dataclasses import dataclass
 
-import pyseccomp
-
 from ... import abi
+from ...platform import bpf_cache
 from ...platform.bpf import export_bpf
 from ...platform.helper import detach_helper
 from ...platform.linux import prctl, seccomp_load, set_capabilities, setns
@@ -367,6 +366,12 @@ class Relay:
 def build_filter() -> bytes:
     """The publisher's calls: its epoll loop, TCP and UDP sockets of the two IP families
     (connect, accept, copy, shut down), and the Python runtime's own."""
+    return bpf_cache.program("publisher", (), _compile)
+
+
+def _compile() -> bytes:
+    import pyseccomp  # only when no cached program will do
+
     f = pyseccomp.SyscallFilter(defaction=pyseccomp.KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.CTL_NNP, 0)
