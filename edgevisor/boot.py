@@ -69,7 +69,7 @@ def run(cfg: RunConfig) -> int:
                            if n in table.by_name and table.by_name[n].action == "passthrough")
     programs = (build_refusals(table), build_filter(table, platform.trap, traced),
                 publish.build_filter() if cfg.publish else None,
-                sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug))
+                sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug, cfg.directfs))
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
     # "ignored" for the signals the caller ignored (nohup). The Sentry itself needs SIGCHLD
@@ -233,7 +233,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         mounts = [(host, read_only, shared_with_host(host))
                   for _, host, read_only in storage.mounts]
         _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False, True)])
-        kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel)
+        kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel,
+                                      directfs=cfg.directfs)
         kernel.fs.handed = handed
         guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
         leave_host_root()

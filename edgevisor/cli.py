@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     do.add_argument("--rootfs", default="/", help="root file system (default: the host's /)")
     do.add_argument("--overlay", choices=("memory", "none"), default="memory",
                     help="writable in-memory layer over the rootfs, or none (read-only)")
+    do.add_argument("--directfs", choices=("true", "false"), default="true",
+                    help="the Sentry opens and looks up files itself, beneath descriptors "
+                         "the gofer gives it; false: every one through the gofer "
+                         "(default: %(default)s)")
     do.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
                     help="bind the host directory HOST at GUEST (read-only with :ro)")
     do.add_argument("-u", "--user", metavar="UID[:GID]",
@@ -83,6 +87,7 @@ def _do(args) -> int:
         only = frozenset(n.strip() for n in args.strace_syscalls.split(",") if n.strip())
     cfg = RunConfig(argv=argv, platform=args.platform, hostname=args.hostname,
                     rootfs=args.rootfs, overlay=args.overlay == "memory",
+                    directfs=args.directfs == "true",
                     strace=args.strace or only is not None, strace_syscalls=only,
                     log=args.log, debug=args.debug,
                     volumes=tuple(_volume(v) for v in args.volume),
