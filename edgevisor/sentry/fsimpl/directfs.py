@@ -17,9 +17,9 @@ Every open here is `openat2` with:
 - O_NOFOLLOW, O_NOCTTY, O_CLOEXEC, and O_NONBLOCK until opened: a fifo or device renamed
   over a checked name cannot block the Sentry's single serving thread.
 
-The gofer's path stays the authority: an open refused here for any reason is asked of the
-gofer (`brokered`), whose answer the guest gets, so both modes answer alike. The caller
-still checks that what was opened is the inode it resolved.
+The gofer stays the authority: an open refused here for any reason is asked of the gofer,
+whose answer the guest gets, so both modes answer alike. The caller still checks that what
+was opened is the inode it resolved.
 """
 
 import fcntl
