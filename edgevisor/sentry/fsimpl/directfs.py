@@ -22,6 +22,7 @@ whose answer the guest gets, so both modes answer alike. The caller still checks
 was opened is the inode it resolved.
 """
 
+import errno
 import fcntl
 import os
 
@@ -36,6 +37,8 @@ _ALWAYS = abi.O_NOFOLLOW | abi.O_NOCTTY | abi.O_CLOEXEC
 def open_beneath(dirfd: int, path: bytes, flags: int) -> int:
     """A descriptor for `path` beneath `dirfd`, opened with `flags` as asked (O_NONBLOCK
     only if asked); OSError with the kernel's errno otherwise."""
+    if not 0 <= flags < 1 << 32:  # open(2)'s int, sign-extended: what open_how cannot hold
+        raise OSError(errno.EINVAL, "flags out of range")
     if flags & abi.O_PATH:  # openat2 takes no other flag with it
         return openat2(dirfd, path, flags | abi.O_NOFOLLOW | abi.O_CLOEXEC, 0, RESOLVE)
     fd = openat2(dirfd, path, flags | _ALWAYS | abi.O_NONBLOCK, 0, RESOLVE)
