@@ -73,7 +73,7 @@ def run(cfg: RunConfig) -> int:
     CLOCK.mark("table")
     programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table)),
                 publish.build_filter() if cfg.publish else None,
-                sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug))
+                sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug, cfg.directfs))
     CLOCK.mark("filters")
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
@@ -272,7 +272,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
                   for _, host, read_only in storage.mounts]
         _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False, True)])
         CLOCK.mark("gofer")
-        kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel)
+        kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel,
+                                      directfs=cfg.directfs)
         CLOCK.mark("file system")
         kernel.fs.handed = handed
         guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)

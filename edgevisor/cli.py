@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     do.add_argument("--clear-env", action="store_true",
                     help="start from an empty environment (default: the caller's whole "
                          "environment passes), then apply --env-file and -e")
+    do.add_argument("--directfs", choices=("true", "false"), default="true",
+                    help="the Sentry opens and looks up files itself, beneath descriptors "
+                         "the gofer gives it; false: every one through the gofer "
+                         "(default: %(default)s)")
     do.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
                     help="bind the host directory HOST at GUEST (read-only with :ro)")
     do.add_argument("-u", "--user", metavar="UID[:GID]",
@@ -103,6 +107,7 @@ def _do(args) -> int:
     cfg = RunConfig(argv=argv, platform=args.platform, hostname=args.hostname,
                     rootfs=args.rootfs, overlay=args.overlay == "memory" and not args.read_only,
                     env=_environment(args), cwd=args.workdir,
+                    directfs=args.directfs == "true",
                     strace=args.strace or only is not None, strace_syscalls=only,
                     log=args.log, debug=args.debug,
                     volumes=tuple(_volume(v) for v in args.volume),

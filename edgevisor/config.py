@@ -42,6 +42,7 @@ class RunConfig:
     hostname: str = "edgevisor"
     rootfs: str = "/"
     overlay: bool = True
+    directfs: bool = True  # the Sentry opens beneath the gofer's descriptors (fsimpl/directfs)
     strace: bool = False
     strace_syscalls: frozenset[str] | None = None
     log: str | None = None

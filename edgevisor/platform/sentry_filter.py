@@ -8,8 +8,9 @@ loads an allowlist of the syscalls it makes while serving. What is not on the li
 - no exec, no fork (threads only: clone with glibc's thread flags; clone3, whose flags are
   behind a pointer, gets ENOSYS so that glibc falls back to clone, as gVisor does);
 - no mount, pivot_root, unshare, setns, chroot, bpf, keyctl, io_uring, userfaultfd;
-- no open of a path: open(2) is absent and openat(2) takes only a descriptor the Sentry holds
-  (its /proc and the guest's, the gofer's files), never AT_FDCWD;
+- no open of a path: open(2) is absent and openat(2) (and, with directfs, openat2(2)) takes
+  only a descriptor the Sentry holds (its /proc and the guest's, the gofer's files), never
+  AT_FDCWD;
 - sockets: unix (socketpairs for guest sockets) always, IP and netlink with --network=host,
   where the Sentry makes the guest's host sockets;
 - ptrace only on the ptrace platform, and never to attach (new guest tasks are traced
@@ -95,14 +96,15 @@ def capabilities(network: str) -> frozenset[int]:
     return KEPT_CAPABILITIES | (HOST_NETWORK_CAPABILITIES if network == "host" else frozenset())
 
 
-def build_filter(platform: str, network: str, debug: bool = False) -> bytes:
+def build_filter(platform: str, network: str, debug: bool = False,
+                 directfs: bool = False) -> bytes:
     """BPF for the Sentry on `platform` with --network=`network`, trapping rather than
-    killing with `debug`."""
-    return bpf_cache.program("sentry", (platform, network, debug),
-                             lambda: _compile(platform, network, debug))
+    killing with `debug`, allowing openat2 with `directfs`."""
+    return bpf_cache.program("sentry", (platform, network, debug, directfs),
+                             lambda: _compile(platform, network, debug, directfs))
 
 
-def _compile(platform: str, network: str, debug: bool) -> bytes:
+def _compile(platform: str, network: str, debug: bool, directfs: bool) -> bytes:
     import pyseccomp  # only when no cached program will do
 
     f = pyseccomp.SyscallFilter(defaction=pyseccomp.TRAP if debug else pyseccomp.KILL_PROCESS)
@@ -119,6 +121,11 @@ def _compile(platform: str, network: str, debug: bool) -> bytes:
     # Descriptor-relative only: a dirfd in 0..INT_MAX. AT_FDCWD, sign-extended or not, is
     # above that in the 64 bits libseccomp compares.
     f.add_rule(pyseccomp.ALLOW, "openat", pyseccomp.Arg(0, pyseccomp.LE, 0x7FFFFFFF))
+    if directfs:
+        # The same bound. Its RESOLVE_* flags sit behind a pointer the filter cannot read,
+        # so it reaches no more than openat does from the same descriptors (see
+        # docs/security.md, "directfs").
+        f.add_rule(pyseccomp.ALLOW, "openat2", pyseccomp.Arg(0, pyseccomp.LE, 0x7FFFFFFF))
     for request in IOCTLS:
         f.add_rule(pyseccomp.ALLOW, "ioctl", pyseccomp.Arg(1, pyseccomp.EQ, request))
     families = (abi.AF_UNIX,) + (HOST_NETWORK_FAMILIES if network == "host" else ())

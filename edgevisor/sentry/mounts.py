@@ -18,16 +18,18 @@ _SYS_DEV = os.makedev(0, 23)
 
 
 def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
-                      kernel) -> FileSystem:
+                      kernel, *, directfs: bool = False) -> FileSystem:
     """The guest's mount table: the storage mounts through the gofer (mount number i is
     storage.mounts[i]; the one after the last is the guest's own root, where descriptors are
     opened), and /proc and /sys from the Sentry. `proc_fd` is a procfs of the Sentry's pid
-    namespace, `guest_proc` one of the guest's."""
+    namespace, `guest_proc` one of the guest's. `directfs`: the Sentry opens host files
+    itself, beneath the gofer's descriptors (fsimpl/directfs.py)."""
     (_, host, read_only), *others = storage.mounts
     root = GoferFS(client, 0, generation=kernel.generation, exclusive=True,
-                   host_shared=shared_with_host(host))
+                   host_shared=shared_with_host(host), direct=directfs)
     table = MountTable(root.root, readonly=read_only, nosuid=True, nodev=True)
-    fs = FileSystem(table, proc_fd, kernel.generation, view=(client, len(storage.mounts)))
+    fs = FileSystem(table, proc_fd, kernel.generation, view=(client, len(storage.mounts)),
+                    direct=directfs)
     fs.kernel = kernel
     fstype = b"overlay" if storage.overlay else b"none"
     fs.mount_names[table.root] = (fstype, fstype if storage.overlay else b"bind")
@@ -42,7 +44,8 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
 
     for number, (guest, host, read_only) in enumerate(others, start=1):
         gofer_fs = GoferFS(client, number, generation=kernel.generation,
-                           exclusive=guest in _EXCLUSIVE, host_shared=shared_with_host(host))
+                           exclusive=guest in _EXCLUSIVE, host_shared=shared_with_host(host),
+                           direct=directfs)
         mount = mount_at(guest, gofer_fs.root, readonly=read_only, nosuid=True,
                          nodev=guest != "/dev")
         if mount is not None:

@@ -51,10 +51,11 @@ def test_running_sentry_is_confined(platform, network):
     assert status["CapBnd"] == status["CapEff"]
 
 
-def confined_child(tmp_path, platform, network, attempt, debug=False) -> tuple[int, str]:
+def confined_child(tmp_path, platform, network, attempt, debug=False,
+                   directfs=True) -> tuple[int, str]:
     """Fork; the child installs the Sentry's filter and runs attempt(): exit 0 if it returns,
     1 if it raises. Returns the child's wait status and what the filter wrote about it."""
-    program = sentry_filter.build_filter(platform, network, debug)
+    program = sentry_filter.build_filter(platform, network, debug, directfs)
     report_path = tmp_path / "report"
     pid = os.fork()
     if pid == 0:
@@ -99,6 +100,20 @@ def _openat_cwd_low_word(tmp_path):
     syscall("openat", ctypes.c_long(abi.AT_FDCWD & 0xFFFFFFFF), b"/etc/passwd", 0)
 
 
+def _openat2(dirfd: int, path: bytes) -> int:
+    how = ctypes.create_string_buffer(abi.OPEN_HOW.pack(os.O_RDONLY, 0, 0), abi.OPEN_HOW.size)
+    return syscall("openat2", ctypes.c_long(dirfd), path, how, abi.OPEN_HOW.size)
+
+
+def _openat2_cwd(tmp_path):
+    # No RESOLVE flag: the filter cannot see them, so the dirfd alone is what it checks.
+    _openat2(abi.AT_FDCWD, b"/etc/passwd")
+
+
+def _openat2_cwd_low_word(tmp_path):
+    _openat2(abi.AT_FDCWD & 0xFFFFFFFF, b"/etc/passwd")
+
+
 def _mount(tmp_path):
     (tmp_path / "m").mkdir()
     mount("tmpfs", str(tmp_path / "m"), "tmpfs")
@@ -127,8 +142,9 @@ def _ptrace_attach(tmp_path):
     libc.ptrace(abi.PTRACE_ATTACH, victim, None, None)
 
 
-FORBIDDEN = [_execve, _open_path, _open_syscall, _openat_cwd_low_word, _mount, _packet_socket,
-             _inet_socket, _fork, _unshare, _ptrace_attach]
+FORBIDDEN = [_execve, _open_path, _open_syscall, _openat_cwd_low_word, _openat2_cwd,
+             _openat2_cwd_low_word, _mount, _packet_socket, _inet_socket, _fork, _unshare,
+             _ptrace_attach]
 
 
 def _attempt(tmp_path, platform, attempt, debug=False):
@@ -154,6 +170,24 @@ def _attempt(tmp_path, platform, attempt, debug=False):
 def test_forbidden_call_kills_the_sentry(tmp_path, platform, attempt):
     status, _ = _attempt(tmp_path, platform, attempt)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS, status
+
+
+def test_openat2_only_with_directfs_and_only_descriptor_relative(tmp_path, platform):
+    """directfs opens beneath descriptors with openat2; without it the Sentry never calls it."""
+    (tmp_path / "file").write_text("content")
+    directory = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+
+    def attempt():
+        fd = _openat2(directory, b"file")
+        if os.read(fd, 100) != b"content":
+            os._exit(3)
+    try:
+        status, _ = confined_child(tmp_path, platform, "sandbox", attempt)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        status, _ = confined_child(tmp_path, platform, "sandbox", attempt, directfs=False)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS, status
+    finally:
+        os.close(directory)
 
 
 def test_host_network_allows_ip_sockets_only(tmp_path, platform):

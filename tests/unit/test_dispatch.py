@@ -2,6 +2,7 @@
 
 import errno
 import os
+import signal
 
 import pytest
 from hypothesis import given, strategies as st
@@ -206,3 +207,33 @@ def test_strace_starts_at_the_guests_exec():
     s.handle(t, NR["execve"], [0x6000, 0x7000, 0x7000, 0, 0, 0])
     s.handle(t, NR["getpid"], [0] * 6)
     assert [line.split("(")[0] for line in lines] == ["[pid 2] execve", "[pid 2] getpid"]
+
+
+def test_a_tasks_guest_id_is_read_once_while_it_lives(monkeypatch):
+    """getppid asks the guest id of the parent at every call: read from /proc/TID/status
+    once, then remembered while that very task lives (its pidfd), never for a reused tid."""
+    from edgevisor.sentry.kernel import pids
+
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    ns = pids.PidNamespace(proc)
+    reads = []
+    real_status = ns.status
+    monkeypatch.setattr(ns, "status", lambda tid: reads.append(tid) or real_status(tid))
+    child = os.fork()
+    if child == 0:
+        try:
+            signal.pause()
+        finally:
+            os._exit(0)
+    try:
+        first = ns.virtual(child)
+        answers = [ns.virtual(child) for _ in range(3)]
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    try:
+        assert answers == [first] * 3 and reads == [child]
+        with pytest.raises(ProcessLookupError):  # gone: asked again, and not there
+            ns.virtual(child)
+    finally:
+        os.close(proc)

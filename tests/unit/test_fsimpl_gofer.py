@@ -18,6 +18,7 @@ from edgevisor import abi
 from edgevisor.gofer import GoferClient, start_gofer
 from edgevisor.sentry import vfs
 from edgevisor.sentry.fsimpl.gofer import Generation, GoferFS
+from edgevisor.sentry.kernel.fs import FileSystem
 from edgevisor.sentry.fsimpl.tmpfs import Tmpfs
 from edgevisor.sentry.vfs import Credentials, FSContext, Kind, MountTable
 
@@ -59,9 +60,11 @@ def running_gofer(mounts):
 class World:
     """A mount table whose root is a GoferFS over `host`, and a task context on it."""
 
-    def __init__(self, client, mount=0, *, exclusive=True, readonly=False, umask=0o022):
+    def __init__(self, client, mount=0, *, exclusive=True, readonly=False, umask=0o022,
+                 direct=False):
         self.generation = Generation()
-        self.fs = GoferFS(client, mount, exclusive=exclusive, generation=self.generation)
+        self.fs = GoferFS(client, mount, exclusive=exclusive, generation=self.generation,
+                          direct=direct)
         self.table = MountTable(self.fs.root, readonly=readonly)
         self.ctx = FSContext(self.table.root.root, umask=umask)
 
@@ -488,6 +491,40 @@ def test_round_trips(client, host):
     before = client.calls
     shared.lookup(b"/a/b/f")
     assert client.calls - before == 3
+
+
+def test_directfs_looks_up_and_opens_without_the_gofer(tmp_path):
+    """directfs: a lookup opens beneath its directory's descriptor, and a descriptor for the
+    guest opens beneath its mount's root in the view (here mount 1, the same directory),
+    which the gofer donates once: no request per call. A write-open of a file of a shared
+    mount, whose set-id bits the gofer drops, and anything the direct open refuses, are
+    still the gofer's."""
+    (tmp_path / "a/b").mkdir(parents=True)
+    (tmp_path / "a/b/f").write_bytes(b"data")
+    with running_gofer([(tmp_path, False), (tmp_path, False)]) as client:
+        w = World(client, exclusive=False, direct=True)  # a shared mount: no cached names
+        fs = FileSystem(w.table, -1, w.generation, view=(client, 1), direct=True)
+        f = w.lookup(b"/a/b/f")
+        fs.open(f, abi.O_RDONLY)  # the first asks the gofer for the view's root
+        before = client.calls
+        for _ in range(3):
+            w.syscall()
+            f = w.lookup(b"/a/b/f")
+            fails(errno.ENOENT, w.lookup, b"/a/b/missing")
+            fd = fs.open(f, abi.O_RDONLY)
+            assert os.read(fd, 10) == b"data" and os.fstat(fd).st_ino == f.inode.ino
+            os.close(fd)
+            os.close(fs.open(w.lookup(b"/a"), abi.O_RDONLY | abi.O_DIRECTORY))
+        assert client.calls == before
+        w.fs.host_shared = True
+        os.close(fs.open(f, abi.O_WRONLY))
+        assert client.calls == before + 1
+        # The brokered mode asks the gofer for each name of a shared mount, and each open.
+        brokered = World(client, exclusive=False)
+        fs = FileSystem(brokered.table, -1, brokered.generation, view=(client, 1))
+        before = client.calls
+        os.close(fs.open(brokered.lookup(b"/a/b/f"), abi.O_RDONLY))
+        assert client.calls - before == 3 + 1
 
 
 def test_the_cache_bounds_the_descriptors_held(client, host):

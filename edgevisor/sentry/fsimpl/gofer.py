@@ -32,6 +32,7 @@ from ...gofer.protocol import StatfsResult
 from ..vfs.errors import error
 from ..vfs.inode import Inode, Kind
 from . import anon_dev
+from .directfs import open_beneath
 
 
 class Generation:
@@ -72,8 +73,10 @@ class GoferFS:
 
     def __init__(self, client: GoferClient, mount: int, *, dev: int | None = None,
                  exclusive: bool, generation: Generation = fs_generation,
-                 cache_size: int = 1024, host_shared: bool = False):
+                 cache_size: int = 1024, host_shared: bool = False, direct: bool = False):
         self.client = client
+        # directfs (fsimpl/directfs.py): lookups open beneath the directory's own descriptor.
+        self.direct = direct
         # Host users reach its files: the gofer makes no set-id file there (gofer/fs.py),
         # so the mode asked of it at creation is the one without them.
         self.host_shared = host_shared
@@ -457,13 +460,26 @@ class GoferDirectory(GoferInode):
                 fs._touch(child)
                 return child
         try:
-            fd = fs.client.open(fs.mount, self._child_path(name), _O_PATH)
+            fd = self._open_child(name)
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.ENOTDIR):
                 raise
             self._unbind(name)
             return None
         return self._attach(name, fd)
+
+    def _open_child(self, name: bytes) -> int:
+        """An O_PATH descriptor for `name` here: opened beneath this directory's own
+        descriptor with directfs, else (or if that is refused) by the gofer."""
+        fs = self.fs
+        path = self._child_path(name)
+        if fs.direct:
+            try:
+                return open_beneath(self._fd, name, _O_PATH)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                    raise
+        return fs.client.open(fs.mount, path, _O_PATH)
 
     def readdir(self) -> list[tuple[bytes, GoferInode]]:
         """Every entry with its inode: one gofer listing, and a lookup per name not cached

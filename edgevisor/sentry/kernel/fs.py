@@ -21,8 +21,9 @@ import os
 import stat
 
 from ..answers import InstallFd, WaitFd
+from ..fsimpl.directfs import open_beneath
 from ..fsimpl.gofer import Generation, GoferInode
-from ..vfs import Credentials, Dentry, FSContext, MountTable, d_path, lookup
+from ..vfs import Credentials, Dentry, FSContext, Kind, MountTable, d_path, lookup
 from . import procfs
 from .fifo import open_fifo
 
@@ -38,11 +39,15 @@ _CREDS_KEPT = 4096
 
 class FileSystem:
     def __init__(self, table: MountTable, proc_fd: int, generation: Generation | None = None,
-                 creds: Credentials | None = None, view=None):
+                 creds: Credentials | None = None, view=None, direct: bool = False):
         self.table = table
         # (gofer client, mount number) of the guest's own root: descriptors of host files
         # are opened there, by their path, so that they live on the guest's own mounts.
         self.view = view
+        # directfs (fsimpl/directfs.py): mount -> an O_PATH descriptor of its root in the
+        # view, donated by the gofer when first needed (-1: that mount is the gofer's);
+        # None when every open goes through the gofer.
+        self._view_roots: dict | None = {} if direct and view is not None else None
         self.proc_fd = proc_fd  # the guest pid namespace's procfs, for the fs_struct state
         self.generation = generation or Generation()
         # Fixed credentials (tests), or None: each task's own, read back from the kernel.
@@ -202,9 +207,7 @@ class FileSystem:
         if self.view is None or not self.is_host_file(inode):
             fd = inode.open_host(flags)
         else:
-            client, mount = self.view
-            path, _ = d_path(dentry, self.table.root.root)
-            fd = client.open(mount, path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+            fd = self._open_in_view(dentry, flags)
         try:
             st = os.fstat(fd)
             key = (st.st_dev, st.st_ino)
@@ -230,6 +233,43 @@ class FileSystem:
             forget = getattr(getattr(mount.root.inode, "fs", None), "forget_absent", None)
             if forget is not None:
                 forget()
+
+    def _open_in_view(self, dentry: Dentry, flags: int) -> int:
+        inode = dentry.inode
+        if self._view_roots is not None and inode.kind in (Kind.REG, Kind.DIR) and not (
+                flags & os.O_ACCMODE != os.O_RDONLY and inode.fs.host_shared):
+            # A write-open of a file host users reach is the gofer's: it drops set-id bits.
+            root = self._view_root(dentry.mount)
+            if root >= 0:
+                try:
+                    return open_beneath(root, _mount_relative(dentry), flags)
+                except OSError:
+                    pass  # the gofer's answer is the guest's (a race, O_NOATIME ...)
+        client, mount = self.view
+        path, _ = d_path(dentry, self.table.root.root)
+        return client.open(mount, path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+
+    def _view_root(self, mount) -> int:
+        """The descriptor of `mount`'s root in the guest's view, asked of the gofer once and
+        checked to be the very directory the Sentry has there; -1 if it is not."""
+        fd = self._view_roots.get(mount)
+        if fd is None:
+            fd = -1
+            root = mount.root.inode
+            if self.is_host_file(root):
+                client, view = self.view
+                path, _ = d_path(mount.root, self.table.root.root)
+                try:
+                    fd = client.open(view, path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                except OSError:
+                    pass
+                else:
+                    st = os.fstat(fd)
+                    if (st.st_dev, st.st_ino) != root.host_key:
+                        os.close(fd)
+                        fd = -1
+            self._view_roots[mount] = fd
+        return fd
 
     @staticmethod
     def is_host_file(inode) -> bool:
@@ -346,6 +386,15 @@ def _put_bounded(cache: dict, key, value):
         del cache[oldest]
         return oldest
     return None
+
+
+def _mount_relative(dentry: Dentry) -> bytes:
+    """The path of `dentry` from the root of its mount ("." for the root itself)."""
+    names = []
+    while not dentry.is_root:
+        names.append(dentry.name)
+        dentry = dentry.parent
+    return b"/".join(reversed(names)) or b"."
 
 
 def int32(value: int) -> int:
