@@ -41,6 +41,13 @@ class RunConfig:
     publish: tuple[Port, ...] = ()  # -p: host ports carried to guest listeners
     scratch_size: int | None = None  # --scratch-size in bytes; None: scratch_bound's default
     preserve_fds: int = 0  # --preserve-fds: the caller's fds 3..3+N-1 reach the guest
+    # The OCI front end's (oci/): the capabilities asked for, single files bound, the spec's
+    # seccomp program, and the start gate that holds the guest before its filter until
+    # `start`.
+    capabilities: frozenset[int] | None = None
+    files: tuple[tuple[str, bytes, bool], ...] = ()  # RootfsSpec.files
+    seccomp: bytes | None = None
+    hold: object | None = None
 
     def validate(self, table) -> None:
         if not self.argv:

@@ -66,6 +66,10 @@ class RootfsSpec:
     overlay: bool  # False: the rootfs read-only, with no writable layer
     volumes: tuple[Volume, ...]
     scratch_size: int  # bytes, in pages: the one bound of every in-memory file system
+    # Single files an OCI spec binds (resolv.conf, hosts, hostname): (guest path, content,
+    # read-only). The guest gets a private copy in the scratch tmpfs, never the host's
+    # inode, whose modes and owner it could otherwise change.
+    files: tuple[tuple[str, bytes, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,16 @@ def build_storage(spec: RootfsSpec) -> Storage:
             else:
                 raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
     _mkdirs_if(overlay, f"{root}/proc")
+    for number, (guest, content, read_only) in enumerate(spec.files):
+        host = f"{SCRATCH}/file{number}"
+        with open(host, "wb") as f:
+            f.write(content)
+        os.chmod(host, 0o644)
+        if not os.path.exists(root + guest):
+            if not overlay:
+                raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
+            _mkdirs(os.path.dirname(root + guest))
+        _bind_file(host, root + guest, nodev | (abi.MS_RDONLY if read_only else 0))
     return Storage(tuple(mounts), overlay)
 
 
@@ -289,5 +303,6 @@ def _pivot(root: str) -> None:
     os.chdir("/")
 
 
-def drop_privileges() -> None:
-    set_capabilities(KEPT_CAPABILITIES)
+def drop_privileges(keep: frozenset[int] | None = None) -> None:
+    """Keep KEPT_CAPABILITIES, or the part of them an OCI spec asks for."""
+    set_capabilities(KEPT_CAPABILITIES if keep is None else keep & KEPT_CAPABILITIES)
