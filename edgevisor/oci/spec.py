@@ -91,11 +91,6 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
     rootfs = os.path.join(bundle, root.get("path") or "rootfs")
     if not os.path.isdir(rootfs):
         raise OCIError(f"rootfs ({rootfs}) does not exist")
-    if root.get("readonly"):
-        # as runc, which makes the mountpoints in the rootfs before it turns read-only
-        for name in MOUNTPOINTS:
-            if not os.path.lexists(os.path.join(rootfs, name)):
-                os.mkdir(os.path.join(rootfs, name), 0o755)
     linux = spec.get("linux") or {}
     user = process.get("user") or {}
     if user.get("username"):
@@ -120,6 +115,8 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
         plan.console_size = (int(size.get("height", 0)), int(size.get("width", 0)))
     plan.rlimits = [_rlimit(r) for r in process.get("rlimits") or ()]
     _mounts(spec.get("mounts") or (), plan)
+    if root.get("readonly"):
+        _make_mountpoints(plan)
     _namespaces(linux.get("namespaces") or (), plan)
     check_resources(plan.resources)
     for path in (*(linux.get("maskedPaths") or ()), *(linux.get("readonlyPaths") or ())):
@@ -209,6 +206,30 @@ def _mounts(mounts, plan: Plan) -> None:
             raise OCIError(f"mount {dest}: type {kind!r} is not supported by edgevisor")
     plan.run.volumes = tuple(volumes)
     plan.run.files = tuple(files)
+
+
+def _make_mountpoints(plan: Plan) -> None:
+    """As runc, which makes the mountpoints in the rootfs before it turns it read-only
+    (a writable one gets them in its in-memory layer). Never through a symlink: a rootfs
+    is the image's, and its links are the guest's to follow, not the host's."""
+    wanted = [(f"/{name}", True) for name in MOUNTPOINTS]
+    wanted += [(v.target, True) for v in plan.run.volumes]
+    wanted += [(target, True) for target, _ in plan.tmpfs]
+    wanted += [(target, False) for target, _, _ in plan.run.files]
+    for target, is_dir in wanted:
+        path = plan.rootfs
+        parts = target.strip("/").split("/")
+        for i, part in enumerate(parts):
+            path = os.path.join(path, part)
+            if os.path.islink(path):
+                raise OCIError(f"mount {target}: {path} is a symlink in the read-only rootfs")
+            if os.path.lexists(path):
+                continue
+            if is_dir or i < len(parts) - 1:
+                os.mkdir(path, 0o755)
+            else:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW,
+                                 0o644))
 
 
 def _namespaces(namespaces, plan: Plan) -> None:
