@@ -178,10 +178,10 @@ def test_the_container_gets_fds_0_to_2_and_nothing_else(runtime, bundle, out):
         os.close(w_fd)
     assert runtime("start", container).returncode == 0
     wait_exit(int(open(pid_file).read()))
-    # ls itself holds one more: the directory it lists
-    assert sorted(open(f"{out}/fds").read().split()) == ["0", "1", "2", "3"]
-    fds = open(f"{out}/fds").read().split()
-    assert len(fds) == 4
+    # ls itself holds 3 (the directory it lists: a leaked 3 would push it to 4); the ptrace
+    # platform's courier socket sits at 900 under `edgevisor do` as well (platform/inject.py)
+    expected = {"0", "1", "2", "3"} | ({"900"} if runtime.platform == "ptrace" else set())
+    assert set(open(f"{out}/fds").read().split()) == expected
 
 
 @pytest.mark.parametrize("case", ["missing bundle", "bad config.json", "unknown id",
