@@ -15,7 +15,7 @@ from ..support import EDGEVISOR
 
 BUSYBOX = shutil.which("busybox")
 APPLETS = ("sh", "echo", "cat", "ls", "sleep", "id", "hostname", "ip", "stty", "true", "tty",
-           "test", "[", "grep")
+           "test", "[", "grep", "httpd")
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -80,7 +80,8 @@ class Runtime:
                 f"--platform={self.platform}", *args]
 
     def __call__(self, *args: str, timeout=60, **kw) -> subprocess.CompletedProcess:
-        kw.setdefault("stdin", subprocess.DEVNULL)
+        if "input" not in kw:
+            kw.setdefault("stdin", subprocess.DEVNULL)
         if not {"create", "run"} & set(args):
             return subprocess.run(self.argv(*args), timeout=timeout, capture_output=True,
                                   text=True, **kw)
