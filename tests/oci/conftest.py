@@ -74,10 +74,11 @@ def runtime(platform):
 class Runtime:
     def __init__(self, root: str, log: str, platform: str):
         self.root, self.log, self.platform = root, log, platform
+        self.global_flags = []  # more flags before the subcommand, as runtimeArgs are
 
     def argv(self, *args: str) -> list[str]:
         return [*EDGEVISOR, "--root", self.root, "--log", self.log, "--log-format", "json",
-                f"--platform={self.platform}", *args]
+                f"--platform={self.platform}", *self.global_flags, *args]
 
     def __call__(self, *args: str, timeout=60, **kw) -> subprocess.CompletedProcess:
         if "input" not in kw:

@@ -1,0 +1,158 @@
+"""config.json honoured: the process, root, mounts, cgroup, sysctls and seccomp; what
+edgevisor cannot honour is one clear error and leaves nothing behind."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from .test_lifecycle import create, leftovers, new_id, wait_exit
+
+
+@pytest.fixture
+def out(bundle):
+    path = os.path.join(bundle.path, "out")
+    os.mkdir(path)
+    bundle.edit(lambda c: c["mounts"].append(
+        {"destination": "/out", "type": "bind", "source": path, "options": ["rbind", "rw"]}))
+    return path
+
+
+def run_to_end(runtime, bundle, *flags) -> int:
+    container = new_id()
+    pid = create(runtime, bundle, container, *flags)
+    assert runtime("start", container).returncode == 0
+    status = wait_exit(pid)
+    assert runtime("delete", container).returncode == 0
+    assert leftovers(runtime, container) == []
+    return status
+
+
+def test_process_fields(runtime, bundle, out):
+    def change(c):
+        c["process"].update(env=["PATH=/bin", "GREETING=hello there"], cwd="/out",
+                            user={"uid": 1000, "gid": 1001, "additionalGids": [5, 7]},
+                            rlimits=[{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}],
+                            oomScoreAdj=250)
+        c["hostname"] = "box1"
+    bundle.edit(change)
+    os.chmod(out, 0o777)
+    bundle.command("sh", "-c", 'echo "$GREETING|$(pwd)|$(id)|$(hostname)|$(ulimit -n)|'
+                   '$(ulimit -Hn)|$(cat /proc/self/oom_score_adj)" > result')
+    assert run_to_end(runtime, bundle) == 0
+    assert open(f"{out}/result").read() == \
+        "hello there|/out|uid=1000 gid=1001 groups=5,7|box1|123|456|250\n"
+
+
+def test_root_readonly_binds_files_and_tmpfs(runtime, bundle, out):
+    shared = os.path.join(bundle.path, "shared")
+    os.mkdir(shared)
+    open(f"{shared}/in", "w").write("from host\n")
+    resolv = os.path.join(bundle.path, "resolv.conf")
+    open(resolv, "w").write("nameserver 192.0.2.53\n")
+    bundle.edit(lambda c: c["mounts"].extend([
+        {"destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "ro",
+                                                                                 "rprivate"]},
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": resolv,
+         "options": ["rbind", "ro"]},
+        {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "size=1m", "mode=1777"]}]))
+    bundle.command("sh", "-c", "cat /shared/in /etc/resolv.conf > /out/r; "
+                   "echo x > /shared/no 2>/dev/null || echo shared-ro >> /out/r; "
+                   "echo x > /bin/no 2>/dev/null || echo root-ro >> /out/r; "
+                   "echo x > /etc/resolv.conf 2>/dev/null || echo file-ro >> /out/r; "
+                   "echo scratch > /run/f && cat /run/f >> /out/r")
+    assert run_to_end(runtime, bundle) == 0
+    assert open(f"{out}/r").read() == ("from host\nnameserver 192.0.2.53\nshared-ro\nroot-ro\n"
+                                       "file-ro\nscratch\n")
+    assert os.listdir(shared) == ["in"]
+    assert open(resolv).read() == "nameserver 192.0.2.53\n"
+
+
+def test_a_writable_root_keeps_the_host_rootfs_unchanged(runtime, bundle, out):
+    bundle.edit(lambda c: c["root"].update(readonly=False))
+    bundle.command("sh", "-c", "echo new > /bin/made && cat /bin/made > /out/r")
+    assert run_to_end(runtime, bundle) == 0
+    assert open(f"{out}/r").read() == "new\n"
+    assert not os.path.exists(f"{bundle.path}/rootfs/bin/made")
+
+
+def test_seccomp_profile_is_stacked_under_edgevisors_filters(runtime, bundle, out):
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": errno.EACCES}]}
+    bundle.edit(lambda c: c["linux"].update(seccomp=profile))
+    bundle.command("sh", "-c", "mkdir /out/d 2> /out/err; echo $? > /out/status")
+    assert run_to_end(runtime, bundle) == 0
+    assert open(f"{out}/status").read() == "1\n"
+    assert "Permission denied" in open(f"{out}/err").read()
+    assert not os.path.exists(f"{out}/d")
+
+
+def test_sysctl_is_written_in_the_containers_network_namespace(runtime, bundle, out):
+    bundle.edit(lambda c: c["linux"].update(
+        sysctl={"net.ipv4.ip_unprivileged_port_start": "0"}))
+    before = open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read()
+    assert run_to_end(runtime, bundle) == 0
+    assert open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read() == before
+
+
+def test_cgroups_path_and_memory_limit(runtime, bundle):
+    container = new_id()
+    bundle.edit(lambda c: c["linux"].update(
+        cgroupsPath=f"/edgevisor-test/{container}",
+        resources={"memory": {"limit": 64 << 20}, "cpu": {"quota": 50000, "period": 100000}}))
+    bundle.command("sleep", "1000")
+    pid = create(runtime, bundle, container)
+    where = f"/sys/fs/cgroup/memory/edgevisor-test/{container}"
+    assert int(open(f"{where}/memory.limit_in_bytes").read()) == 64 << 20
+    assert str(pid) in open(f"{where}/cgroup.procs").read().split()
+    assert open(f"/sys/fs/cgroup/cpu/edgevisor-test/{container}/cpu.cfs_quota_us").read() \
+        .strip() == "50000"
+    assert runtime("delete", "--force", container).returncode == 0
+    wait_exit(pid)
+    assert not os.path.exists(where)
+    os.rmdir("/sys/fs/cgroup/memory/edgevisor-test")
+
+
+def test_systemd_cgroups_path(runtime, bundle):
+    container = new_id()
+    bundle.edit(lambda c: c["linux"].update(cgroupsPath=f"edgevisor-test.slice:ev:{container}"))
+    bundle.command("sleep", "1000")
+    runtime.global_flags = ["--systemd-cgroup"]
+    pid = create(runtime, bundle, container)
+    where = f"/sys/fs/cgroup/pids/edgevisor-test.slice/ev-{container}.scope"
+    assert str(pid) in open(f"{where}/cgroup.procs").read().split()
+    assert runtime("delete", "--force", container).returncode == 0
+    wait_exit(pid)
+    assert not os.path.exists(where)
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/edgevisor-test.slice"):
+            os.rmdir(f"/sys/fs/cgroup/{hierarchy}/edgevisor-test.slice")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN"),
+     "capabilities edgevisor does not grant: CAP_SYS_ADMIN"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}),
+     "a user namespace in the spec is not supported by edgevisor"),
+    (lambda c: c["linux"]["namespaces"].__setitem__(0, {"type": "pid", "path": "/proc/1/ns/pid"}),
+     "joining a pid namespace by path is not supported by edgevisor"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "nfs", "source": "h:/x"}),
+     "mount /x: type 'nfs' is not supported by edgevisor"),
+    (lambda c: c["linux"].update(sysctl={"kernel.panic": "1"}),
+     "sysctl 'kernel.panic' is not allowed in edgevisor (only net.*)"),
+    (lambda c: c["linux"].update(maskedPaths=["/etc/shadow"]),
+     "masked or read-only path /etc/shadow"),
+    (lambda c: c["linux"]["namespaces"].remove({"type": "network"}),
+     "the host's network namespace (no network namespace in the spec) is not supported"),
+], ids=["cap", "userns", "pidns-path", "mount-type", "sysctl", "masked", "host-net"])
+def test_what_cannot_be_honoured_is_one_clear_error(runtime, bundle, change, message):
+    container = new_id()
+    bundle.edit(change)
+    r = runtime("create", "--bundle", bundle.path, container)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    lines = runtime.log_lines()
+    assert len(lines) == 1 and message in lines[0]["msg"]
+    assert leftovers(runtime, container) == []
