@@ -336,7 +336,8 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
             os.setgroups(list(groups))
             os.setgid(gid)
             os.setuid(uid)
-        if cfg.capabilities is not None:  # an OCI spec's, once CAP_SET[UG]ID has served
+        if cfg.capabilities is not None and os.geteuid() == 0:
+            # an OCI spec's, once CAP_SET[UG]ID have served (another uid has none left)
             drop_privileges(cfg.capabilities)
         if cfg.hold:  # an OCI create: user code waits for `start`
             cfg.hold.wait()

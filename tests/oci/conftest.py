@@ -15,7 +15,7 @@ from ..support import EDGEVISOR
 
 BUSYBOX = shutil.which("busybox")
 APPLETS = ("sh", "echo", "cat", "ls", "sleep", "id", "hostname", "ip", "stty", "true", "tty",
-           "test", "[", "grep", "httpd")
+           "test", "[", "grep", "httpd", "unshare")
 PR_SET_CHILD_SUBREAPER = 36
 
 

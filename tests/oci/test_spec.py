@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from .test_lifecycle import create, leftovers, new_id, wait_exit
+from .test_lifecycle import _wait_for, create, leftovers, new_id, wait_exit
 
 
 @pytest.fixture
@@ -39,10 +39,18 @@ def test_process_fields(runtime, bundle, out):
     bundle.edit(change)
     os.chmod(out, 0o777)
     bundle.command("sh", "-c", 'echo "$GREETING|$(pwd)|$(id)|$(hostname)|$(ulimit -n)|'
-                   '$(ulimit -Hn)|$(cat /proc/self/oom_score_adj)" > result')
-    assert run_to_end(runtime, bundle) == 0
+                   '$(ulimit -Hn)" > result; exec sleep 1000')
+    container = new_id()
+    pid = create(runtime, bundle, container)
+    assert runtime("start", container).returncode == 0
+    _wait_for(f"{out}/result")
     assert open(f"{out}/result").read() == \
-        "hello there|/out|uid=1000 gid=1001 groups=5,7|box1|123|456|250\n"
+        "hello there|/out|uid=1000 gid=1001 groups=5,7|box1|123|456\n"
+    guest = json.loads(runtime("ps", "--format", "json", container).stdout)
+    assert open(f"/proc/{guest[0]}/oom_score_adj").read() == "250\n"  # the Sentry's /proc
+    assert runtime("kill", container, "KILL").returncode == 0          # shows its own
+    assert wait_exit(pid) == 137
+    assert runtime("delete", container).returncode == 0
 
 
 def test_root_readonly_binds_files_and_tmpfs(runtime, bundle, out):
@@ -118,18 +126,20 @@ def test_cgroups_path_and_memory_limit(runtime, bundle):
 
 def test_systemd_cgroups_path(runtime, bundle):
     container = new_id()
-    bundle.edit(lambda c: c["linux"].update(cgroupsPath=f"edgevisor-test.slice:ev:{container}"))
+    bundle.edit(lambda c: c["linux"].update(cgroupsPath=f"evtest-a.slice:ev:{container}"))
     bundle.command("sleep", "1000")
     runtime.global_flags = ["--systemd-cgroup"]
     pid = create(runtime, bundle, container)
-    where = f"/sys/fs/cgroup/pids/edgevisor-test.slice/ev-{container}.scope"
+    # systemd's nesting: a-b.slice lives in a.slice
+    where = f"/sys/fs/cgroup/pids/evtest.slice/evtest-a.slice/ev-{container}.scope"
     assert str(pid) in open(f"{where}/cgroup.procs").read().split()
     assert runtime("delete", "--force", container).returncode == 0
     wait_exit(pid)
     assert not os.path.exists(where)
     for hierarchy in os.listdir("/sys/fs/cgroup"):
-        if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/edgevisor-test.slice"):
-            os.rmdir(f"/sys/fs/cgroup/{hierarchy}/edgevisor-test.slice")
+        if os.path.isdir(f"/sys/fs/cgroup/{hierarchy}/evtest.slice"):
+            os.rmdir(f"/sys/fs/cgroup/{hierarchy}/evtest.slice/evtest-a.slice")
+            os.rmdir(f"/sys/fs/cgroup/{hierarchy}/evtest.slice")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -156,3 +166,14 @@ def test_what_cannot_be_honoured_is_one_clear_error(runtime, bundle, change, mes
     lines = runtime.log_lines()
     assert len(lines) == 1 and message in lines[0]["msg"]
     assert leftovers(runtime, container) == []
+
+
+def test_a_permissive_seccomp_profile_does_not_loosen_edgevisors_filters(runtime, bundle, out):
+    """Attack: a spec whose profile allows everything, and a root guest that asks the host
+    kernel for new namespaces (edgevisor's refusals filter says no)."""
+    bundle.edit(lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}))
+    bundle.command("sh", "-c", "unshare -n -m true 2> /out/err; echo $? > /out/status")
+    host_ns = os.stat("/proc/self/ns/net").st_ino
+    assert run_to_end(runtime, bundle) == 0
+    assert open(f"{out}/status").read() != "0\n"
+    assert os.stat("/proc/self/ns/net").st_ino == host_ns
