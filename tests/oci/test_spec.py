@@ -177,3 +177,33 @@ def test_a_permissive_seccomp_profile_does_not_loosen_edgevisors_filters(runtime
     assert run_to_end(runtime, bundle) == 0
     assert open(f"{out}/status").read() != "0\n"
     assert os.stat("/proc/self/ns/net").st_ino == host_ns
+
+
+@pytest.mark.parametrize("victim_exists", [False, True], ids=["dangling", "existing"])
+def test_a_file_bind_never_follows_an_image_symlink_out_of_the_rootfs(runtime, bundle,
+                                                                      victim_exists):
+    """Attack: the image's /etc/hosts is a symlink to a host path; the spec binds a file
+    there (as docker binds its hosts file). The host path is neither made nor covered."""
+    victim = os.path.join(bundle.path, "victim")
+    if victim_exists:
+        open(victim, "w").write("host data\n")
+    os.makedirs(f"{bundle.path}/rootfs/etc")
+    os.symlink(victim, f"{bundle.path}/rootfs/etc/hosts")
+    hosts = os.path.join(bundle.path, "hosts")
+    open(hosts, "w").write("192.0.2.1 evil\n")
+    bundle.edit(lambda c: (c["root"].update(readonly=False), c["mounts"].append(
+        {"destination": "/etc/hosts", "type": "bind", "source": hosts,
+         "options": ["rbind", "rw"]})))
+    bundle.command("sh", "-c", "echo written > /etc/hosts")
+    container = new_id()
+    r = runtime("create", "--bundle", bundle.path, container)
+    if r.returncode == 0:  # resolved inside the rootfs instead: then the guest writes there
+        runtime("start", container)
+        runtime("delete", "--force", container)
+    if victim_exists:
+        assert open(victim).read() == "host data\n"
+    else:
+        assert not os.path.lexists(victim)
+    assert open(hosts).read() == "192.0.2.1 evil\n"
+    assert os.readlink(f"{bundle.path}/rootfs/etc/hosts") == victim
+    assert leftovers(runtime, container) == []
