@@ -207,3 +207,19 @@ def test_a_file_bind_never_follows_an_image_symlink_out_of_the_rootfs(runtime, b
     assert open(hosts).read() == "192.0.2.1 evil\n"
     assert os.readlink(f"{bundle.path}/rootfs/etc/hosts") == victim
     assert leftovers(runtime, container) == []
+
+
+def test_capabilities_are_the_specs_as_far_as_edgevisor_grants_them(runtime, bundle, out):
+    """runc spec's three (AUDIT_WRITE, KILL, NET_BIND_SERVICE), read from the host."""
+    bundle.command("sh", "-c", "echo up > /out/up; exec sleep 1000")
+    container = new_id()
+    pid = create(runtime, bundle, container)
+    assert runtime("start", container).returncode == 0
+    _wait_for(f"{out}/up")
+    guest = json.loads(runtime("ps", "--format", "json", container).stdout)[0]
+    status = dict(line.split(":\t") for line in open(f"/proc/{guest}/status").read()
+                  .splitlines() if ":\t" in line)
+    wanted = (1 << 29) | (1 << 5) | (1 << 10)
+    assert int(status["CapEff"], 16) == wanted and int(status["CapBnd"], 16) == wanted
+    assert runtime("delete", "--force", container).returncode == 0
+    assert wait_exit(pid) == 137
