@@ -11,7 +11,7 @@ import os
 import time
 
 from . import OCIError
-from ..platform.cgroups import ROOT, join as join_cgroups, remove as remove_cgroups
+from ..platform.cgroups import ROOT, remove
 
 _V1 = ("cpu", "cpuacct", "memory", "pids", "freezer", "blkio")  # what stats and pause read
 _PERIOD = 100_000
@@ -111,10 +111,6 @@ def check(resources: dict) -> None:
         raise OCIError("linux.resources.network is not supported by edgevisor")
 
 
-def join(dirs: list[str]) -> None:
-    join_cgroups(dirs)
-
-
 def freeze(d: str, frozen: bool) -> None:
     """Stop (or let go on) every task of the container: the holder, Sentry, gofer, guest."""
     if os.path.exists(os.path.join(d, "freezer.state")):
@@ -171,7 +167,3 @@ def stats(dirs: list[str]) -> dict:
             "pids": {"current": read("pids.current") or 0,
                      "limit": read("pids.max") or 0}}
 
-
-def remove(dirs: list[str]) -> None:
-    """The container's own directories; the parents (docker's /docker) stay, as with runc."""
-    remove_cgroups(dirs)

@@ -14,6 +14,7 @@ import threading
 
 from . import OCIError
 from .procs import guest_processes
+from ..boot import FORWARDED_SIGNALS
 
 SOCKET_NAME = "control.sock"
 # Signals whose default action is to do nothing: for a container not yet started, they
@@ -72,8 +73,6 @@ def _handle(hold, request: dict) -> dict:
 
 
 def _kill(hold, sig: int, everyone: bool) -> None:
-    from ..boot import FORWARDED_SIGNALS
-
     if not hold.started:
         if sig not in _IGNORED_BY_DEFAULT:
             hold.killed_by = sig

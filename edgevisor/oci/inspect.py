@@ -99,8 +99,11 @@ def update(g, container_id: str, resources_file: str | None, flags: dict) -> int
     resources = {}
     if resources_file:
         try:
-            text = sys.stdin.read() if resources_file == "-" else open(resources_file).read()
-            resources = json.loads(text)
+            if resources_file == "-":
+                resources = json.load(sys.stdin)
+            else:
+                with open(resources_file) as f:
+                    resources = json.load(f)
         except (OSError, ValueError) as e:
             raise OCIError(f"--resources: {e}") from None
         if not isinstance(resources, dict):

@@ -11,6 +11,7 @@ from .hold import CREATED, Hold
 from .procs import start_time
 from .. import abi, boot
 from ..platform import get_platform
+from ..platform.cgroups import join as join_cgroups
 from ..platform.isolation import Volume, _loopback_up
 from ..platform.linux import mount, setns, unshare
 
@@ -101,7 +102,7 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
             console.attach(console_socket, plan.console_size)
         else:
             os.setsid()  # the caller's process group and its signals are not the container's
-        cgroup.join(dirs)
+        join_cgroups(dirs)
         if plan.oom_score_adj is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(plan.oom_score_adj))
