@@ -235,3 +235,26 @@ def _wait_for(path: str) -> None:
     while not os.path.exists(path):
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
+
+
+def test_state_stays_right_when_the_sentry_dies(runtime, bundle, out):
+    container = new_id()
+    bundle.command("sh", "-c", "echo up > /out/up; exec sleep 1000")
+    pid = create(runtime, bundle, container)
+    assert runtime("start", container).returncode == 0
+    _wait_for(f"{out}/up")
+    sentry = next(int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid)
+    os.kill(sentry, signal.SIGKILL)
+    assert wait_exit(pid) == 137  # the holder reports the Sentry's death
+    state = runtime.state(container)
+    assert (state["status"], state["pid"]) == ("stopped", 0)
+    assert runtime("delete", container).returncode == 0
+    assert leftovers(runtime, container) == []
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
