@@ -103,7 +103,7 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
                     user=f"{int(user.get('uid', 0))}:{int(user.get('gid', 0))}",
                     group_add=tuple(str(int(g)) for g in user.get("additionalGids") or ()),
                     network=network, capabilities=_capabilities(process.get("capabilities")))
-    _check_executable(cfg, env.get("PATH", ""))
+    _check_executable(cfg, env.get("PATH", os.defpath))  # boot's execvpe's default too
     plan = Plan(cfg, bundle, rootfs, spec.get("annotations") or {},
                 terminal=bool(process.get("terminal")),
                 cgroups_path=linux.get("cgroupsPath") or "",
