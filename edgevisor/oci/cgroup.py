@@ -25,6 +25,8 @@ def path_of(cgroups_path: str, systemd: bool, container_id: str) -> str:
             raise OCIError(f"expected cgroupsPath to be of format \"slice:prefix:name\" for "
                            f"systemd cgroups, got \"{cgroups_path}\" instead")
         slice_, prefix, name = parts
+        if any("/" in p or p in (".", "..") for p in parts):
+            raise OCIError(f"cgroupsPath \"{cgroups_path}\": a part names a path")
         slice_ = slice_ or "system.slice"
         # systemd nests a-b.slice inside a.slice
         words = slice_.removesuffix(".slice").split("-")
@@ -35,7 +37,7 @@ def path_of(cgroups_path: str, systemd: bool, container_id: str) -> str:
         return "/" + "/".join([*nested, leaf])
     if not cgroups_path:
         return f"/edgevisor/{container_id}"
-    return os.path.normpath("/" + cgroups_path)
+    return os.path.normpath("/" + cgroups_path.lstrip("/"))  # never above the root
 
 
 def directories(path: str) -> list[str]:

@@ -72,7 +72,7 @@ def _frozen(freezer: str) -> bool:
 
 
 def check_id(container_id: str) -> None:
-    if not _ID.match(container_id) or container_id in (".", ".."):
+    if not _ID.fullmatch(container_id) or container_id in (".", ".."):
         raise OCIError(f"invalid container id format: {container_id}")
 
 
