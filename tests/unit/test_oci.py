@@ -112,3 +112,40 @@ def test_a_seccomp_profile_compiles_and_an_unknown_action_is_refused():
 def test_refusals(bundle, change):
     with pytest.raises(OCIError):
         bundle(change)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_an_error_is_one_line_in_the_log_in_its_format(tmp_path, capsys, fmt):
+    from edgevisor.oci.cli import main
+
+    log = tmp_path / "log"
+    assert main(["--root", str(tmp_path), "--log", str(log), "--log-format", fmt,
+                 "start", "nope"]) == 1
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1
+    if fmt == "json":
+        entry = json.loads(lines[0])
+        assert entry["level"] == "error" and entry["msg"] == "container does not exist: nope"
+    else:
+        assert 'level=error msg="container does not exist: nope"' in lines[0]
+    assert capsys.readouterr().err == "edgevisor: container does not exist: nope\n"
+
+
+def test_a_usage_error_is_logged_too(tmp_path, capsys):
+    from edgevisor.oci.cli import main
+
+    log = tmp_path / "log"
+    assert main(["--log", str(log), "--log-format", "json", "kill"]) == 1
+    assert json.loads(log.read_text())["level"] == "error"
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_features_and_spec_print_json(tmp_path, capsys):
+    from edgevisor.oci.cli import main
+
+    assert main(["features"]) == 0
+    features = json.loads(capsys.readouterr().out)
+    assert "prestart" in features["hooks"] and "startContainer" not in features["hooks"]
+    assert main(["spec", "--bundle", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "config.json").read_text()) == default()
+    assert main(["spec", "--bundle", str(tmp_path)]) == 1  # as runc: never overwritten
