@@ -44,15 +44,19 @@ def _accept(listener: socket.socket, hold) -> None:
                 continue
             try:
                 request = json.loads(conn.makefile("rb").readline())
-                answer = {"ok": True, **_handle(hold, request)}
-            except (OCIError, ValueError, KeyError, TypeError) as e:
-                answer = {"ok": False, "error": str(e)}
-            except OSError as e:
-                answer = {"ok": False, "error": e.strerror or str(e)}
-            try:
-                conn.sendall(json.dumps(answer).encode() + b"\n")
-            except OSError:
-                pass
+            except (OSError, ValueError):
+                continue
+            with hold.answering:
+                try:
+                    answer = {"ok": True, **_handle(hold, request)}
+                except (OCIError, ValueError, KeyError, TypeError) as e:
+                    answer = {"ok": False, "error": str(e)}
+                except OSError as e:
+                    answer = {"ok": False, "error": e.strerror or str(e)}
+                try:
+                    conn.sendall(json.dumps(answer).encode() + b"\n")
+                except OSError:
+                    pass
 
 
 def _handle(hold, request: dict) -> dict:

@@ -12,6 +12,7 @@ The holder is the process `create` forks and names in --pid-file. It runs boot.r
 """
 
 import os
+import threading
 
 from . import control
 
@@ -26,6 +27,9 @@ class Hold:
         self.sentry_pid = 0
         self.started = False
         self.killed_by = 0  # a signal that ended the container before `start`
+        # Held while the control thread answers: a `kill` ends the container, and the holder
+        # must not exit before the answer has gone (`finish`).
+        self.answering = threading.Lock()
 
     @property
     def fds(self) -> tuple[int, ...]:
@@ -62,6 +66,10 @@ class Hold:
             os.write(self.report_w, message.encode() + b"\n")
         except OSError:
             pass  # create is gone: the message is on stderr as well
+
+    def finish(self) -> None:
+        """In the holder, before it exits: let an answer being written go out."""
+        self.answering.acquire(timeout=10)
 
     def release(self) -> None:
         """`start`: let the guest go on to its filter and exec."""

@@ -116,6 +116,7 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
         hold = Hold(report_w, os.path.join(where, control.SOCKET_NAME))
         plan.run.hold = hold
         code = boot.run(plan.run)
+        hold.finish()
         if hold.killed_by:
             code = 128 + hold.killed_by
     except BaseException as e:  # noqa: BLE001 - the holder reports to create, then exits

@@ -246,8 +246,8 @@ def _namespaces(namespaces, plan: Plan) -> None:
         elif ns.get("path"):
             raise OCIError(f"joining a {kind} namespace by path is not supported by edgevisor "
                            "(each sandbox has its own)")
-        elif kind == "user":
-            raise OCIError("a user namespace in the spec is not supported by edgevisor")
+        elif kind in ("user", "time"):
+            raise OCIError(f"a {kind} namespace in the spec is not supported by edgevisor")
     if "network" not in kinds:
         raise OCIError("the host's network namespace (no network namespace in the spec) is "
                        "not supported by edgevisor")
