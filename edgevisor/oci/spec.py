@@ -115,8 +115,6 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
         plan.console_size = (int(size.get("height", 0)), int(size.get("width", 0)))
     plan.rlimits = [_rlimit(r) for r in process.get("rlimits") or ()]
     _mounts(spec.get("mounts") or (), plan)
-    if root.get("readonly"):
-        _make_mountpoints(plan)
     _namespaces(linux.get("namespaces") or (), plan)
     check_resources(plan.resources)
     for path in (*(linux.get("maskedPaths") or ()), *(linux.get("readonlyPaths") or ())):
@@ -124,7 +122,7 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
             raise OCIError(f"masked or read-only path {path}: edgevisor honours these under "
                            "/proc and /sys only")
     for key in plan.sysctl:
-        if not key.startswith(SYSCTL_PREFIXES):
+        if not key.startswith(SYSCTL_PREFIXES) or "/" in key:
             raise OCIError(f"sysctl {key!r} is not allowed in edgevisor (only net.*)")
     for key in ("uidMappings", "gidMappings", "intelRdt", "personality"):
         if linux.get(key):
@@ -142,6 +140,8 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
             raise OCIError(f"hooks.{name}: a hook without a path")
     if plan.hooks.get("startContainer"):
         raise OCIError("hooks.startContainer: edgevisor cannot run a hook inside the sandbox")
+    if root.get("readonly"):  # last: a spec refused above leaves the rootfs untouched
+        _make_mountpoints(plan)
     return plan
 
 
