@@ -2,6 +2,7 @@
 start, state, kill, delete, run, and the error paths. Each leaves nothing on the host."""
 
 import glob
+import json
 import os
 import signal
 import time
@@ -258,3 +259,25 @@ def _parent(pid: int) -> int | None:
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except OSError:
         return None
+
+
+def test_kill_all_signals_every_guest_process(runtime, bundle, out):
+    """init handles TERM and lives on; with --all its child gets TERM too and dies (without
+    --all it would sleep on, and the wait below would run out)."""
+    container = new_id()
+    bundle.command("sh", "-c", "trap 'echo trapped > /out/t' TERM; sleep 1000 & "
+                   "echo up > /out/up; while :; do wait; sleep 1; done")
+    pid = create(runtime, bundle, container)
+    assert runtime("start", container).returncode == 0
+    _wait_for(f"{out}/up")
+    init, child = json.loads(runtime("ps", "--format", "json", container).stdout)[:2]
+    assert runtime("kill", "--all", container, "TERM").returncode == 0
+    deadline = time.monotonic() + TIMEOUT
+    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{child}")
+    _wait_for(f"{out}/t")
+    assert os.path.exists(f"/proc/{init}")  # handled: init lives on
+    assert runtime("kill", container, "KILL").returncode == 0
+    assert wait_exit(pid) == 137
+    assert runtime("delete", container).returncode == 0
