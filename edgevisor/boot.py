@@ -68,7 +68,7 @@ def run(cfg: RunConfig) -> int:
     table = load_table()
     cfg.validate(table)
     cfg = dataclasses.replace(cfg, cwd=cfg.working_directory())
-    keep_inherited_fds(cfg.preserve_fds)
+    keep_inherited_fds(cfg.preserve_fds, cfg.hold.fds if cfg.hold else ())
     platform = get_platform(cfg.platform)
     CLOCK.mark("table")
     programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table)),
@@ -98,11 +98,15 @@ def run(cfg: RunConfig) -> int:
                   "running without limits", file=sys.stderr)
     if os.geteuid() != 0:
         _become_namespace_root()
+    if cfg.hold:  # before the pid namespace: the front end can start no thread after it
+        cfg.hold.open()
     unshare(abi.CLONE_NEWPID)
     lifeline_r, lifeline_w = os.pipe2(os.O_CLOEXEC)
     sentry_pid = os.fork()
     if sentry_pid == 0:
         os.close(lifeline_w)
+        if cfg.hold:
+            cfg.hold.in_sentry()
         code = EXIT_SETUP_FAILED
         try:
             cgroups.join(cgroup)  # before anything is forked: the whole sandbox is inside
@@ -117,6 +121,8 @@ def run(cfg: RunConfig) -> int:
     os.close(lifeline_r)
     for s in published:
         s.close()
+    if cfg.hold:
+        cfg.hold.in_front_end(sentry_pid)
     try:
         return _front_end(sentry_pid, cfg, cgroup)
     finally:
@@ -136,13 +142,18 @@ def _traced(cfg: RunConfig, table) -> frozenset[int]:
     return frozenset(row.nr for row in rows if row.action in ("passthrough", "deny"))
 
 
-def keep_inherited_fds(count: int) -> None:
+def keep_inherited_fds(count: int, own: tuple[int, ...] = ()) -> None:
     """Close every descriptor the caller gave us above 2 but the `count` from 3 on, which
-    the guest inherits in place (runc's --preserve-fds). Whatever else a caller leaves open
+    the guest inherits in place (runc's --preserve-fds), and edgevisor's `own` (close-on-exec
+    ones an OCI create hands its front end). Whatever else a caller leaves open
     (a secret, a directory or binary outside the view) would otherwise reach the guest as a
     descriptor it could read, fchdir or execveat through. First, before the Sentry, the gofer
     or the guest exist: runc and runsc do the same."""
-    os.closerange(3 + count, 2**31 - 1)  # close_range(2): every number, however high
+    low = 3 + count
+    for fd in sorted(fd for fd in own if fd >= low):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 2**31 - 1)  # close_range(2): every number, however high
     for fd in range(3, 3 + count):
         os.set_inheritable(fd, True)
 
@@ -207,7 +218,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     log = _open_log(cfg)  # before the storage's tmpfs shadows /tmp
     CLOCK.mark("fork, namespaces, /proc")
-    storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes, cfg.scratch_bound()))
+    storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes, cfg.scratch_bound(),
+                                       cfg.files))
     CLOCK.mark("storage")
 
     strace = None
@@ -231,6 +243,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         _guest_main(cfg, storage, platform, programs, inherited, go_r, ready_w, err_w)
     setns(own_pid_ns, abi.CLONE_NEWPID)
     os.close(own_pid_ns)
+    if cfg.hold:
+        cfg.hold.guest_forked()
     kernel.pids, kernel.init = PidNamespace(proc_fd), pid
     # Not dumpable: the guest (root, in the same pid namespace) can neither ptrace the Sentry
     # nor open its /proc/1/{mem,root,environ,fd}. Set after the fork, so that the guest stays
@@ -305,6 +319,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     if failure:
         stage, code, message = failure.split(b"\0", 2)
         print(f"edgevisor: {message.decode(errors='replace')}", file=sys.stderr)
+        if cfg.hold:
+            cfg.hold.failed(message.decode(errors="replace"))
         if stage == b"exec":
             return EXIT_NOT_FOUND if int(code) == errno.ENOENT else EXIT_CANNOT_EXECUTE
         return EXIT_SETUP_FAILED
@@ -377,7 +393,14 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
             os.setgroups(list(groups))
             os.setgid(gid)
             os.setuid(uid)
+        if cfg.spec_capabilities is not None and os.geteuid() == 0:
+            # an OCI spec's, once CAP_SET[UG]ID have served (another uid has none left)
+            drop_privileges(cfg.spec_capabilities & cfg.capabilities())
+        if cfg.hold:  # an OCI create: user code waits for `start`
+            cfg.hold.wait()
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
+        if cfg.seccomp is not None:  # the OCI spec's own profile, beneath edgevisor's filters
+            seccomp_load(cfg.seccomp, 0)
         refusals, program = programs[:2]
         # The platform's filter first: the refusals forbid the listener the seccomp one makes.
         platform.load_filter(program, ready_w, go_r)
@@ -464,3 +487,5 @@ def _report(cfg: RunConfig, message: str, exc: BaseException) -> None:
     if cfg.debug:
         traceback.print_exception(exc)
     print(f"edgevisor: {message}", file=sys.stderr)
+    if cfg.hold:
+        cfg.hold.failed(message)

@@ -194,6 +194,11 @@ def _syscalls(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .oci import cli as oci_cli
+
+    argv = sys.argv[1:] if argv is None else argv
+    if oci_cli.wants(argv):  # runc's command line, as docker and containerd call it
+        return oci_cli.main(argv)
     args = _parser().parse_args(argv)
     try:
         if args.command == "do":

@@ -59,6 +59,13 @@ class RunConfig:
     preserve_fds: int = 0  # --preserve-fds: the caller's fds 3..3+N-1 reach the guest
     cap_add: tuple[str, ...] = ()  # --cap-add NAME (as capabilities(7), CAP_ optional)
     cap_drop: tuple[str, ...] = ()  # --cap-drop NAME, or ALL
+    # The OCI front end's (oci/): the capabilities asked for, single files bound, the spec's
+    # seccomp program, and the start gate that holds the guest before its filter until
+    # `start`.
+    spec_capabilities: frozenset[int] | None = None
+    files: tuple[tuple[str, bytes, bool], ...] = ()  # RootfsSpec.files
+    seccomp: bytes | None = None
+    hold: object | None = None
 
     def validate(self, table) -> None:
         if not self.argv:

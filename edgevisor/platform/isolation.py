@@ -76,6 +76,10 @@ class RootfsSpec:
     overlay: bool  # False: the rootfs read-only, with no writable layer
     volumes: tuple[Volume, ...]
     scratch_size: int  # bytes, in pages: the one bound of every in-memory file system
+    # Single files an OCI spec binds (resolv.conf, hosts, hostname): (guest path, content,
+    # read-only). The guest gets a private copy in the scratch tmpfs, never the host's
+    # inode, whose modes and owner it could otherwise change.
+    files: tuple[tuple[str, bytes, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,21 @@ def build_storage(spec: RootfsSpec) -> Storage:
                 raise OSError(errno.ENOENT, f"no mountpoint {guest} in the "
                               f"{'read-only rootfs' if parent == '/' else 'volume at ' + parent}")
     _mkdirs_if(overlay, f"{root}/proc")
+    for number, (guest, content, read_only) in enumerate(spec.files):
+        host = f"{SCRATCH}/file{number}"
+        with open(host, "wb") as f:
+            f.write(content)
+        os.chmod(host, 0o644)
+        # Bound through the descriptor, then remounted through a new one: the first names
+        # the file beneath the mount, the second the mount itself.
+        for flags in (abi.MS_BIND, abi.MS_REMOUNT | abi.MS_BIND | nodev
+                      | (abi.MS_RDONLY if read_only else 0)):
+            target = _file_mountpoint(root, guest, overlay)
+            try:
+                mount(None if flags & abi.MS_REMOUNT else host, f"/proc/self/fd/{target}",
+                      None, flags)
+            finally:
+                os.close(target)
     return Storage(tuple(mounts), overlay)
 
 
@@ -189,6 +208,37 @@ def _holder(guest: str, mounts) -> tuple[str, str, bool]:
     # The last of equal length: a volume at /tmp hides the sandbox's own /tmp.
     return max((m for m in reversed(mounts) if m[0] == "/" or guest.startswith(m[0] + "/")),
                key=lambda m: len(m[0]))
+
+
+def _file_mountpoint(root: str, guest: str, writable: bool) -> int:
+    """An O_PATH descriptor of the file at `guest` in the rootfs, made (empty) in a writable
+    one if missing. Resolved as the guest would, beneath `root`: an image whose
+    /etc/resolv.conf is a symlink to an absolute path must not get a host file made or
+    covered (runc's securejoin)."""
+    from ..gofer.hostcalls import openat2
+
+    resolve = abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_MAGICLINKS
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fd = openat2(root_fd, guest.encode(), os.O_PATH | os.O_CLOEXEC, 0, resolve)
+        except FileNotFoundError:
+            if not writable:
+                raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
+            parent = openat2(root_fd, os.path.dirname(guest).encode(),
+                             os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+            try:  # O_EXCL: never through a dangling symlink
+                os.close(os.open(os.path.basename(guest), os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                                 | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
+            finally:
+                os.close(parent)
+            fd = openat2(root_fd, guest.encode(), os.O_PATH | os.O_CLOEXEC, 0, resolve)
+    finally:
+        os.close(root_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"mountpoint {guest} in the rootfs is not a regular file")
+    return fd
 
 
 def _build_dev() -> str:

@@ -1,0 +1,194 @@
+"""runc's command line: global flags, then a subcommand, as containerd-shim-runc-v2 calls it.
+
+    edgevisor [--root DIR] [--log FILE] [--log-format text|json] [--debug]
+              [--systemd-cgroup] [--platform P] [--network N] [--strace] COMMAND ...
+
+An error is one line on stderr and, with --log, one line there (a JSON object with
+--log-format json, which is what the shim shows the user); the exit status is 1.
+"""
+
+import argparse
+import json
+import sys
+import traceback
+
+from . import OCIError, inspect, lifecycle
+from .default_spec import features, write_spec
+from .state import now
+from ..config import ConfigError
+
+COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "exec", "ps",
+            "pause", "resume", "update", "events", "spec", "features")
+DEFAULT_ROOT = "/run/edgevisor"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise OCIError(message)
+
+
+def wants(argv: list[str]) -> bool:
+    """Whether argv is a runc-style call: its first word that is not a global flag (or a
+    global flag's value) is one of COMMANDS."""
+    takes_value = {"--root", "--log", "--log-format", "--platform", "--network",
+                   "--strace-syscalls", "--debug-log", "--criu"}
+    words = iter(argv)
+    for word in words:
+        if word in takes_value:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word in COMMANDS
+    return False
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ..platform import NAMES, default_platform_name
+    from ..sentry.net.stack import MODES
+
+    p = _Parser(prog="edgevisor", description="edgevisor as an OCI runtime (runc's CLI)")
+    p.add_argument("--root", default=DEFAULT_ROOT, help="the containers' state directory")
+    p.add_argument("--log", help="where errors go too (the shim's log.json)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--debug", action="store_true", help="tracebacks on errors; Sentry events")
+    p.add_argument("--systemd-cgroup", action="store_true",
+                   help="linux.cgroupsPath is slice:prefix:name")
+    p.add_argument("--rootless", default="auto", help="accepted, as runc's (edgevisor runs as root)")
+    p.add_argument("--criu", help="accepted and unused, as runc's without checkpoints")
+    p.add_argument("--platform", choices=NAMES, default=default_platform_name())
+    p.add_argument("--network", choices=MODES, default="host",
+                   help="host (default): the guest's IP sockets live in the spec's network "
+                        "namespace; sandbox or none: loopback of the sandbox's own only")
+    p.add_argument("--strace", action="store_true", help="log the syscalls the Sentry sees")
+    p.add_argument("--debug-log", help="where --strace and --debug write (default: stderr)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    for name in ("create", "run"):
+        c = sub.add_parser(name)
+        c.add_argument("--bundle", "-b")
+        c.add_argument("--console-socket")
+        c.add_argument("--pid-file")
+        c.add_argument("--no-pivot", action="store_true")
+        c.add_argument("--no-new-keyring", action="store_true")
+        c.add_argument("--preserve-fds", type=int, default=0)
+        if name == "run":
+            c.add_argument("--detach", "-d", action="store_true")
+            c.add_argument("--keep", action="store_true")
+        c.add_argument("id")
+    for name in ("start", "state", "pause", "resume"):
+        sub.add_parser(name).add_argument("id")
+    k = sub.add_parser("kill")
+    k.add_argument("--all", "-a", action="store_true")
+    k.add_argument("id")
+    k.add_argument("signal", nargs="?", default="SIGTERM")
+    d = sub.add_parser("delete")
+    d.add_argument("--force", "-f", action="store_true")
+    d.add_argument("id")
+    ls = sub.add_parser("list")
+    ls.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    ls.add_argument("--quiet", "-q", action="store_true")
+    ps = sub.add_parser("ps")
+    ps.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    ps.add_argument("id")
+    ps.add_argument("ps_args", nargs=argparse.REMAINDER)
+    u = sub.add_parser("update")
+    u.add_argument("--resources", "-r")
+    for flag, section, key in _UPDATE_FLAGS:
+        u.add_argument(flag, dest=f"{section}_{key}", type=int)
+    u.add_argument("id")
+    e = sub.add_parser("events")
+    e.add_argument("--stats", action="store_true")
+    e.add_argument("--interval", type=float, default=5.0)
+    e.add_argument("id")
+    s = sub.add_parser("spec")
+    s.add_argument("--bundle", "-b")
+    s.add_argument("--rootless", action="store_true")
+    sub.add_parser("features")
+    x = sub.add_parser("exec")
+    x.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+_UPDATE_FLAGS = (("--memory", "memory", "limit"), ("--memory-reservation", "memory",
+                 "reservation"), ("--memory-swap", "memory", "swap"),
+                 ("--cpu-shares", "cpu", "shares"), ("--cpu-quota", "cpu", "quota"),
+                 ("--cpu-period", "cpu", "period"), ("--pids-limit", "pids", "limit"))
+
+
+def _dispatch(g) -> int:
+    c = g.command
+    if c in ("create", "run"):
+        if g.preserve_fds:
+            raise OCIError("--preserve-fds is not supported by edgevisor's create")
+        if c == "create":
+            return lifecycle.create(g, g.id, g.bundle, g.pid_file, g.console_socket)
+        return lifecycle.run(g, g.id, g.bundle, g.pid_file, g.console_socket, g.detach)
+    if c == "start":
+        return lifecycle.start(g, g.id)
+    if c == "kill":
+        return lifecycle.kill(g, g.id, lifecycle.parse_signal(g.signal), g.all)
+    if c == "delete":
+        return lifecycle.delete(g, g.id, g.force)
+    if c == "state":
+        return inspect.show_state(g, g.id)
+    if c == "list":
+        return inspect.list_containers(g, g.format, g.quiet)
+    if c == "ps":
+        return inspect.ps(g, g.id, g.format, g.ps_args)
+    if c == "events":
+        return inspect.events(g, g.id, g.stats, g.interval)
+    if c == "pause":
+        return inspect.pause(g, g.id)
+    if c == "resume":
+        return inspect.resume(g, g.id)
+    if c == "update":
+        flags = {(s, k): getattr(g, f"{s}_{k}") for _, s, k in _UPDATE_FLAGS}
+        return inspect.update(g, g.id, g.resources, flags)
+    if c == "spec":
+        return write_spec(g.bundle)
+    if c == "features":
+        return features()
+    raise OCIError(f"{c} is not supported by edgevisor")
+
+
+def main(argv: list[str]) -> int:
+    g = None
+    try:
+        g = _parser().parse_args(argv)
+        return _dispatch(g)
+    except (OCIError, ConfigError) as e:
+        _error(g, argv, str(e))
+    except OSError as e:
+        if g is not None and g.debug:
+            traceback.print_exc()
+        _error(g, argv, (e.strerror or str(e)) + (f": {e.filename}" if e.filename else ""))
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+def _error(g, argv: list[str], message: str) -> None:
+    print(f"edgevisor: {message}", file=sys.stderr)
+    log, fmt = _log_flags(g, argv)
+    if not log:
+        return
+    if fmt == "json":
+        line = json.dumps({"level": "error", "msg": message, "time": now()}, separators=(",", ":"))
+    else:
+        line = f'time="{now()}" level=error msg={json.dumps(message)}'
+    try:
+        with open(log, "a") as f:
+            f.write(line + "\n")
+    except OSError as e:
+        print(f"edgevisor: --log {log}: {e.strerror}", file=sys.stderr)
+
+
+def _log_flags(g, argv: list[str]) -> tuple[str | None, str]:
+    """--log and --log-format, even when the command line itself did not parse."""
+    if g is not None:
+        return g.log, g.log_format
+    found = {"--log": None, "--log-format": "text"}
+    for i, word in enumerate(argv):
+        name, eq, value = word.partition("=")
+        if name in found:
+            found[name] = value if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+    return found["--log"], found["--log-format"] or "text"

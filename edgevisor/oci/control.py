@@ -1,0 +1,120 @@
+"""The control socket: `start`, `kill` and `ps` reach the holder of a container through it.
+
+One JSON request line, one JSON answer line. The socket is in the state directory (0700,
+root's) and is itself 0600; the holder answers only a peer with its own uid (SO_PEERCRED),
+so the file modes are not the only gate.
+"""
+
+import json
+import os
+import signal
+import socket
+import struct
+import threading
+
+from . import OCIError
+from .procs import guest_processes
+from ..boot import FORWARDED_SIGNALS
+
+SOCKET_NAME = "control.sock"
+# Signals whose default action is to do nothing: for a container not yet started, they
+# change nothing (as for runc's init waiting on its exec fifo).
+_IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
+
+
+def serve(path: str, hold) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old)
+    listener.listen(8)
+    threading.Thread(target=_accept, args=(listener, hold), daemon=True).start()
+    return listener
+
+
+def _accept(listener: socket.socket, hold) -> None:
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            pid, uid, gid = struct.unpack("3i", conn.getsockopt(
+                socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+            if uid != os.geteuid():
+                continue
+            try:
+                request = json.loads(conn.makefile("rb").readline())
+            except (OSError, ValueError):
+                continue
+            with hold.answering:
+                try:
+                    answer = {"ok": True, **_handle(hold, request)}
+                except (OCIError, ValueError, KeyError, TypeError) as e:
+                    answer = {"ok": False, "error": str(e)}
+                except OSError as e:
+                    answer = {"ok": False, "error": e.strerror or str(e)}
+                try:
+                    conn.sendall(json.dumps(answer).encode() + b"\n")
+                except OSError:
+                    pass
+
+
+def _handle(hold, request: dict) -> dict:
+    op = request["op"]
+    if not hold.sentry_pid:
+        raise OCIError("the container is still being created")
+    if op == "start":
+        if hold.started:
+            raise OCIError("cannot start an already started container")
+        hold.release()
+        return {}
+    if op == "kill":
+        _kill(hold, int(request["signal"]), bool(request.get("all")))
+        return {}
+    if op == "pids":
+        return {"pids": guest_processes(hold.sentry_pid)}
+    raise OCIError(f"unknown request {op!r}")
+
+
+def _kill(hold, sig: int, everyone: bool) -> None:
+    if not hold.started:
+        if sig not in _IGNORED_BY_DEFAULT:
+            hold.killed_by = sig
+            os.kill(hold.sentry_pid, signal.SIGKILL)  # its guest and gofer die with it
+        return
+    guest = guest_processes(hold.sentry_pid)
+    if not guest:
+        return
+    if everyone:
+        for pid in guest[1:]:
+            _signal(pid, sig)
+    if sig in FORWARDED_SIGNALS:
+        # The guest's init, a pid namespace's init, ignores a signal it has no handler for;
+        # the Sentry delivers it as an ordinary process would get it (sys_signal).
+        os.kill(hold.sentry_pid, sig)
+    else:
+        _signal(guest[0], sig)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def request(path: str, **fields) -> dict:
+    """Ask the holder; OCIError with its answer's message when it refuses."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+        try:
+            s.connect(path)
+        except OSError:
+            raise OCIError("the container's sandbox is not running") from None
+        s.sendall(json.dumps(fields).encode() + b"\n")
+        line = s.makefile("rb").readline()
+    if not line:
+        raise OCIError("the container's sandbox did not answer")
+    answer = json.loads(line)
+    if not answer.get("ok"):
+        raise OCIError(answer.get("error", "refused"))
+    return answer

@@ -1,0 +1,79 @@
+"""The holder's side of `create`: the start gate, the report to `create`, the control socket.
+
+The holder is the process `create` forks and names in --pid-file. It runs boot.run like
+`edgevisor do`; this object is the few hooks boot.run calls for an OCI container:
+
+- `open()`, in the holder before its pid namespace: the gate pipe and the control thread.
+- the guest, before its filter, `wait()`s: it tells `create` "created" and blocks on the gate
+  until `start` writes to it (or the holder dies, and it exits unstarted).
+- the Sentry closes the holder's end of the gate, and reports a failed set-up to `create`.
+- the holder serves the control socket on that thread while boot.run waits for the Sentry
+  (requests before `in_front_end` has the Sentry's pid are refused; `create` returns only
+  once the guest waits at the gate, by which time it is set).
+"""
+
+import os
+import threading
+
+from . import control
+
+CREATED = b"created\n"
+
+
+class Hold:
+    def __init__(self, report_w: int, socket_path: str):
+        self.report_w = report_w  # create reads "created", or the reason set-up failed
+        self.socket_path = socket_path
+        self.gate_r = self.gate_w = -1
+        self.sentry_pid = 0
+        self.started = False
+        self.killed_by = 0  # a signal that ended the container before `start`
+        # Held while the control thread answers: a `kill` ends the container, and the holder
+        # must not exit before the answer has gone (`finish`).
+        self.answering = threading.Lock()
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        return (self.report_w,)
+
+    def open(self) -> None:
+        """Before the Sentry is forked, in the holder: the gate, and the control socket's
+        thread (no thread can start once the holder has made its pid namespace)."""
+        self.gate_r, self.gate_w = os.pipe2(os.O_CLOEXEC)
+        self.listener = control.serve(self.socket_path, self)
+
+    def in_sentry(self) -> None:
+        os.close(self.gate_w)  # only the holder may open the gate; its death shuts it
+        self.listener.close()
+
+    def guest_forked(self) -> None:
+        os.close(self.gate_r)
+
+    def in_front_end(self, sentry_pid: int) -> None:
+        os.close(self.gate_r)
+        os.close(self.report_w)  # create sees EOF once the Sentry and guest are gone too
+        self.sentry_pid = sentry_pid
+
+    def wait(self) -> None:
+        """In the guest: report "created", then hold until `start` (or exit with the holder)."""
+        os.write(self.report_w, CREATED)
+        os.close(self.report_w)
+        if os.read(self.gate_r, 1) != b"s":
+            os._exit(0)  # deleted before it was started: no user code ran
+        os.close(self.gate_r)
+
+    def failed(self, message: str) -> None:
+        try:
+            os.write(self.report_w, message.encode() + b"\n")
+        except OSError:
+            pass  # create is gone: the message is on stderr as well
+
+    def finish(self) -> None:
+        """In the holder, before it exits: let an answer being written go out."""
+        self.answering.acquire(timeout=10)
+
+    def release(self) -> None:
+        """`start`: let the guest go on to its filter and exec."""
+        os.write(self.gate_w, b"s")
+        os.close(self.gate_w)
+        self.started = True

@@ -1,0 +1,246 @@
+"""create, start, run, kill and delete: a container's life, as runc's commands drive it."""
+
+import os
+import resource
+import signal
+import sys
+import time
+
+from . import OCIError, cgroup, console, control, hooks, spec, state
+from .hold import CREATED, Hold
+from .procs import start_time
+from .. import abi, boot
+from ..platform import get_platform
+from ..platform.cgroups import join as join_cgroups
+from ..platform.isolation import Volume, _loopback_up
+from ..platform.linux import mount, setns, unshare
+
+# What runc names its signals with, for `kill ID TERM` as well as `kill ID 15`.
+_SIGNALS = {s.name: s.value for s in signal.Signals}
+
+
+def parse_signal(text: str) -> int:
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.SIGRTMAX + 1:
+            return number
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        if name in _SIGNALS:
+            return _SIGNALS[name]
+    raise OCIError(f"unknown signal {text!r}")
+
+
+def create(g, container_id: str, bundle: str | None, pid_file: str | None,
+           console_socket: str | None) -> int:
+    """Set the container up and return with its guest held before user code; the holder's
+    pid goes to the pid file. On any failure nothing is left: process, cgroup or state."""
+    state.check_id(container_id)
+    plan = spec.load(bundle or os.getcwd(), g.platform, g.network)
+    if plan.terminal and not console_socket:
+        raise OCIError("cannot allocate tty if runc will detach without setting console socket")
+    if console_socket and not plan.terminal:
+        raise OCIError("cannot use console socket if runc will not detach or allocate tty")
+    plan.run.debug, plan.run.strace, plan.run.log = g.debug, g.strace, g.debug_log
+    own_tasks = get_platform(g.platform).sentry_threads + 2  # the holder and the gofer
+    dirs = cgroup.directories(cgroup.path_of(plan.cgroups_path, g.systemd_cgroup,
+                                             container_id))
+    where = state.make(g.root, container_id)
+    holder = 0
+    try:
+        cgroup.create(dirs, plan.resources, own_tasks)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        holder = os.fork()
+        if holder == 0:
+            os.close(report_r)
+            _holder(plan, dirs, report_w, where, console_socket)
+        os.close(report_w)
+        _await_created(report_r)
+        current = state.State(container_id, holder, plan.bundle, plan.rootfs, "created",
+                              state.now(), plan.annotations, start_time(holder), dirs,
+                              cgroup.freezer(dirs), plan.hooks, own_tasks=own_tasks)
+        state.save(g.root, current)
+        for name in ("createRuntime", "prestart", "createContainer"):
+            hooks.run(plan.hooks, name, current.oci())
+        if pid_file:
+            _write_pid_file(pid_file, holder)
+    except BaseException:
+        if holder:
+            os.kill(holder, signal.SIGKILL)
+            os.waitpid(holder, 0)
+        cgroup.remove(dirs)
+        state.remove(g.root, container_id)
+        raise
+    return 0
+
+
+def _await_created(report_r: int) -> None:
+    said = b""
+    while not said.startswith(CREATED) and (chunk := os.read(report_r, 4096)):
+        said += chunk
+    os.close(report_r)
+    if not said.startswith(CREATED):
+        message = said.decode(errors="replace").strip().splitlines()
+        raise OCIError(message[-1] if message else "the sandbox failed to start")
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write(str(pid))
+    os.replace(path + ".tmp", path)
+
+
+def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
+            console_socket: str | None):
+    """The pid-file process: it enters what the spec asks of the host (cgroup, network
+    namespace, rlimits, sysctls), then runs the sandbox as `do` would, held before user
+    code, and exits with the container's status."""
+    code = boot.EXIT_SETUP_FAILED
+    try:
+        if console_socket:
+            console.attach(console_socket, plan.console_size)
+        else:
+            os.setsid()  # the caller's process group and its signals are not the container's
+        join_cgroups(dirs)
+        if plan.oom_score_adj is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(plan.oom_score_adj))
+        for number, soft, hard in plan.rlimits:
+            resource.setrlimit(number, (soft, hard))
+        _enter_network(plan.netns)
+        for key, value in plan.sysctl.items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        _mount_tmpfs(plan, where)
+        hold = Hold(report_w, os.path.join(where, control.SOCKET_NAME))
+        plan.run.hold = hold
+        code = boot.run(plan.run)
+        hold.finish()
+        if hold.killed_by:
+            code = 128 + hold.killed_by
+    except BaseException as e:  # noqa: BLE001 - the holder reports to create, then exits
+        message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        if isinstance(e, OSError) and e.filename:
+            message += f": {e.filename}"
+        try:
+            os.write(report_w, f"{message}\n".encode())
+        except OSError:
+            pass
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _enter_network(path: str | None) -> None:
+    """The guest's sockets are the Sentry's (--network=host's mechanism), made here: in the
+    namespace at the spec's path, or a new one with only loopback."""
+    if path:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            setns(fd, abi.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+    else:
+        unshare(abi.CLONE_NEWNET)
+        _loopback_up()
+
+
+def _mount_tmpfs(plan: spec.Plan, where: str) -> None:
+    """tmpfs mounts (`docker run --tmpfs`) as volumes of tmpfs mounted in the holder's own
+    mount namespace: no host user sees them, and they go with the holder."""
+    if not plan.tmpfs:
+        return
+    unshare(abi.CLONE_NEWNS)
+    mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
+    volumes = list(plan.run.volumes)
+    for number, (target, options) in enumerate(plan.tmpfs):
+        host = os.path.join(where, f"tmpfs{number}")
+        os.mkdir(host, 0o700)
+        mount("tmpfs", host, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV, options or None)
+        volumes.append(Volume(host, target))
+    plan.run.volumes = tuple(volumes)
+
+
+def start(g, container_id: str) -> int:
+    current = state.load(g.root, container_id)
+    status = current.current_status()
+    if status != "created":
+        raise OCIError({"stopped": "cannot start a container that has stopped",
+                        "running": "cannot start an already running container"}.get(
+                            status, f"cannot start a container in the {status} state"))
+    control.request(state.socket_path(g.root, container_id), op="start")
+    current.status = "running"
+    state.save(g.root, current)
+    hooks.run(current.hooks, "poststart", current.oci())
+    return 0
+
+
+def run(g, container_id: str, bundle: str | None, pid_file: str | None,
+        console_socket: str | None, detach: bool) -> int:
+    """create and start; without --detach, wait for the container and delete it."""
+    create(g, container_id, bundle, pid_file, console_socket)
+    try:
+        start(g, container_id)
+    except OCIError:
+        delete(g, container_id, force=True)
+        raise
+    if detach:
+        return 0
+    holder = state.load(g.root, container_id).pid
+    for sig in boot.FORWARDED_SIGNALS:
+        signal.signal(sig, lambda s, _f: kill(g, container_id, s, False))
+    _, status = os.waitpid(holder, 0)
+    delete(g, container_id, force=True)
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def kill(g, container_id: str, sig: int, everyone: bool) -> int:
+    current = state.load(g.root, container_id)
+    if current.current_status() == "stopped":
+        raise OCIError("container not running")
+    control.request(state.socket_path(g.root, container_id), op="kill", signal=sig,
+                    all=everyone)
+    return 0
+
+
+def delete(g, container_id: str, force: bool) -> int:
+    try:
+        current = state.load(g.root, container_id)
+    except OCIError:
+        if force:  # as runc: nothing to delete is not an error when forced
+            state.remove(g.root, container_id)
+            return 0
+        raise
+    status = current.current_status()
+    if status in ("running", "paused") and not force:
+        raise OCIError(f"cannot delete container {container_id} that is not stopped: {status}")
+    if status != "stopped":
+        _destroy(current)
+    cgroup.remove(current.cgroups)
+    state.remove(g.root, container_id)
+    try:
+        hooks.run(current.hooks, "poststop", current.oci())
+    except OCIError as e:  # as runc: the container is gone; a poststop failure is a warning
+        print(f"edgevisor: warning: {e}", file=sys.stderr)
+    return 0
+
+
+def _destroy(current: state.State) -> None:
+    """Kill every task of the container: the holder first (the Sentry and guest die with
+    it), then whatever is left in its cgroup, which may be frozen."""
+    try:
+        os.kill(current.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for pid in cgroup.processes(current.cgroups):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if current.freezer:
+        cgroup.freeze(current.freezer, False)
+    deadline = time.monotonic() + 10
+    while start_time(current.pid) == current.start_time and time.monotonic() < deadline:
+        time.sleep(0.01)
