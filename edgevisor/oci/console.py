@@ -13,6 +13,7 @@ import struct
 import termios
 
 from . import OCIError
+from .address import short
 
 
 def attach(console_socket: str, size: tuple[int, int] | None) -> None:
@@ -24,7 +25,8 @@ def attach(console_socket: str, size: tuple[int, int] | None) -> None:
             fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
         name = os.ttyname(slave)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-            s.connect(console_socket)
+            with short(console_socket) as address:
+                s.connect(address)
             # runc sends the slave's name as the message, the master as the right
             s.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                         array.array("i", [master]))])

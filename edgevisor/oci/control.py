@@ -13,6 +13,7 @@ import struct
 import threading
 
 from . import OCIError
+from .address import short
 from .procs import guest_processes
 from ..boot import FORWARDED_SIGNALS
 
@@ -26,7 +27,8 @@ def serve(path: str, hold) -> socket.socket:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     old = os.umask(0o177)
     try:
-        listener.bind(path)
+        with short(path) as address:
+            listener.bind(address)
     finally:
         os.umask(old)
     listener.listen(8)
@@ -107,7 +109,8 @@ def request(path: str, **fields) -> dict:
     """Ask the holder; OCIError with its answer's message when it refuses."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
         try:
-            s.connect(path)
+            with short(path) as address:
+                s.connect(address)
         except OSError:
             raise OCIError("the container's sandbox is not running") from None
         s.sendall(json.dumps(fields).encode() + b"\n")

@@ -4,6 +4,7 @@ spec's mapping and refusals (no sandbox started)."""
 import json
 import os
 import signal
+import threading
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_the_default_spec_maps_onto_a_run_config(bundle):
     cfg = plan.run
     assert cfg.argv == ["sh"] and cfg.cwd == "/" and cfg.hostname == "runc"
     assert cfg.user == "0:0" and cfg.overlay and cfg.network == "host"
-    assert cfg.capabilities == frozenset({5, 10, 29})
+    assert cfg.spec_capabilities == frozenset({5, 10, 29})
     assert plan.netns is None and plan.terminal
     assert plan.rlimits == [(7, 1024, 1024)]  # RLIMIT_NOFILE
 
@@ -84,8 +85,8 @@ def test_docker_capabilities_are_accepted_less_the_two_edgevisor_withholds(bundl
               "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
               "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
     plan = bundle(lambda c: c["process"]["capabilities"].update(bounding=docker))
-    assert 27 not in plan.run.capabilities and 13 not in plan.run.capabilities  # MKNOD, NET_RAW
-    assert len(plan.run.capabilities) == 12
+    assert 27 not in plan.run.spec_capabilities and 13 not in plan.run.spec_capabilities  # MKNOD, NET_RAW
+    assert len(plan.run.spec_capabilities) == 12
 
 
 def test_a_seccomp_profile_compiles_and_an_unknown_action_is_refused():
@@ -149,3 +150,25 @@ def test_features_and_spec_print_json(tmp_path, capsys):
     assert main(["spec", "--bundle", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "config.json").read_text()) == default()
     assert main(["spec", "--bundle", str(tmp_path)]) == 1  # as runc: never overwritten
+
+
+def test_a_control_socket_past_sun_path_is_served_and_reached(tmp_path):
+    """Docker's root and a 64-digit id put the socket past sockaddr_un's 108 bytes."""
+    from edgevisor.oci import control
+
+    where = tmp_path / ("d" * 60) / ("e" * 64)
+    where.mkdir(parents=True)
+    path = str(where / control.SOCKET_NAME)
+    assert len(path) > 108
+
+    class Hold:
+        answering = threading.Lock()
+        sentry_pid = 0  # still being created: every request is refused, with an answer
+
+    listener = control.serve(path, Hold())
+    try:
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        with pytest.raises(OCIError, match="still being created"):
+            control.request(path, op="start")
+    finally:
+        listener.close()
