@@ -26,6 +26,10 @@ CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
 CGROUP_ROOT = "/sys/fs/cgroup"
 REPO = Path(__file__).resolve().parents[2]
+# Paths outside their roots that containerd, its shims and dockerd make whatever they are told
+# (the shims' sockets, runc's default root under containerd, dockerd's plugin directory):
+# removed at the end if they were not there before, once empty.
+HOST_TRACES = ("/run/containerd", "/run/docker")
 PLATFORMS = ("seccomp", "ptrace")
 
 
@@ -77,6 +81,7 @@ class Daemon:
                     "DOCKER_HOST": f"unix://{self.docker_socket}"}
         self.env.pop("DOCKER_CONTEXT", None)
         self.procs: list[subprocess.Popen] = []
+        self.traces_before = {p for p in HOST_TRACES if os.path.lexists(p)}
 
     # --- start ------------------------------------------------------------------------------
 
@@ -127,6 +132,7 @@ class Daemon:
             "ip-masq": False,
             "cgroup-parent": self.cgroup_parent,
             "log-driver": "json-file",
+            "deprecated-key-path": str(self.dir / "key.json"),  # else /etc/docker/key.json
         }, indent=2))
         self._spawn("dockerd", [
             DOCKERD, "--config-file", str(config),
@@ -203,6 +209,8 @@ class Daemon:
         found += [f"cgroup {c}" for c in self._our_cgroups()]
         if Path(f"/sys/class/net/{self.bridge}").exists():
             found.append(f"bridge {self.bridge}")
+        found += [f"path {p}" for p in HOST_TRACES
+                  if p not in self.traces_before and os.path.lexists(p)]
         return found
 
     def stop(self) -> list[str]:
@@ -222,6 +230,9 @@ class Daemon:
             _rmdir_cgroup(cgroup)
         if Path(f"/sys/class/net/{self.bridge}").exists():
             _ip("link", "del", self.bridge)
+        for trace in HOST_TRACES:
+            if trace not in self.traces_before:
+                _remove_empty_dirs(trace)
         left = self.leftovers()
         if not left:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -290,6 +301,18 @@ def _mounts_under(directory: Path) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
     return [p for p in points if p.startswith(prefix)]
+
+
+def _remove_empty_dirs(top):
+    """Remove top and the directories under it, deepest first, as far as they are empty:
+    another containerd or dockerd that came meanwhile keeps what it put there."""
+    if not os.path.isdir(top):
+        return
+    for directory, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
 
 
 def _rmdir_cgroup(path):

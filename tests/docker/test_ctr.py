@@ -33,7 +33,8 @@ def runc_binary(daemon, runtime):
 
 def test_ctr_run(daemon, runtime, ctr_image):
     name = f"ctr-{runtime}"
-    result = daemon.ctr("-n", NAMESPACE, "run", "--rm", "--runc-binary",
+    result = daemon.ctr("-n", NAMESPACE, "run", "--rm", "--fifo-dir", str(daemon.dir / "fifo"),
+                        "--runc-binary",
                         runc_binary(daemon, runtime), ctr_image, name,
                         "sh", "-c", "echo hi; exit 7", check=False)
     assert (result.returncode, result.stdout) == (7, "hi\n"), result.stderr
