@@ -6,6 +6,7 @@ Each case checks the container's output, and where a case writes to the host, th
 import http.server
 import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -175,14 +176,14 @@ def test_bridge_reaches_the_host(daemon, runtime, busybox):
 def test_published_port(daemon, runtime, busybox):
     port = free_port()
     name = f"published-{runtime}"
-    daemon.docker("run", "-d", "--name", name, f"--runtime={runtime}",
-                  "-p", f"127.0.0.1:{port}:80", busybox, "sh", "-c",
-                  "mkdir /www && echo served from the container > /www/index.html"
-                  " && exec httpd -f -p 80 -h /www")
     try:
+        daemon.docker("run", "-d", "--name", name, f"--runtime={runtime}",
+                      "-p", f"127.0.0.1:{port}:80", busybox, "sh", "-c",
+                      "mkdir /www && echo served from the container > /www/index.html"
+                      " && exec httpd -f -p 80 -h /www")
         assert http_get(f"http://127.0.0.1:{port}/") == "served from the container\n"
     finally:
-        daemon.docker("rm", "-f", name)
+        daemon.docker("rm", "-f", name, check=False)  # a failed create leaves it Created
 
 
 def test_pids_limit(daemon, runtime, busybox):
@@ -211,13 +212,13 @@ def test_memory_limit(daemon, runtime, python3):
 def test_python_http_server(daemon, runtime, python3):
     port = free_port()
     name = f"python-http-{runtime}"
-    daemon.docker("run", "-d", "--name", name, f"--runtime={runtime}",
-                  "-p", f"127.0.0.1:{port}:8000", python3,
-                  "python3", "-m", "http.server", "-d", "/etc", "8000")
     try:
+        daemon.docker("run", "-d", "--name", name, f"--runtime={runtime}",
+                      "-p", f"127.0.0.1:{port}:8000", python3,
+                      "python3", "-m", "http.server", "-d", "/etc", "8000")
         assert "user:x:1000:1000" in http_get(f"http://127.0.0.1:{port}/passwd")
     finally:
-        daemon.docker("rm", "-f", name)
+        daemon.docker("rm", "-f", name, check=False)
 
 
 # --- one detached container through its life ---------------------------------------------------
@@ -233,14 +234,13 @@ def detached(request, daemon, busybox):
     runtime = request.param
     name = f"detached-{runtime}"
     count = Path(tempfile.mkdtemp(prefix="edgevisor-count-", dir="/var/tmp"))
-    daemon.docker("run", "-d", "--name", name, f"--runtime={runtime}", "-v", f"{count}:/count",
-                  busybox, "sh", "-c", LOOP)
-    container = Container(daemon, name, count / "n")
-    yield container
-    daemon.docker("rm", "-f", name, check=False)
-    for f in count.iterdir():
-        f.unlink()
-    count.rmdir()
+    try:
+        daemon.docker("run", "-d", "--name", name, f"--runtime={runtime}",
+                      "-v", f"{count}:/count", busybox, "sh", "-c", LOOP)
+        yield Container(daemon, name, count / "n")
+    finally:
+        daemon.docker("rm", "-f", name, check=False)
+        shutil.rmtree(count)
 
 
 class Container:
