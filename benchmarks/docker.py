@@ -14,7 +14,6 @@ medians and each median's ratio to runc's. Needs root.
 """
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -50,13 +49,13 @@ def main():
         sys.exit(f"docker.py: {why}")
     wanted = args.runtimes.split(",")
 
-    daemon = Daemon({}, prefix="edgevisor-bench-")
-    daemon.runtimes = edgevisor_runtimes(runtime_wrapper(daemon.dir, args.tree))
+    daemon = Daemon(prefix="edgevisor-bench-")
+    runtimes = edgevisor_runtimes(runtime_wrapper(daemon.dir, args.tree))
     runsc = shutil.which("runsc")
     if runsc:
-        daemon.runtimes["runsc"] = {"path": runsc, "runtimeArgs": ["--network=none"]}
+        runtimes["runsc"] = {"path": runsc, "runtimeArgs": ["--network=none"]}
     try:
-        daemon.start()
+        daemon.start(runtimes)
         tags = {"busybox": images.docker_import(daemon, images.busybox_tar(
                     daemon.dir / "busybox.tar"), "edgevisor-bench/busybox"),
                 "python3": images.docker_import(daemon, images.python_tar(

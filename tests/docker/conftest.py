@@ -23,9 +23,8 @@ def daemon():
     why = missing()
     if why:
         pytest.skip(why)
-    daemon = Daemon({})
-    daemon.runtimes = edgevisor_runtimes(runtime_wrapper(daemon.dir, TREE))
-    daemon.start()
+    daemon = Daemon()
+    daemon.start(edgevisor_runtimes(runtime_wrapper(daemon.dir, TREE)))
     yield daemon
     left = daemon.stop()
     assert not left, f"the docker tests left behind: {left} (in {daemon.dir})"

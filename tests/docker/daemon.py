@@ -69,10 +69,9 @@ def edgevisor_runtimes(wrapper: Path) -> dict:
 class Daemon:
     """containerd + dockerd under `self.dir`; `docker(...)` and `ctr(...)` talk to them."""
 
-    def __init__(self, runtimes: dict, prefix: str = "edgevisor-docker-"):
+    def __init__(self, prefix: str = "edgevisor-docker-"):
         self.dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
         self.name = self.dir.name
-        self.runtimes = runtimes
         self.containerd_socket = self.dir / "containerd.sock"
         self.docker_socket = self.dir / "docker.sock"
         self.bridge = "evd" + self.name[-8:].lower().replace("_", "0")[:8]
@@ -85,7 +84,9 @@ class Daemon:
 
     # --- start ------------------------------------------------------------------------------
 
-    def start(self) -> "Daemon":
+    def start(self, runtimes: dict) -> "Daemon":
+        """Start with daemon.json's `runtimes` (their wrappers may live in self.dir)."""
+        self.runtimes = runtimes
         try:
             self._make_bridge()
             self._start_containerd()
@@ -215,7 +216,7 @@ class Daemon:
 
     def stop(self) -> list[str]:
         """Stop both daemons, remove what they left, and return what could not be removed."""
-        if self.procs and self.procs[-1].poll() is None and len(self.procs) == 2:
+        if len(self.procs) == 2 and self.procs[-1].poll() is None:  # dockerd runs
             ids = self.docker("ps", "-aq", check=False).stdout.split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False)
