@@ -76,6 +76,7 @@ class Daemon:
         self.docker_socket = self.dir / "docker.sock"
         self.bridge = "evd" + self.name[-8:].lower().replace("_", "0")[:8]
         self.cgroup_parent = self.name
+        self.subnet = self.gateway = None  # the bridge's, once made
         self.env = {**os.environ, "DOCKER_CONFIG": str(self.dir / "client"),
                     "DOCKER_HOST": f"unix://{self.docker_socket}"}
         self.env.pop("DOCKER_CONTEXT", None)
@@ -97,7 +98,7 @@ class Daemon:
         return self
 
     def _make_bridge(self):
-        subnet = _free_subnet()
+        self.subnet = subnet = _free_subnet()
         self.gateway = str(next(subnet.hosts()))
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.gateway}/{subnet.prefixlen}", "dev", self.bridge)
@@ -212,6 +213,7 @@ class Daemon:
             found.append(f"bridge {self.bridge}")
         found += [f"path {p}" for p in HOST_TRACES
                   if p not in self.traces_before and os.path.lexists(p)]
+        found += [f"firewall rule {r}" for r in self._our_firewall_rules()]
         return found
 
     def stop(self) -> list[str]:
@@ -250,6 +252,16 @@ class Daemon:
                 continue
             if str(self.dir) in cmd:
                 yield int(entry.name), cmd.strip()
+
+    def _our_firewall_rules(self):
+        """Rules that name our bridge or its subnet: dockerd is told to add none (other
+        programs' rules, which may come and go meanwhile, are not ours to judge)."""
+        marks = [self.bridge, *([str(self.subnet)] if self.subnet else [])]
+        for save in ("iptables-save", "ip6tables-save"):
+            if not shutil.which(save):
+                continue
+            rules = subprocess.run([save], capture_output=True, text=True).stdout
+            yield from (r for r in rules.splitlines() if any(m in r for m in marks))
 
     def _our_cgroups(self):
         for hierarchy in Path(CGROUP_ROOT).iterdir():
