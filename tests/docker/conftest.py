@@ -12,9 +12,8 @@ import pytest
 from . import images
 from .daemon import REPO, Daemon, edgevisor_runtimes, missing, runtime_wrapper
 
-RUNTIMES = os.environ.get("EDGEVISOR_DOCKER_RUNTIMES", "edgevisor-seccomp,edgevisor-ptrace").split(",")
-
-
+RUNTIMES = os.environ.get("EDGEVISOR_DOCKER_RUNTIMES",
+                          "edgevisor-seccomp,edgevisor-ptrace").split(",")
 TREE = Path(os.environ.get("EDGEVISOR_OCI_TREE", REPO))
 
 

@@ -16,9 +16,9 @@ PYTHON = "/usr/bin/python3"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"
 GROUP = "root:x:0:\nuser:x:1000:\n"
-# Parts of the standard library no container case runs; they only make the image bigger.
-STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data",
-               "config-3.11-x86_64-linux-gnu"}
+# Parts of the standard library no container case runs (and config-*, for building
+# extensions): they only make the image bigger.
+STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data"}
 
 
 def busybox_tar(out: Path) -> Path:
@@ -36,9 +36,8 @@ def python_tar(out: Path) -> Path:
         _add_busybox(tar)
         _add_file(tar, python, python)
         tar.add(stdlib, arcname=str(stdlib).lstrip("/"), filter=_skip_stdlib_extras)
-        for path in {PYTHON, "/usr/bin/python3"}:
-            if path != python:
-                _add_symlink(tar, path, python)
+        if PYTHON != python:
+            _add_symlink(tar, PYTHON, python)
         binaries = [python, *map(str, (stdlib / "lib-dynload").glob("*.so"))]
         for library in _shared_libraries(binaries):
             _add_file(tar, library, os.path.realpath(library))
@@ -95,7 +94,8 @@ def _add_symlink(tar, path_in_image, target):
 
 def _skip_stdlib_extras(info):
     parts = Path(info.name).parts
-    if any(p in STDLIB_SKIP for p in parts) or "site-packages" in parts:
+    if any(p in STDLIB_SKIP or p.startswith("config-") for p in parts) \
+            or "site-packages" in parts:
         return None
     return info
 
