@@ -56,11 +56,13 @@ EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 
 
-def run(cfg: RunConfig) -> int:
-    """Run cfg.argv in a sandbox; return the exit code the front end should exit with."""
+def run(cfg: RunConfig, report_fd: int | None = None) -> int:
+    """Run cfg.argv in a sandbox; return the exit code the front end should exit with.
+    report_fd: a close-on-exec descriptor that stays open where sys.stderr (edgevisor's own
+    one-line reports) now writes, apart from the guest's stderr (the Python API's channel)."""
     table = load_table()
     cfg.validate(table)
-    keep_inherited_fds(cfg.preserve_fds)
+    keep_inherited_fds(cfg.preserve_fds, report_fd)
     platform = get_platform(cfg.platform)
     traced = frozenset()
     if cfg.strace:
@@ -117,13 +119,22 @@ def run(cfg: RunConfig) -> int:
         cgroups.remove(cgroup)
 
 
-def keep_inherited_fds(count: int) -> None:
+def keep_inherited_fds(count: int, report_fd: int | None = None) -> None:
     """Close every descriptor the caller gave us above 2 but the `count` from 3 on, which
-    the guest inherits in place (runc's --preserve-fds). Whatever else a caller leaves open
-    (a secret, a directory or binary outside the view) would otherwise reach the guest as a
-    descriptor it could read, fchdir or execveat through. First, before the Sentry, the gofer
-    or the guest exist: runc and runsc do the same."""
-    os.closerange(3 + count, 2**31 - 1)  # close_range(2): every number, however high
+    the guest inherits in place (runc's --preserve-fds), and report_fd, which it does not
+    (close-on-exec). Whatever else a caller leaves open (a secret, a directory or binary
+    outside the view) would otherwise reach the guest as a descriptor it could read, fchdir
+    or execveat through. First, before the Sentry, the gofer or the guest exist: runc and
+    runsc do the same."""
+    top = 2**31 - 1  # close_range(2): every number, however high
+    if report_fd is None:
+        os.closerange(3 + count, top)
+    else:
+        if report_fd < 3 + count or os.get_inheritable(report_fd):
+            raise ValueError(f"report descriptor {report_fd}: must be close-on-exec and "
+                             "above the preserved ones")
+        os.closerange(3 + count, report_fd)
+        os.closerange(report_fd + 1, top)
     for fd in range(3, 3 + count):
         os.set_inheritable(fd, True)
 
