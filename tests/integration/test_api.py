@@ -97,9 +97,9 @@ def test_rootfs(platform, tmp_path):
     ({"limits": edgevisor.Limits(pids=0)}, "--pids-limit 0: must be at least 1"),
     ({"platform": "kvm"}, "platform 'kvm': expected one of seccomp, ptrace"),
 ])
-def test_what_cannot_be_set_up_raises_sandbox_error(kwargs, message):
+def test_what_cannot_be_set_up_raises_sandbox_error(platform, kwargs, message):
     with pytest.raises(edgevisor.SandboxError) as e:
-        edgevisor.run(["true"], **kwargs)
+        edgevisor.run(["true"], **{"platform": platform, **kwargs})
     assert str(e.value) == message
 
 
