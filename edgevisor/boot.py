@@ -58,8 +58,8 @@ EXIT_NOT_FOUND = 127
 
 def run(cfg: RunConfig, report_fd: int | None = None) -> int:
     """Run cfg.argv in a sandbox; return the exit code the front end should exit with.
-    report_fd: a close-on-exec descriptor that stays open where sys.stderr (edgevisor's own
-    one-line reports) now writes, apart from the guest's stderr (the Python API's channel)."""
+    report_fd: where the caller pointed sys.stderr, edgevisor's own one-line reports, apart
+    from the guest's stderr (the Python API's channel); kept open, close-on-exec."""
     table = load_table()
     cfg.validate(table)
     keep_inherited_fds(cfg.preserve_fds, report_fd)
