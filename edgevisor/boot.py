@@ -62,13 +62,16 @@ from .syscall_tables import load as load_table
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
 
 
-def run(cfg: RunConfig) -> int:
-    """Run cfg.argv in a sandbox; return the exit code the front end should exit with."""
+def run(cfg: RunConfig, report_fd: int | None = None) -> int:
+    """Run cfg.argv in a sandbox; return the exit code the front end should exit with.
+    report_fd: where the caller pointed sys.stderr, edgevisor's own one-line reports, apart
+    from the guest's stderr (the Python API's channel); kept open, close-on-exec."""
     CLOCK.mark("imports")
     table = load_table()
     cfg.validate(table)
     cfg = dataclasses.replace(cfg, cwd=cfg.working_directory())
-    keep_inherited_fds(cfg.preserve_fds, cfg.hold.fds if cfg.hold else ())
+    own = (*(cfg.hold.fds if cfg.hold else ()), *(() if report_fd is None else (report_fd,)))
+    keep_inherited_fds(cfg.preserve_fds, own)
     platform = get_platform(cfg.platform)
     CLOCK.mark("table")
     programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table)),
@@ -145,7 +148,7 @@ def _traced(cfg: RunConfig, table) -> frozenset[int]:
 def keep_inherited_fds(count: int, own: tuple[int, ...] = ()) -> None:
     """Close every descriptor the caller gave us above 2 but the `count` from 3 on, which
     the guest inherits in place (runc's --preserve-fds), and edgevisor's `own` (close-on-exec
-    ones an OCI create hands its front end). Whatever else a caller leaves open
+    ones: an OCI create's, the Python API's report channel). Whatever else a caller leaves open
     (a secret, a directory or binary outside the view) would otherwise reach the guest as a
     descriptor it could read, fchdir or execveat through. First, before the Sentry, the gofer
     or the guest exist: runc and runsc do the same."""

@@ -155,14 +155,10 @@ def _set_variable(env: dict[str, str], spec: str, where: str) -> None:
 
 
 def _volume(spec: str) -> Volume:
-    """HOST:GUEST or HOST:GUEST:ro (or :rw), as docker run -v."""
-    parts = spec.split(":")
-    read_only = False
-    if len(parts) == 3 and parts[2] in ("ro", "rw"):
-        read_only = parts.pop() == "ro"
-    if len(parts) != 2 or not parts[0] or not parts[1]:
-        raise ConfigError(f"-v {spec!r}: expected HOST:GUEST[:ro]")
-    return Volume(os.path.abspath(parts[0]), os.path.normpath(parts[1]), read_only)
+    try:
+        return Volume.parse(spec)
+    except ValueError as e:
+        raise ConfigError(f"-v {spec!r}: {e}") from None
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}

@@ -4,6 +4,7 @@ import os
 from dataclasses import dataclass, field
 
 from . import abi
+from .platform import NAMES as PLATFORM_NAMES
 from .platform.cgroups import Limits
 from .platform.isolation import KEPT_CAPABILITIES, Volume
 from .sentry.net.publish import Port
@@ -70,6 +71,9 @@ class RunConfig:
     def validate(self, table) -> None:
         if not self.argv:
             raise ConfigError("missing command: edgevisor do [flags] -- CMD [ARGS...]")
+        if self.platform not in PLATFORM_NAMES:
+            raise ConfigError(f"platform {self.platform!r}: expected one of "
+                              f"{', '.join(PLATFORM_NAMES)}")
         if not os.path.isdir(self.rootfs):
             raise ConfigError(f"rootfs {self.rootfs!r} is not a directory")
         if not self.hostname or len(self.hostname.encode()) > 64:

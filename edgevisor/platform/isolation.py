@@ -69,6 +69,17 @@ class Volume:
     target: str  # an absolute guest path
     read_only: bool = False
 
+    @classmethod
+    def parse(cls, spec: str) -> "Volume":
+        """HOST:GUEST or HOST:GUEST:ro (or :rw), as docker run -v; ValueError if not."""
+        parts = spec.split(":")
+        read_only = False
+        if len(parts) == 3 and parts[2] in ("ro", "rw"):
+            read_only = parts.pop() == "ro"
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise ValueError("expected HOST:GUEST[:ro]")
+        return cls(os.path.abspath(parts[0]), os.path.normpath(parts[1]), read_only)
+
 
 @dataclass(frozen=True)
 class RootfsSpec:

@@ -38,6 +38,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
 
 SERVER = str(Path(__file__).with_name("fs_opserver.py"))
 PYTHON = sys.executable
+# The sandboxed server is handed over as source, run by the python3 on the guest's PATH:
+# a checkout or venv under the host's /tmp is not in the guest's view (its /tmp is its own).
+SERVER_SOURCE = Path(SERVER).read_text()
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 REPLY_TIMEOUT = 60
 
@@ -106,7 +109,8 @@ class OpServer:
 
 
 def sandboxed(platform: str, flags: tuple[str, ...], *args: str) -> list[str]:
-    return [*EDGEVISOR, "do", f"--platform={platform}", *flags, "--", PYTHON, SERVER, *args]
+    return [*EDGEVISOR, "do", f"--platform={platform}", *flags, "--", "python3", "-c",
+            SERVER_SOURCE, *args]
 
 
 def native_in_tmpfs(anchor: Path, *args: str) -> list[str]:

@@ -4,7 +4,6 @@ import os
 import pty
 import select
 import signal
-import sys
 import time
 
 import pytest
@@ -43,7 +42,7 @@ def test_guest_is_the_foreground_job_and_gets_ctrl_c_once(platform):
               "time.sleep(1.5)\n"
               "print('hits', len(hits), flush=True)\n")
     pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--",
-                                 sys.executable, "-c", script])
+                                 "python3", "-c", script])
     out = _read_until(master, b"ready")
     assert b"tty True fg True" in out, out
     os.write(master, b"\x03")  # ^C from the terminal

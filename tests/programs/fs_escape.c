@@ -72,6 +72,30 @@ static void show_at(const char *name, int dirfd, const char *path) {
 
 static void show(const char *name, const char *path) { show_at(name, AT_FDCWD, path); }
 
+/* "ok own" if path holds exactly this process's environment block (NUL-separated, as exec
+ * laid it out), "ok other" if not: whose environment a /proc link shows, whatever the
+ * caller's environment is. */
+static void show_environ_owner(const char *name, const char *path) {
+    extern char **environ;
+    static char got[1 << 16], own[1 << 16];
+    size_t n = 0, m = 0;
+    ssize_t r;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fail(name);
+        return;
+    }
+    while (n < sizeof got && (r = read(fd, got + n, sizeof got - n)) > 0) n += r;
+    close(fd);
+    for (char **e = environ; *e; e++) {
+        size_t len = strlen(*e) + 1;
+        if (m + len > sizeof own) break;
+        memcpy(own + m, *e, len);
+        m += len;
+    }
+    printf("%s: ok %s\n", name, n == m && memcmp(got, own, n) == 0 ? "own" : "other");
+}
+
 static void show2(const char *name, int dirfd, const char *path, uint64_t resolve) {
     struct how how = {O_RDONLY | O_CLOEXEC, 0, resolve};
     int fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
@@ -393,7 +417,7 @@ static void section_sentry(void) {
     show("pid1_root_host_secret", p);
     show("pid1_root_etc", "/proc/1/root/etc/passwd");
     show("pid1_exe", "/proc/1/exe");
-    show("pid1_environ", "/proc/1/environ");
+    show_environ_owner("pid1_environ", "/proc/1/environ");
     show("pid1_mem", "/proc/1/mem");
     show("pid1_fd0", "/proc/1/fd/0");
     show("pid1_fd3", "/proc/1/fd/3");

@@ -15,7 +15,12 @@ from edgevisor.platform.isolation import DEVICES
 
 HERE = Path(__file__).parent
 ATTACK = (HERE / "dev_attack.py").read_text()
-ENV = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
+# The attack imports this checkout's edgevisor. The guest gets it through a read-only volume:
+# a checkout under the host's /tmp is not in its view (its /tmp is the sandbox's own).
+SOURCE = str(HERE.parents[1])
+GUEST_SOURCE = "/edgevisor-source"
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SOURCE, GUEST_SOURCE])}
+FLAGS = ("-v", f"{SOURCE}:{GUEST_SOURCE}:ro")
 NAMES = [n for n in DEVICES if os.path.exists(f"/dev/{n}")]
 WHEN_NS = 981158400 * 10**9  # dev_attack.WHEN
 LEFTOVERS = [f"/dev/{n}{suffix}" for n in NAMES for suffix in (".link", ".moved", ".node")] + [
@@ -78,7 +83,7 @@ def guest_states(stdout: str) -> dict[str, list[str]]:
 
 
 def test_changing_and_replacing_dev_nodes_leaves_the_hosts_alone(sandbox, host):
-    r = sandbox("python3", "-c", ATTACK, *NAMES, env=ENV)
+    r = sandbox("python3", "-c", ATTACK, *NAMES, env=ENV, flags=FLAGS)
     assert r.returncode == 0, r.stderr
     assert host_devices() == host
     assert [p for p in LEFTOVERS if os.path.lexists(p)] == []
@@ -100,7 +105,7 @@ def test_changing_and_replacing_dev_nodes_leaves_the_hosts_alone(sandbox, host):
 
 
 def test_the_guests_devices_still_work(sandbox, host):
-    r = sandbox("python3", "-c", ATTACK, *NAMES, env=ENV)
+    r = sandbox("python3", "-c", ATTACK, *NAMES, env=ENV, flags=FLAGS)
     assert r.returncode == 0, r.stderr
     done = results(r.stdout)
     works = {k.split()[1]: v for k, v in done.items() if k.startswith("works ")}

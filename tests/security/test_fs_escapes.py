@@ -142,7 +142,7 @@ EXPECTED_TEXT = {
         pid1_root_host_secret: ENOENT
         pid1_root_etc: ok root-passwd
         pid1_exe: ok elf
-        pid1_environ: ok IS_SANDBOX=yes
+        pid1_environ: ok own
         pid1_mem: <errno>
         pid1_fd0: ok |ok
         pid1_fd3: <errno>
