@@ -58,6 +58,9 @@ SECCOMP_IOCTL_NOTIF_SEND = _ioc(_IOC_READ | _IOC_WRITE, ord("!"), 1, SECCOMP_NOT
 SECCOMP_IOCTL_NOTIF_ID_VALID = _ioc(_IOC_WRITE, ord("!"), 2, 8)
 SECCOMP_IOCTL_NOTIF_ADDFD = _ioc(_IOC_WRITE, ord("!"), 3, SECCOMP_NOTIF_ADDFD.size)
 SECCOMP_IOCTL_NOTIF_SET_FLAGS = _ioc(_IOC_WRITE, ord("!"), 4, 8)
+# The kernel's own answer of an interrupted wait (include/linux/errno.h): signal delivery
+# turns it into a restart (SA_RESTART, or no handler) or EINTR. Never seen by user space.
+ERESTARTSYS = 512
 
 # struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }
 SOCK_FILTER = struct.Struct("=HBBI")

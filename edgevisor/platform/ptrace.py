@@ -31,7 +31,6 @@ from collections import deque
 
 from .. import abi
 from ..sentry.dispatch import CONTINUE, InstallFd, WaitFd
-from ..sentry.kernel import procfs
 from ..sentry.kernel.task import Task
 from .base import Platform
 from .inject import (ARGS, NREGS, ORIG_RAX, RAX, RIP, SYSCALL_INSN, Couriers, sigaction_flags,
@@ -39,7 +38,7 @@ from .inject import (ARGS, NREGS, ORIG_RAX, RAX, RIP, SYSCALL_INSN, Couriers, si
 from .linux import iovec, ptrace, seccomp_load, wait_any
 from .memory import ProcessMemory
 from .tasks import HostTasks
-from .waiting import WAKE, wait_in_thread
+from .waiting import WAKE, signals, wait_in_thread
 
 # TRACESYSGOOD: the syscall-stops of injected calls are told apart from a real SIGTRAP.
 OPTIONS = (abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_TRACEFORK | abi.PTRACE_O_TRACEVFORK
@@ -208,7 +207,7 @@ class PtracePlatform(Platform):
         is only ever touched by the loop's thread (ptrace requires it), so the outcome is
         queued in `finished`, and the loop woken until it has taken it."""
         def still_waiting() -> bool:
-            pending, _ = _signals(self._proc, tid)
+            pending, _ = signals(self._proc, tid)
             return not pending
 
         def done(outcome) -> None:
@@ -249,22 +248,10 @@ class PtracePlatform(Platform):
             pass
 
     def _restarts(self, tid: int, regs, pending) -> bool:
-        pending_signals, caught = _signals(self._proc, tid)
+        pending_signals, caught = signals(self._proc, tid)
         for sig in range(1, 65):
             if pending_signals & caught & (1 << (sig - 1)):
                 if not hasattr(regs, "restart"):
                     return False
                 return bool(sigaction_flags(tid, regs.regs, pending, sig) & abi.SA_RESTART)
         return hasattr(regs, "restart")  # no handler runs: stopped, ignored or fatal
-
-
-def _signals(proc: int, tid: int) -> tuple[int, int]:
-    """(the signals pending for thread `tid` that it does not block, those it catches), as
-    masks; ProcessLookupError when it is gone."""
-    fields = {}
-    for line in procfs.read(proc, f"{tid}/status").splitlines():
-        key, _, value = line.partition(b":")
-        if key in (b"SigPnd", b"ShdPnd", b"SigBlk", b"SigCgt"):
-            fields[key] = int(value, 16)
-    pending = (fields[b"SigPnd"] | fields[b"ShdPnd"]) & ~fields[b"SigBlk"]
-    return pending, fields[b"SigCgt"]

@@ -28,7 +28,7 @@ from .linux import pidfd_getfd, seccomp_load
 from ._notify import ffi, lib
 from .memory import ProcessMemory
 from .tasks import HostTasks
-from .waiting import WAKE, wait_in_thread
+from .waiting import WAKE, signals, wait_in_thread
 
 class SeccompPlatform(Platform):
     name = "seccomp"
@@ -37,6 +37,7 @@ class SeccompPlatform(Platform):
 
     def __init__(self):
         self.listener = -1
+        self._proc = -1
 
     def load_filter(self, program: bytes, to_sentry: int, from_sentry: int) -> None:
         probe = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
@@ -75,6 +76,9 @@ class SeccompPlatform(Platform):
         finally:
             os.close(pidfd)
         os.set_inheritable(self.listener, False)
+        # Whether a task whose call waits (WaitFd) has a signal to take: its status. Opened
+        # now, while the Sentry may still open a path.
+        self._proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:  # 6.6+: switch to the waiting side on this CPU instead of waking another one
             fcntl.ioctl(self.listener, abi.SECCOMP_IOCTL_NOTIF_SET_FLAGS,
                         abi.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)  # by value, not a pointer
@@ -112,7 +116,7 @@ class SeccompPlatform(Platform):
                 elif type(result) is InstallFd:
                     err = _install(listener, nid, result)
                 elif type(result) is WaitFd:
-                    _answer_later(listener, nid, result)
+                    _answer_later(listener, nid, tid, self._proc, result)
                     continue
                 elif result < 0:
                     err = lib.ev_send(listener, nid, 0, result, 0)
@@ -173,19 +177,28 @@ def _install(listener: int, nid: int, answer: InstallFd) -> int:
     return lib.ev_send(listener, nid, number, 0, 0)
 
 
-def _answer_later(listener: int, nid: int, answer: WaitFd) -> None:
+def _answer_later(listener: int, nid: int, tid: int, proc: int, answer: WaitFd) -> None:
     """Answers notification `nid` once `answer` has its descriptor, from a thread of its own.
-    A signal for the waiting task, or its death, ends the notification (the kernel then
-    restarts the call or fails it with EINTR, as for any interrupted one); the wait is then
-    let go, and the answer, sent to a notification that is gone, dropped."""
+    The task's death ends the notification; the wait is then let go, and the answer, sent to
+    a notification that is gone, dropped. A signal does not end it (the filter waits
+    killably once the Sentry has received a call), so a signal pending for the task lets
+    the wait go too and answers ERESTARTSYS, as an interrupted wait in the kernel does: the
+    kernel restarts the call after a SA_RESTART handler (or none) and fails it with EINTR
+    after any other."""
     idbuf = struct.pack("=Q", nid)
+    interrupted = []
 
     def still_waiting() -> bool:
         fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ID_VALID, idbuf)
+        if signals(proc, tid)[0]:
+            interrupted.append(True)
+            return False
         return True
 
     def done(result) -> None:
         if result is None:
+            if interrupted:
+                lib.ev_send(listener, nid, 0, -abi.ERESTARTSYS, 0)
             return
         if result >= 0:
             _install(listener, nid, InstallFd(result, answer.cloexec, answer.report))

@@ -12,6 +12,8 @@ import os
 import signal
 import threading
 
+from ..sentry.kernel import procfs
+
 POLL = 0.02
 WAKE = signal.SIGUSR1
 
@@ -53,3 +55,15 @@ def _watch(answer, still_waiting, done) -> None:
             os.close(result)
         result = None
     done(result)
+
+
+def signals(proc: int, tid: int) -> tuple[int, int]:
+    """(the signals pending for thread `tid` that it does not block, those it catches), as
+    masks, from its status in the procfs at `proc`; ProcessLookupError when it is gone."""
+    fields = {}
+    for line in procfs.read(proc, f"{tid}/status").splitlines():
+        key, _, value = line.partition(b":")
+        if key in (b"SigPnd", b"ShdPnd", b"SigBlk", b"SigCgt"):
+            fields[key] = int(value, 16)
+    pending = (fields[b"SigPnd"] | fields[b"ShdPnd"]) & ~fields[b"SigBlk"]
+    return pending, fields[b"SigCgt"]
