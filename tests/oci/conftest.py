@@ -117,3 +117,13 @@ def _reap() -> None:
             return
         if pid == 0:
             return
+
+
+@pytest.fixture
+def out(bundle):
+    """A host directory bound read-write at /out in the container."""
+    path = os.path.join(bundle.path, "out")
+    os.mkdir(path)
+    bundle.edit(lambda c: c["mounts"].append(
+        {"destination": "/out", "type": "bind", "source": path, "options": ["rbind", "rw"]}))
+    return path

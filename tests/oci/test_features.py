@@ -17,14 +17,6 @@ import pytest
 from .test_lifecycle import _wait_for, create, leftovers, new_id, wait_exit
 
 
-@pytest.fixture
-def out(bundle):
-    path = os.path.join(bundle.path, "out")
-    os.mkdir(path)
-    bundle.edit(lambda c: c["mounts"].append(
-        {"destination": "/out", "type": "bind", "source": path, "options": ["rbind", "rw"]}))
-    return path
-
 
 def test_ps_pause_resume_update_and_events(runtime, bundle, out):
     container = new_id()

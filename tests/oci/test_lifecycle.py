@@ -56,15 +56,6 @@ def create(runtime, bundle, container, *flags) -> int:
         return int(f.read())
 
 
-@pytest.fixture
-def out(bundle):
-    """A host directory bound read-write at /out in the container."""
-    path = os.path.join(bundle.path, "out")
-    os.mkdir(path)
-    bundle.edit(lambda c: c["mounts"].append(
-        {"destination": "/out", "type": "bind", "source": path, "options": ["rbind", "rw"]}))
-    return path
-
 
 def test_create_holds_the_guest_until_start_and_the_pid_file_process_exits_with_its_status(
         runtime, bundle, out):

@@ -10,14 +10,6 @@ import pytest
 from .test_lifecycle import _wait_for, create, leftovers, new_id, wait_exit
 
 
-@pytest.fixture
-def out(bundle):
-    path = os.path.join(bundle.path, "out")
-    os.mkdir(path)
-    bundle.edit(lambda c: c["mounts"].append(
-        {"destination": "/out", "type": "bind", "source": path, "options": ["rbind", "rw"]}))
-    return path
-
 
 def run_to_end(runtime, bundle, *flags) -> int:
     container = new_id()
