@@ -222,7 +222,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     log = _open_log(cfg)  # before the storage's tmpfs shadows /tmp
     CLOCK.mark("fork, namespaces, /proc")
     storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes, cfg.scratch_bound(),
-                                       cfg.files))
+                                       cfg.files, cfg.tmpfs))
     CLOCK.mark("storage")
 
     strace = None

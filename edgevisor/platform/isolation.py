@@ -56,11 +56,17 @@ SCRATCH = "/tmp"  # where the new root is assembled, on a private tmpfs that sha
 _PRIVATE = (f"{SCRATCH}/root", f"{SCRATCH}/tmp", f"{SCRATCH}/shm")
 # The sandbox's own in-memory directories (/tmp, /dev/shm, /dev) in that tmpfs.
 _IN_MEMORY = (f"{SCRATCH}/tmp", f"{SCRATCH}/shm", f"{SCRATCH}/dev")
+_TMPFS = f"{SCRATCH}/tmpfs"  # the host side of --tmpfs mount N is _TMPFS + "N"
 
 
 def shared_with_host(host: str) -> bool:
     """True for a storage mount (by its host path) whose files host users can reach."""
-    return host not in _PRIVATE
+    return host not in _PRIVATE and not is_tmpfs(host)
+
+
+def is_tmpfs(host: str) -> bool:
+    """True for the host side of a --tmpfs mount."""
+    return host.startswith(_TMPFS)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,15 @@ class Volume:
 
 
 @dataclass(frozen=True)
+class Tmpfs:
+    """`--tmpfs PATH[:size=N,mode=M]`: an in-memory mount of the sandbox's own at PATH."""
+
+    target: str  # an absolute guest path
+    size: int | None = None  # bytes, in pages; None: it shares the scratch with /tmp
+    mode: int = 0o1777  # Docker's default
+
+
+@dataclass(frozen=True)
 class RootfsSpec:
     path: str
     overlay: bool  # False: the rootfs read-only, with no writable layer
@@ -91,6 +106,7 @@ class RootfsSpec:
     # read-only). The guest gets a private copy in the scratch tmpfs, never the host's
     # inode, whose modes and owner it could otherwise change.
     files: tuple[tuple[str, bytes, bool], ...] = ()
+    tmpfs: tuple[Tmpfs, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,14 +158,14 @@ def build_storage(spec: RootfsSpec) -> Storage:
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
     # Hold the sources by descriptor: the scratch tmpfs may shadow their paths (in /tmp).
     rootfs = os.open(spec.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    # Outer volumes first, so that one at /a/b is mounted on /a's, not shadowed by it.
-    volumes = sorted(spec.volumes, key=lambda v: v.target.count("/"))
-    sources = [os.open(v.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for v in volumes]
-    # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
-    # limit would stay at half the host's RAM in pages, whatever the size.
-    inodes = spec.scratch_size // os.sysconf("SC_PAGE_SIZE")
-    mount("tmpfs", SCRATCH, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV,
-          f"mode=700,size={spec.scratch_size},nr_inodes={inodes}")
+    # Outer targets first, so that one at /a/b is mounted on /a's, not shadowed by it.
+    others = sorted((*spec.volumes, *spec.tmpfs), key=lambda m: m.target.count("/"))
+    sources = [os.open(m.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+               if isinstance(m, Volume) else None for m in others]
+    # A sized --tmpfs is a tmpfs of its own, whose size the scratch gives up: together they
+    # still hold no more than the one bound.
+    scratch = spec.scratch_size - sum(t.size for t in spec.tmpfs if t.size)
+    mount("tmpfs", SCRATCH, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV, _tmpfs_options(scratch, 0o700))
     root = f"{SCRATCH}/root"
     _mkdirs(root)
     overlay = spec.overlay and _mount_overlay(f"/proc/self/fd/{rootfs}", root, spec.path)
@@ -171,14 +187,23 @@ def build_storage(spec: RootfsSpec) -> Storage:
 
     # Device nodes open only in /dev: every other mount is nodev (and nosuid) at its source,
     # which the gofer's clones and the guest's view inherit.
-    for number, (volume, fd) in enumerate(zip(volumes, sources)):
+    for number, (other, fd) in enumerate(zip(others, sources)):
+        if isinstance(other, Tmpfs):
+            host = f"{_TMPFS}{number}"
+            _mkdirs(host)
+            if other.size:
+                mount("tmpfs", host, "tmpfs", nodev, _tmpfs_options(other.size, other.mode))
+            else:  # a directory of the scratch, as /tmp is
+                os.chmod(host, other.mode)
+            mounts.append((other.target, host, False))
+            continue
         host = f"{SCRATCH}/volume{number}"
         _mkdirs(host)
         mount(f"/proc/self/fd/{fd}", host, None, abi.MS_BIND | abi.MS_REC)
         mount(None, host, None, abi.MS_REMOUNT | abi.MS_BIND | nodev
-              | (abi.MS_RDONLY if volume.read_only else 0))
+              | (abi.MS_RDONLY if other.read_only else 0))
         os.close(fd)
-        mounts.append((volume.target, host, volume.read_only))
+        mounts.append((other.target, host, other.read_only))
 
     for index, (guest, _, _) in enumerate(mounts[1:], start=1):
         # The mountpoint lives in the mount that holds it: a volume at /tmp/x needs its
@@ -186,7 +211,7 @@ def build_storage(spec: RootfsSpec) -> Storage:
         parent, parent_host, _ = _holder(guest, mounts[:index])
         where = parent_host + guest[len(parent.rstrip("/")):]
         if not os.path.isdir(where):
-            if parent == "/" and overlay or parent_host in _IN_MEMORY:
+            if parent == "/" and overlay or parent_host in _IN_MEMORY or is_tmpfs(parent_host):
                 _mkdirs(where)  # in the overlay's upper layer, or in the scratch tmpfs
             elif guest in ("/tmp", "/dev", "/dev/shm"):
                 continue  # checked again by the Sentry and the guest, which skip it too
@@ -212,6 +237,12 @@ def build_storage(spec: RootfsSpec) -> Storage:
             finally:
                 os.close(target)
     return Storage(tuple(mounts), overlay)
+
+
+def _tmpfs_options(size: int, mode: int) -> str:
+    # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
+    # limit would stay at half the host's RAM in pages, whatever the size.
+    return f"mode={mode:o},size={size},nr_inodes={size // os.sysconf('SC_PAGE_SIZE')}"
 
 
 def _holder(guest: str, mounts) -> tuple[str, str, bool]:

@@ -2,7 +2,7 @@
 
 import os
 
-from ..platform.isolation import Storage, shared_with_host
+from ..platform.isolation import Storage, is_tmpfs, shared_with_host
 from .fsimpl.gofer import GoferFS
 from .fsimpl.proc import ProcFS, SysFS
 from .kernel.fs import FileSystem
@@ -43,13 +43,14 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
         return table.mount(fs_root, at, **flags)
 
     for number, (guest, host, read_only) in enumerate(others, start=1):
+        own = is_tmpfs(host)  # a --tmpfs: the sandbox's, as /tmp is
         gofer_fs = GoferFS(client, number, generation=kernel.generation,
-                           exclusive=guest in _EXCLUSIVE, host_shared=shared_with_host(host),
-                           direct=directfs)
+                           exclusive=own or guest in _EXCLUSIVE,
+                           host_shared=shared_with_host(host), direct=directfs)
         mount = mount_at(guest, gofer_fs.root, readonly=read_only, nosuid=True,
                          nodev=guest != "/dev")
         if mount is not None:
-            fstype = _FSTYPES.get(guest, b"bind")
+            fstype = b"tmpfs" if own else _FSTYPES.get(guest, b"bind")
             fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
 
     for guest, synthetic in (
