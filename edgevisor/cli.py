@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                          "the gofer gives it; false: every one through the gofer "
                          "(default: %(default)s)")
     do.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
-                    help="bind the host directory HOST at GUEST (read-only with :ro)")
+                    help="bind the host directory or file HOST at GUEST (read-only with :ro)")
     do.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:size=N,mode=M]",
                     help="an empty in-memory file system at PATH (mode M in octal, default "
                          "1777); its size, or without one what it holds, counts in "

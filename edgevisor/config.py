@@ -83,8 +83,8 @@ class RunConfig:
             raise ConfigError(f"-w {self.cwd!r}: must be an absolute path")
         targets = set()
         for v in self.volumes:
-            if not os.path.isdir(v.source):
-                raise ConfigError(f"-v: {v.source!r} is not a directory")
+            if not (os.path.isdir(v.source) or os.path.isfile(v.source)):
+                raise ConfigError(f"-v: {v.source!r} is not a directory or a regular file")
             if not v.target.startswith("/") or v.target.rstrip("/") in ("", "/proc", "/dev"):
                 raise ConfigError(f"-v: {v.target!r} must be an absolute path other than "
                                   "/, /proc and /dev")

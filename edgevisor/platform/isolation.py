@@ -57,6 +57,11 @@ _PRIVATE = (f"{SCRATCH}/root", f"{SCRATCH}/tmp", f"{SCRATCH}/shm")
 # The sandbox's own in-memory directories (/tmp, /dev/shm, /dev) in that tmpfs.
 _IN_MEMORY = (f"{SCRATCH}/tmp", f"{SCRATCH}/shm", f"{SCRATCH}/dev")
 _TMPFS = f"{SCRATCH}/tmpfs"  # the host side of --tmpfs mount N is _TMPFS + "N"
+# The host side of a single-file volume: a directory of the scratch holding only the host
+# file, bound at FILE_VOLUME_ENTRY (the gofer's mount roots are directories); the guest's
+# mount shows that entry.
+_FILE_VOLUME = f"{SCRATCH}/file-volume"
+FILE_VOLUME_ENTRY = "file"
 
 
 def shared_with_host(host: str) -> bool:
@@ -69,9 +74,14 @@ def is_tmpfs(host: str) -> bool:
     return host.startswith(_TMPFS)
 
 
+def is_file_volume(host: str) -> bool:
+    """True for the host side of a single-file volume (its file is FILE_VOLUME_ENTRY)."""
+    return host.startswith(_FILE_VOLUME)
+
+
 @dataclass(frozen=True)
 class Volume:
-    source: str  # a host directory
+    source: str  # a host directory, or a host regular file bound on a file
     target: str  # an absolute guest path
     read_only: bool = False
 
@@ -160,8 +170,8 @@ def build_storage(spec: RootfsSpec) -> Storage:
     rootfs = os.open(spec.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     # Outer targets first, so that one at /a/b is mounted on /a's, not shadowed by it.
     others = sorted((*spec.volumes, *spec.tmpfs), key=lambda m: m.target.count("/"))
-    sources = [os.open(m.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-               if isinstance(m, Volume) else None for m in others]
+    sources = [os.open(m.source, os.O_PATH | os.O_CLOEXEC) if isinstance(m, Volume) else None
+               for m in others]
     # A sized --tmpfs is a tmpfs of its own, whose size the scratch gives up: together they
     # still hold no more than the one bound.
     scratch = spec.scratch_size - sum(t.size for t in spec.tmpfs if t.size)
@@ -197,10 +207,16 @@ def build_storage(spec: RootfsSpec) -> Storage:
                 os.chmod(host, other.mode)
             mounts.append((other.target, host, False))
             continue
-        host = f"{SCRATCH}/volume{number}"
-        _mkdirs(host)
-        mount(f"/proc/self/fd/{fd}", host, None, abi.MS_BIND | abi.MS_REC)
-        mount(None, host, None, abi.MS_REMOUNT | abi.MS_BIND | nodev
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            host = bound = f"{SCRATCH}/volume{number}"
+            _mkdirs(host)
+        else:
+            host = f"{_FILE_VOLUME}{number}"
+            bound = f"{host}/{FILE_VOLUME_ENTRY}"
+            _mkdirs(host)
+            os.close(os.open(bound, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        mount(f"/proc/self/fd/{fd}", bound, None, abi.MS_BIND | abi.MS_REC)
+        mount(None, bound, None, abi.MS_REMOUNT | abi.MS_BIND | nodev
               | (abi.MS_RDONLY if other.read_only else 0))
         os.close(fd)
         mounts.append((other.target, host, other.read_only))
@@ -210,8 +226,13 @@ def build_storage(spec: RootfsSpec) -> Storage:
         # directory in the sandbox's /tmp, not under the /tmp it shadows in the rootfs.
         parent, parent_host, _ = _holder(guest, mounts[:index])
         where = parent_host + guest[len(parent.rstrip("/")):]
-        if not os.path.isdir(where):
-            if parent == "/" and overlay or parent_host in _IN_MEMORY or is_tmpfs(parent_host):
+        writable = parent == "/" and overlay or parent_host in _IN_MEMORY or is_tmpfs(parent_host)
+        if is_file_volume(mounts[index][1]):
+            _file_volume_mountpoint(parent_host, guest[len(parent.rstrip("/")):], writable)
+        elif not os.path.isdir(where):
+            if os.path.lexists(where):
+                raise OSError(errno.ENOTDIR, f"mountpoint {guest} is not a directory")
+            if writable:
                 _mkdirs(where)  # in the overlay's upper layer, or in the scratch tmpfs
             elif guest in ("/tmp", "/dev", "/dev/shm"):
                 continue  # checked again by the Sentry and the guest, which skip it too
@@ -237,6 +258,44 @@ def build_storage(spec: RootfsSpec) -> Storage:
             finally:
                 os.close(target)
     return Storage(tuple(mounts), overlay)
+
+
+def _file_volume_mountpoint(holder: str, path: str, writable: bool) -> None:
+    """The regular file a single-file volume covers, at `path` beneath the mount `holder`,
+    made empty where that mount is the sandbox's own and it is missing. No symlink on the
+    way: the guest's view binds the file by that very path, which must not lead elsewhere."""
+    from ..gofer.hostcalls import openat2
+
+    resolve = abi.RESOLVE_BENEATH | abi.RESOLVE_NO_SYMLINKS
+    where = os.open(holder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fd = openat2(where, path.lstrip("/").encode(), os.O_PATH | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0, resolve)
+        except FileNotFoundError:
+            if not writable:
+                raise OSError(errno.ENOENT, f"no mountpoint {path} in a read-only rootfs or "
+                              "a volume") from None
+            parent = openat2(where, os.path.dirname(path).lstrip("/").encode() or b".",
+                             os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+            try:
+                fd = os.open(os.path.basename(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                             | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent)
+            finally:
+                os.close(parent)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, f"mountpoint {path} of a file volume passes a "
+                              "symlink") from None
+            raise
+    finally:
+        os.close(where)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"mountpoint {path} of a file volume is not a "
+                          "regular file")
+    finally:
+        os.close(fd)
 
 
 def _tmpfs_options(size: int, mode: int) -> str:
@@ -362,7 +421,9 @@ def enter_view(storage: Storage) -> None:
     nodev = abi.MS_NOSUID | abi.MS_NODEV
     for guest, host, read_only in storage.mounts:
         target = view + guest
-        if guest != "/" and not os.path.isdir(target):
+        if is_file_volume(host):
+            host = f"{host}/{FILE_VOLUME_ENTRY}"  # on the file build_storage made or checked
+        elif guest != "/" and not os.path.isdir(target):
             continue
         mount(host, target, None, abi.MS_BIND | abi.MS_REC)
         flags = abi.MS_NOSUID if guest == "/dev" else nodev

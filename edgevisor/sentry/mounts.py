@@ -2,7 +2,13 @@
 
 import os
 
-from ..platform.isolation import Storage, is_tmpfs, shared_with_host
+from ..platform.isolation import (
+    FILE_VOLUME_ENTRY,
+    Storage,
+    is_file_volume,
+    is_tmpfs,
+    shared_with_host,
+)
 from .fsimpl.gofer import GoferFS
 from .fsimpl.proc import ProcFS, SysFS
 from .kernel.fs import FileSystem
@@ -47,8 +53,10 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
         gofer_fs = GoferFS(client, number, generation=kernel.generation,
                            exclusive=own or guest in _EXCLUSIVE,
                            host_shared=shared_with_host(host), direct=directfs)
-        mount = mount_at(guest, gofer_fs.root, readonly=read_only, nosuid=True,
-                         nodev=guest != "/dev")
+        root = gofer_fs.root
+        if is_file_volume(host):  # the guest's mount shows the one file, as a bind of it
+            root = root.lookup(FILE_VOLUME_ENTRY.encode())
+        mount = mount_at(guest, root, readonly=read_only, nosuid=True, nodev=guest != "/dev")
         if mount is not None:
             fstype = b"tmpfs" if own else _FSTYPES.get(guest, b"bind")
             fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
