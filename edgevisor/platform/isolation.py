@@ -228,7 +228,8 @@ def build_storage(spec: RootfsSpec) -> Storage:
         where = parent_host + guest[len(parent.rstrip("/")):]
         writable = parent == "/" and overlay or parent_host in _IN_MEMORY or is_tmpfs(parent_host)
         if is_file_volume(mounts[index][1]):
-            _file_volume_mountpoint(parent_host, guest[len(parent.rstrip("/")):], writable)
+            os.close(_file_mountpoint(parent_host, guest[len(parent.rstrip("/")):], writable,
+                                      in_root=False))
         elif not os.path.isdir(where):
             if os.path.lexists(where):
                 raise OSError(errno.ENOTDIR, f"mountpoint {guest} is not a directory")
@@ -260,44 +261,6 @@ def build_storage(spec: RootfsSpec) -> Storage:
     return Storage(tuple(mounts), overlay)
 
 
-def _file_volume_mountpoint(holder: str, path: str, writable: bool) -> None:
-    """The regular file a single-file volume covers, at `path` beneath the mount `holder`,
-    made empty where that mount is the sandbox's own and it is missing. No symlink on the
-    way: the guest's view binds the file by that very path, which must not lead elsewhere."""
-    from ..gofer.hostcalls import openat2
-
-    resolve = abi.RESOLVE_BENEATH | abi.RESOLVE_NO_SYMLINKS
-    where = os.open(holder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        try:
-            fd = openat2(where, path.lstrip("/").encode(), os.O_PATH | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0, resolve)
-        except FileNotFoundError:
-            if not writable:
-                raise OSError(errno.ENOENT, f"no mountpoint {path} in a read-only rootfs or "
-                              "a volume") from None
-            parent = openat2(where, os.path.dirname(path).lstrip("/").encode() or b".",
-                             os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
-            try:
-                fd = os.open(os.path.basename(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY
-                             | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent)
-            finally:
-                os.close(parent)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise OSError(errno.ELOOP, f"mountpoint {path} of a file volume passes a "
-                              "symlink") from None
-            raise
-    finally:
-        os.close(where)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, f"mountpoint {path} of a file volume is not a "
-                          "regular file")
-    finally:
-        os.close(fd)
-
-
 def _tmpfs_options(size: int, mode: int) -> str:
     # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
     # limit would stay at half the host's RAM in pages, whatever the size.
@@ -311,34 +274,43 @@ def _holder(guest: str, mounts) -> tuple[str, str, bool]:
                key=lambda m: len(m[0]))
 
 
-def _file_mountpoint(root: str, guest: str, writable: bool) -> int:
-    """An O_PATH descriptor of the file at `guest` in the rootfs, made (empty) in a writable
-    one if missing. Resolved as the guest would, beneath `root`: an image whose
-    /etc/resolv.conf is a symlink to an absolute path must not get a host file made or
-    covered (runc's securejoin)."""
+def _file_mountpoint(root: str, guest: str, writable: bool, *, in_root: bool = True) -> int:
+    """An O_PATH descriptor of the file at `guest` beneath the mount `root`, made (empty) in
+    a writable one if missing. `in_root`: resolved as the guest would, beneath `root`: an
+    image whose /etc/resolv.conf is a symlink to an absolute path must not get a host file
+    made or covered (runc's securejoin). Otherwise no symlink may be on the way at all, for
+    a mountpoint the guest's view binds by that very path (a file volume)."""
     from ..gofer.hostcalls import openat2
 
-    resolve = abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_MAGICLINKS
+    resolve = (abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_MAGICLINKS if in_root
+               else abi.RESOLVE_BENEATH | abi.RESOLVE_NO_SYMLINKS)
+    nofollow = 0 if in_root else os.O_NOFOLLOW
+    path = guest.lstrip("/").encode()
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
-            fd = openat2(root_fd, guest.encode(), os.O_PATH | os.O_CLOEXEC, 0, resolve)
+            fd = openat2(root_fd, path, os.O_PATH | nofollow | os.O_CLOEXEC, 0, resolve)
         except FileNotFoundError:
             if not writable:
-                raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
-            parent = openat2(root_fd, os.path.dirname(guest).encode(),
+                raise OSError(errno.ENOENT, f"no mountpoint {guest} in a read-only rootfs "
+                              "or a volume") from None
+            parent = openat2(root_fd, os.path.dirname(path) or b".",
                              os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
             try:  # O_EXCL: never through a dangling symlink
-                os.close(os.open(os.path.basename(guest), os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                os.close(os.open(os.path.basename(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY
                                  | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
             finally:
                 os.close(parent)
-            fd = openat2(root_fd, guest.encode(), os.O_PATH | os.O_CLOEXEC, 0, resolve)
+            fd = openat2(root_fd, path, os.O_PATH | nofollow | os.O_CLOEXEC, 0, resolve)
+    except OSError as e:
+        if e.errno != errno.ELOOP or in_root:
+            raise
+        raise OSError(errno.ELOOP, f"mountpoint {guest} passes a symlink") from None
     finally:
         os.close(root_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(errno.EINVAL, f"mountpoint {guest} in the rootfs is not a regular file")
+        raise OSError(errno.EINVAL, f"mountpoint {guest} is not a regular file")
     return fd
 
 

@@ -113,8 +113,8 @@ def test_a_file_volume_runs_and_sits_where_the_rootfs_had_none(sandbox, tmp_path
 
 
 @pytest.mark.parametrize("target, message", [
-    ("/etc", "mountpoint /etc of a file volume is not a regular file"),
-    ("/bin/edgevisor-tool", "mountpoint /bin/edgevisor-tool of a file volume passes a symlink"),
+    ("/etc", "mountpoint /etc is not a regular file"),
+    ("/bin/edgevisor-tool", "mountpoint /bin/edgevisor-tool passes a symlink"),
 ])
 def test_a_file_volume_on_a_directory_or_through_a_symlink_is_refused(tmp_path, target,
                                                                       message):
