@@ -261,6 +261,25 @@ def build_storage(spec: RootfsSpec) -> Storage:
     return Storage(tuple(mounts), overlay)
 
 
+def _directories_beneath(root_fd: int, path: bytes, resolve: int) -> int:
+    """An O_PATH descriptor of the directory `path` beneath `root_fd`, each missing one on the
+    way made (0755), as Docker makes a volume's target: one name at a time, never through a
+    symlink (mkdirat does not follow its last name, and `resolve` refuses one)."""
+    from ..gofer.hostcalls import openat2
+
+    fd = os.dup(root_fd)
+    for name in filter(None, path.split(b"/")):
+        try:
+            child = openat2(fd, name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+        except FileNotFoundError:
+            os.mkdir(name, 0o755, dir_fd=fd)
+            child = openat2(fd, name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+        finally:
+            os.close(fd)
+        fd = child
+    return fd
+
+
 def _tmpfs_options(size: int, mode: int) -> str:
     # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
     # limit would stay at half the host's RAM in pages, whatever the size.
@@ -294,8 +313,10 @@ def _file_mountpoint(root: str, guest: str, writable: bool, *, in_root: bool = T
             if not writable:
                 raise OSError(errno.ENOENT, f"no mountpoint {guest} in a read-only rootfs "
                               "or a volume") from None
-            parent = openat2(root_fd, os.path.dirname(path) or b".",
-                             os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+            parent = (openat2(root_fd, os.path.dirname(path) or b".",
+                              os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+                      if in_root else _directories_beneath(root_fd, os.path.dirname(path),
+                                                           resolve))
             try:  # O_EXCL: never through a dangling symlink
                 os.close(os.open(os.path.basename(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY
                                  | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))

@@ -101,15 +101,16 @@ def test_a_ro_file_volume_is_read_only(sandbox, tmp_path):
 
 
 def test_a_file_volume_runs_and_sits_where_the_rootfs_had_none(sandbox, tmp_path):
-    """A file the rootfs lacks is made in the overlay (and in the sandbox's /tmp), never on
-    the host; the kernel's own view has it too, so it runs."""
+    """A file the rootfs lacks is made in the overlay (and in the sandbox's /tmp), with the
+    directories on its way, never on the host; the kernel's own view has it too, so it
+    runs."""
     tool = tmp_path / "tool"
     tool.write_text("#!/bin/sh\necho ran\n")
     tool.chmod(0o755)
-    r = sandbox("sh", "-c", "/usr/local/bin/edgevisor-tool && /tmp/t",
-                flags=("-v", f"{tool}:/usr/local/bin/edgevisor-tool:ro", "-v", f"{tool}:/tmp/t"))
+    r = sandbox("sh", "-c", "/opt/edgevisor-new/bin/tool && /tmp/d/t",
+                flags=("-v", f"{tool}:/opt/edgevisor-new/bin/tool:ro", "-v", f"{tool}:/tmp/d/t"))
     assert (r.returncode, r.stdout) == (0, "ran\nran\n"), r.stderr
-    assert not os.path.exists("/usr/local/bin/edgevisor-tool")
+    assert not os.path.exists("/opt/edgevisor-new")
 
 
 @pytest.mark.parametrize("target, message", [
