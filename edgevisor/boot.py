@@ -38,11 +38,13 @@ from .platform.bpf import build_filter, build_refusals
 from .gofer.client import GoferClient
 from .gofer.server import start_gofer
 from .platform.isolation import (
+    FILE_VOLUME_ENTRY,
     RootfsSpec,
     build_storage,
     drop_privileges,
     enter_namespaces,
     enter_view,
+    is_file_volume,
     leave_host_root,
     shared_with_host,
 )
@@ -222,7 +224,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     log = _open_log(cfg)  # before the storage's tmpfs shadows /tmp
     CLOCK.mark("fork, namespaces, /proc")
     storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes, cfg.scratch_bound(),
-                                       cfg.files))
+                                       cfg.files, cfg.tmpfs))
     CLOCK.mark("storage")
 
     strace = None
@@ -285,7 +287,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         # The gofer holds the host side of every mount, and the guest's own root (its view,
         # built by now), where the descriptors the guest gets are opened. From here on the
         # Sentry reaches files only through it.
-        mounts = [(host, read_only, shared_with_host(host))
+        mounts = [(host, read_only, shared_with_host(host),
+                   FILE_VOLUME_ENTRY if is_file_volume(host) else None)
                   for _, host, read_only in storage.mounts]
         _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False, True)])
         CLOCK.mark("gofer")

@@ -8,7 +8,7 @@ from . import startup  # noqa: F401 - first: it marks where the interpreter's st
 from . import __version__
 from .config import EXIT_SETUP_FAILED, ConfigError, RunConfig, SetupError
 from .platform.cgroups import Limits
-from .platform.isolation import Volume
+from .platform.isolation import Tmpfs, Volume
 from .sentry.net.publish import Port
 from .sentry.net.stack import MODES as NETWORK_MODES
 
@@ -53,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
                          "the gofer gives it; false: every one through the gofer "
                          "(default: %(default)s)")
     do.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:GUEST[:ro]",
-                    help="bind the host directory HOST at GUEST (read-only with :ro)")
+                    help="bind the host directory or file HOST at GUEST (read-only with :ro)")
+    do.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:size=N,mode=M]",
+                    help="an empty in-memory file system at PATH (mode M in octal, default "
+                         "1777); its size, or without one what it holds, counts in "
+                         "--scratch-size")
     do.add_argument("-u", "--user", metavar="UID[:GID]",
                     help="run the command as this user (a number, or a name from the rootfs)")
     do.add_argument("--group-add", action="append", default=[], metavar="GROUP",
@@ -111,6 +115,7 @@ def _do(args) -> int:
                     strace=args.strace or only is not None, strace_syscalls=only,
                     log=args.log, debug=args.debug,
                     volumes=tuple(_volume(v) for v in args.volume),
+                    tmpfs=tuple(_tmpfs(t) for t in args.tmpfs),
                     limits=Limits(args.pids_limit, _size(args.memory, "--memory"), args.cpus),
                     scratch_size=_size(args.scratch_size, "--scratch-size"),
                     user=args.user, group_add=tuple(args.group_add),
@@ -159,6 +164,26 @@ def _volume(spec: str) -> Volume:
         return Volume.parse(spec)
     except ValueError as e:
         raise ConfigError(f"-v {spec!r}: {e}") from None
+
+
+def _tmpfs(spec: str) -> Tmpfs:
+    """PATH or PATH:OPTIONS, OPTIONS a comma-separated list of size=SIZE and mode=OCTAL, as
+    docker run --tmpfs takes them."""
+    target, _, options = spec.partition(":")
+    size, mode = None, Tmpfs.mode
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        if key == "size":
+            page = os.sysconf("SC_PAGE_SIZE")
+            size = -(-_size(value, f"--tmpfs {spec!r}: size") // page) * page
+            if not size:
+                raise ConfigError(f"--tmpfs {spec!r}: size must be more than 0")
+        elif key == "mode" and value and all(c in "01234567" for c in value) \
+                and int(value, 8) <= 0o7777:
+            mode = int(value, 8)
+        else:
+            raise ConfigError(f"--tmpfs {spec!r}: expected PATH[:size=N,mode=M], M in octal")
+    return Tmpfs(os.path.normpath(target), size, mode)
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}

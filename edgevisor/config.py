@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from . import abi
 from .platform import NAMES as PLATFORM_NAMES
 from .platform.cgroups import Limits
-from .platform.isolation import KEPT_CAPABILITIES, Volume
+from .platform.isolation import KEPT_CAPABILITIES, Tmpfs, Volume
 from .sentry.net.publish import Port
 from .sentry.net.stack import MODES as NETWORK_MODES
 
@@ -51,6 +51,7 @@ class RunConfig:
     env: dict[str, str] | None = None  # None: the caller's whole environment
     cwd: str | None = None  # -w, a guest path; None: the caller's (see working_directory)
     volumes: tuple[Volume, ...] = field(default_factory=tuple)
+    tmpfs: tuple[Tmpfs, ...] = ()  # --tmpfs, each counted in scratch_bound
     limits: Limits = field(default_factory=Limits)
     user: str | None = None  # --user UID[:GID] or NAME[:GROUP], names from the rootfs
     group_add: tuple[str, ...] = ()
@@ -82,14 +83,21 @@ class RunConfig:
             raise ConfigError(f"-w {self.cwd!r}: must be an absolute path")
         targets = set()
         for v in self.volumes:
-            if not os.path.isdir(v.source):
-                raise ConfigError(f"-v: {v.source!r} is not a directory")
+            if not (os.path.isdir(v.source) or os.path.isfile(v.source)):
+                raise ConfigError(f"-v: {v.source!r} is not a directory or a regular file")
             if not v.target.startswith("/") or v.target.rstrip("/") in ("", "/proc", "/dev"):
                 raise ConfigError(f"-v: {v.target!r} must be an absolute path other than "
                                   "/, /proc and /dev")
             if v.target in targets:
                 raise ConfigError(f"-v: {v.target!r} is mounted twice")
             targets.add(v.target)
+        for t in self.tmpfs:
+            if not t.target.startswith("/") or t.target.rstrip("/") in ("", "/proc", "/dev"):
+                raise ConfigError(f"--tmpfs: {t.target!r} must be an absolute path other than "
+                                  "/, /proc and /dev")
+            if t.target in targets:
+                raise ConfigError(f"--tmpfs: {t.target!r} is mounted twice")
+            targets.add(t.target)
         if self.network not in NETWORK_MODES:
             raise ConfigError(f"--network {self.network!r}: expected one of "
                               f"{', '.join(NETWORK_MODES)}")
@@ -117,6 +125,11 @@ class RunConfig:
             if limits.memory is not None and self.scratch_size > limits.memory:
                 raise ConfigError(f"--scratch-size {format_size(self.scratch_size)}: must not be "
                                   f"more than --memory {format_size(limits.memory)}")
+        reserved = sum(t.size for t in self.tmpfs if t.size)
+        if reserved and reserved > self.scratch_bound() - MIN_SIZE:
+            raise ConfigError(f"--tmpfs: sizes of {format_size(reserved)} leave less than 1m "
+                              f"of the scratch's {format_size(self.scratch_bound())} "
+                              "(--scratch-size)")
         if limits.cpus is not None and not 0.01 <= limits.cpus <= os.cpu_count():
             raise ConfigError(f"--cpus {limits.cpus}: must be between 0.01 and {os.cpu_count()}")
         self.identity()  # a user or group that cannot be found is a ConfigError now
@@ -149,8 +162,9 @@ class RunConfig:
 
     def _host_directory(self, guest: str) -> str | None:
         """The host directory the guest sees at the absolute path `guest`, or None where it
-        sees one of the sandbox's own (/tmp, /dev, /proc, /sys)."""
-        mounts = [*((m, None) for m in _OWN_MOUNTS), *((v.target, v.source) for v in self.volumes)]
+        sees one of the sandbox's own (/tmp, /dev, /proc, /sys, a --tmpfs)."""
+        mounts = [*((m, None) for m in _OWN_MOUNTS), *((t.target, None) for t in self.tmpfs),
+                  *((v.target, v.source) for v in self.volumes)]
         best, source = "/", self.rootfs
         for target, host in mounts:
             if (guest == target or guest.startswith(target + "/")) and len(target) >= len(best):

@@ -52,21 +52,28 @@ class Root:
     read_only: bool
     detached: bool  # a private clone of the host tree (read-only in the kernel if read_only)
     host_shared: bool = True  # host users reach its files: no set-id bits (above)
+    devices: frozenset[int] = frozenset()  # the st_dev of the file systems its files are on
 
 
-def open_root(host_path: str, read_only: bool, host_shared: bool = True) -> Root:
+def open_root(host_path: str, read_only: bool, host_shared: bool = True,
+              entry: str | None = None) -> Root:
+    """`entry`: the root holds only this one file, bound there (a single-file volume), whose
+    file system is the mount's as much as the root's own."""
     fd = os.open(host_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    devices = frozenset({os.fstat(fd).st_dev, *(
+        (os.stat(entry, dir_fd=fd, follow_symlinks=False).st_dev,) if entry else ())})
     try:
         tree = _detached_clone(fd, read_only)
     except OSError as e:
         if e.errno in (errno.EPERM, errno.ENOSYS, errno.EINVAL):
             # No CAP_SYS_ADMIN over this mount (an unprivileged gofer), or a kernel or file
             # system that cannot clone it: the checks in this module remain, and suffice.
-            return Root(fd, read_only, detached=False, host_shared=host_shared)
+            return Root(fd, read_only, detached=False, host_shared=host_shared,
+                        devices=devices)
         os.close(fd)
         raise
     os.close(fd)
-    return Root(tree, read_only, detached=True, host_shared=host_shared)
+    return Root(tree, read_only, detached=True, host_shared=host_shared, devices=devices)
 
 
 def _detached_clone(fd: int, read_only: bool) -> int:
@@ -209,8 +216,8 @@ def _drop_set_id_for_writing(roots: list[Root], fd: int) -> None:
     # the volumes), which also reaches the private mounts' files: those keep Linux's
     # behaviour. A file is a shared mount's when it is on that mount's file system and on no
     # private one's (/dev shares the scratch tmpfs with /tmp, and holds no regular files).
-    shared = {os.stat(r.fd).st_dev for r in roots[:-1] if r.host_shared}
-    private = {os.stat(r.fd).st_dev for r in roots[:-1] if not r.host_shared}
+    shared = {dev for r in roots[:-1] if r.host_shared for dev in r.devices}
+    private = {dev for r in roots[:-1] if not r.host_shared for dev in r.devices}
     if st.st_dev not in shared or st.st_dev in private:
         return
     hostcalls.fchmodat2(fd, b"", st.st_mode & 0o7777 & ~_SET_ID, abi.AT_EMPTY_PATH)

@@ -56,16 +56,32 @@ SCRATCH = "/tmp"  # where the new root is assembled, on a private tmpfs that sha
 _PRIVATE = (f"{SCRATCH}/root", f"{SCRATCH}/tmp", f"{SCRATCH}/shm")
 # The sandbox's own in-memory directories (/tmp, /dev/shm, /dev) in that tmpfs.
 _IN_MEMORY = (f"{SCRATCH}/tmp", f"{SCRATCH}/shm", f"{SCRATCH}/dev")
+_TMPFS = f"{SCRATCH}/tmpfs"  # the host side of --tmpfs mount N is _TMPFS + "N"
+# The host side of a single-file volume: a directory of the scratch holding only the host
+# file, bound at FILE_VOLUME_ENTRY (the gofer's mount roots are directories); the guest's
+# mount shows that entry.
+_FILE_VOLUME = f"{SCRATCH}/file-volume"
+FILE_VOLUME_ENTRY = "file"
 
 
 def shared_with_host(host: str) -> bool:
     """True for a storage mount (by its host path) whose files host users can reach."""
-    return host not in _PRIVATE
+    return host not in _PRIVATE and not is_tmpfs(host)
+
+
+def is_tmpfs(host: str) -> bool:
+    """True for the host side of a --tmpfs mount."""
+    return host.startswith(_TMPFS)
+
+
+def is_file_volume(host: str) -> bool:
+    """True for the host side of a single-file volume (its file is FILE_VOLUME_ENTRY)."""
+    return host.startswith(_FILE_VOLUME)
 
 
 @dataclass(frozen=True)
 class Volume:
-    source: str  # a host directory
+    source: str  # a host directory, or a host regular file bound on a file
     target: str  # an absolute guest path
     read_only: bool = False
 
@@ -82,6 +98,15 @@ class Volume:
 
 
 @dataclass(frozen=True)
+class Tmpfs:
+    """`--tmpfs PATH[:size=N,mode=M]`: an in-memory mount of the sandbox's own at PATH."""
+
+    target: str  # an absolute guest path
+    size: int | None = None  # bytes, in pages; None: it shares the scratch with /tmp
+    mode: int = 0o1777  # Docker's default
+
+
+@dataclass(frozen=True)
 class RootfsSpec:
     path: str
     overlay: bool  # False: the rootfs read-only, with no writable layer
@@ -91,6 +116,7 @@ class RootfsSpec:
     # read-only). The guest gets a private copy in the scratch tmpfs, never the host's
     # inode, whose modes and owner it could otherwise change.
     files: tuple[tuple[str, bytes, bool], ...] = ()
+    tmpfs: tuple[Tmpfs, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,14 +168,14 @@ def build_storage(spec: RootfsSpec) -> Storage:
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
     # Hold the sources by descriptor: the scratch tmpfs may shadow their paths (in /tmp).
     rootfs = os.open(spec.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    # Outer volumes first, so that one at /a/b is mounted on /a's, not shadowed by it.
-    volumes = sorted(spec.volumes, key=lambda v: v.target.count("/"))
-    sources = [os.open(v.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for v in volumes]
-    # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
-    # limit would stay at half the host's RAM in pages, whatever the size.
-    inodes = spec.scratch_size // os.sysconf("SC_PAGE_SIZE")
-    mount("tmpfs", SCRATCH, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV,
-          f"mode=700,size={spec.scratch_size},nr_inodes={inodes}")
+    # Outer targets first, so that one at /a/b is mounted on /a's, not shadowed by it.
+    others = sorted((*spec.volumes, *spec.tmpfs), key=lambda m: m.target.count("/"))
+    sources = [os.open(m.source, os.O_PATH | os.O_CLOEXEC) if isinstance(m, Volume) else None
+               for m in others]
+    # A sized --tmpfs is a tmpfs of its own, whose size the scratch gives up: together they
+    # still hold no more than the one bound.
+    scratch = spec.scratch_size - sum(t.size for t in spec.tmpfs if t.size)
+    mount("tmpfs", SCRATCH, "tmpfs", abi.MS_NOSUID | abi.MS_NODEV, _tmpfs_options(scratch, 0o700))
     root = f"{SCRATCH}/root"
     _mkdirs(root)
     overlay = spec.overlay and _mount_overlay(f"/proc/self/fd/{rootfs}", root, spec.path)
@@ -171,22 +197,43 @@ def build_storage(spec: RootfsSpec) -> Storage:
 
     # Device nodes open only in /dev: every other mount is nodev (and nosuid) at its source,
     # which the gofer's clones and the guest's view inherit.
-    for number, (volume, fd) in enumerate(zip(volumes, sources)):
-        host = f"{SCRATCH}/volume{number}"
-        _mkdirs(host)
-        mount(f"/proc/self/fd/{fd}", host, None, abi.MS_BIND | abi.MS_REC)
-        mount(None, host, None, abi.MS_REMOUNT | abi.MS_BIND | nodev
-              | (abi.MS_RDONLY if volume.read_only else 0))
+    for number, (other, fd) in enumerate(zip(others, sources)):
+        if isinstance(other, Tmpfs):
+            host = f"{_TMPFS}{number}"
+            _mkdirs(host)
+            if other.size:
+                mount("tmpfs", host, "tmpfs", nodev, _tmpfs_options(other.size, other.mode))
+            else:  # a directory of the scratch, as /tmp is
+                os.chmod(host, other.mode)
+            mounts.append((other.target, host, False))
+            continue
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            host = bound = f"{SCRATCH}/volume{number}"
+            _mkdirs(host)
+        else:
+            host = f"{_FILE_VOLUME}{number}"
+            bound = f"{host}/{FILE_VOLUME_ENTRY}"
+            _mkdirs(host)
+            os.close(os.open(bound, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        mount(f"/proc/self/fd/{fd}", bound, None, abi.MS_BIND | abi.MS_REC)
+        mount(None, bound, None, abi.MS_REMOUNT | abi.MS_BIND | nodev
+              | (abi.MS_RDONLY if other.read_only else 0))
         os.close(fd)
-        mounts.append((volume.target, host, volume.read_only))
+        mounts.append((other.target, host, other.read_only))
 
     for index, (guest, _, _) in enumerate(mounts[1:], start=1):
         # The mountpoint lives in the mount that holds it: a volume at /tmp/x needs its
         # directory in the sandbox's /tmp, not under the /tmp it shadows in the rootfs.
         parent, parent_host, _ = _holder(guest, mounts[:index])
         where = parent_host + guest[len(parent.rstrip("/")):]
-        if not os.path.isdir(where):
-            if parent == "/" and overlay or parent_host in _IN_MEMORY:
+        writable = parent == "/" and overlay or parent_host in _IN_MEMORY or is_tmpfs(parent_host)
+        if is_file_volume(mounts[index][1]):
+            os.close(_file_mountpoint(parent_host, guest[len(parent.rstrip("/")):], writable,
+                                      in_root=False))
+        elif not os.path.isdir(where):
+            if os.path.lexists(where):
+                raise OSError(errno.ENOTDIR, f"mountpoint {guest} is not a directory")
+            if writable:
                 _mkdirs(where)  # in the overlay's upper layer, or in the scratch tmpfs
             elif guest in ("/tmp", "/dev", "/dev/shm"):
                 continue  # checked again by the Sentry and the guest, which skip it too
@@ -214,6 +261,31 @@ def build_storage(spec: RootfsSpec) -> Storage:
     return Storage(tuple(mounts), overlay)
 
 
+def _directories_beneath(root_fd: int, path: bytes, resolve: int) -> int:
+    """An O_PATH descriptor of the directory `path` beneath `root_fd`, each missing one on the
+    way made (0755), as Docker makes a volume's target: one name at a time, never through a
+    symlink (mkdirat does not follow its last name, and `resolve` refuses one)."""
+    from ..gofer.hostcalls import openat2
+
+    fd = os.dup(root_fd)
+    for name in filter(None, path.split(b"/")):
+        try:
+            child = openat2(fd, name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+        except FileNotFoundError:
+            os.mkdir(name, 0o755, dir_fd=fd)
+            child = openat2(fd, name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+        finally:
+            os.close(fd)
+        fd = child
+    return fd
+
+
+def _tmpfs_options(size: int, mode: int) -> str:
+    # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
+    # limit would stay at half the host's RAM in pages, whatever the size.
+    return f"mode={mode:o},size={size},nr_inodes={size // os.sysconf('SC_PAGE_SIZE')}"
+
+
 def _holder(guest: str, mounts) -> tuple[str, str, bool]:
     """The mount, of those made before it, on which the guest path `guest` sits."""
     # The last of equal length: a volume at /tmp hides the sandbox's own /tmp.
@@ -221,34 +293,45 @@ def _holder(guest: str, mounts) -> tuple[str, str, bool]:
                key=lambda m: len(m[0]))
 
 
-def _file_mountpoint(root: str, guest: str, writable: bool) -> int:
-    """An O_PATH descriptor of the file at `guest` in the rootfs, made (empty) in a writable
-    one if missing. Resolved as the guest would, beneath `root`: an image whose
-    /etc/resolv.conf is a symlink to an absolute path must not get a host file made or
-    covered (runc's securejoin)."""
+def _file_mountpoint(root: str, guest: str, writable: bool, *, in_root: bool = True) -> int:
+    """An O_PATH descriptor of the file at `guest` beneath the mount `root`, made (empty) in
+    a writable one if missing. `in_root`: resolved as the guest would, beneath `root`: an
+    image whose /etc/resolv.conf is a symlink to an absolute path must not get a host file
+    made or covered (runc's securejoin). Otherwise no symlink may be on the way at all, for
+    a mountpoint the guest's view binds by that very path (a file volume)."""
     from ..gofer.hostcalls import openat2
 
-    resolve = abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_MAGICLINKS
+    resolve = (abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_MAGICLINKS if in_root
+               else abi.RESOLVE_BENEATH | abi.RESOLVE_NO_SYMLINKS)
+    nofollow = 0 if in_root else os.O_NOFOLLOW
+    path = guest.lstrip("/").encode()
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
-            fd = openat2(root_fd, guest.encode(), os.O_PATH | os.O_CLOEXEC, 0, resolve)
+            fd = openat2(root_fd, path, os.O_PATH | nofollow | os.O_CLOEXEC, 0, resolve)
         except FileNotFoundError:
             if not writable:
-                raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
-            parent = openat2(root_fd, os.path.dirname(guest).encode(),
-                             os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+                raise OSError(errno.ENOENT, f"no mountpoint {guest} in a read-only rootfs "
+                              "or a volume") from None
+            parent = (openat2(root_fd, os.path.dirname(path) or b".",
+                              os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+                      if in_root else _directories_beneath(root_fd, os.path.dirname(path),
+                                                           resolve))
             try:  # O_EXCL: never through a dangling symlink
-                os.close(os.open(os.path.basename(guest), os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                os.close(os.open(os.path.basename(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY
                                  | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
             finally:
                 os.close(parent)
-            fd = openat2(root_fd, guest.encode(), os.O_PATH | os.O_CLOEXEC, 0, resolve)
+            fd = openat2(root_fd, path, os.O_PATH | nofollow | os.O_CLOEXEC, 0, resolve)
+    except OSError as e:
+        if e.errno != errno.ELOOP or in_root:
+            raise
+        raise OSError(errno.ELOOP, f"mountpoint {guest} passes a symlink") from None
     finally:
         os.close(root_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(errno.EINVAL, f"mountpoint {guest} in the rootfs is not a regular file")
+        raise OSError(errno.EINVAL, f"mountpoint {guest} is not a regular file")
     return fd
 
 
@@ -331,7 +414,9 @@ def enter_view(storage: Storage) -> None:
     nodev = abi.MS_NOSUID | abi.MS_NODEV
     for guest, host, read_only in storage.mounts:
         target = view + guest
-        if guest != "/" and not os.path.isdir(target):
+        if is_file_volume(host):
+            host = f"{host}/{FILE_VOLUME_ENTRY}"  # on the file build_storage made or checked
+        elif guest != "/" and not os.path.isdir(target):
             continue
         mount(host, target, None, abi.MS_BIND | abi.MS_REC)
         flags = abi.MS_NOSUID if guest == "/dev" else nodev

@@ -2,7 +2,13 @@
 
 import os
 
-from ..platform.isolation import Storage, shared_with_host
+from ..platform.isolation import (
+    FILE_VOLUME_ENTRY,
+    Storage,
+    is_file_volume,
+    is_tmpfs,
+    shared_with_host,
+)
 from .fsimpl.gofer import GoferFS
 from .fsimpl.proc import ProcFS, SysFS
 from .kernel.fs import FileSystem
@@ -43,13 +49,16 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
         return table.mount(fs_root, at, **flags)
 
     for number, (guest, host, read_only) in enumerate(others, start=1):
+        own = is_tmpfs(host)  # a --tmpfs: the sandbox's, as /tmp is
         gofer_fs = GoferFS(client, number, generation=kernel.generation,
-                           exclusive=guest in _EXCLUSIVE, host_shared=shared_with_host(host),
-                           direct=directfs)
-        mount = mount_at(guest, gofer_fs.root, readonly=read_only, nosuid=True,
-                         nodev=guest != "/dev")
+                           exclusive=own or guest in _EXCLUSIVE,
+                           host_shared=shared_with_host(host), direct=directfs)
+        root = gofer_fs.root
+        if is_file_volume(host):  # the guest's mount shows the one file, as a bind of it
+            root = root.lookup(FILE_VOLUME_ENTRY.encode())
+        mount = mount_at(guest, root, readonly=read_only, nosuid=True, nodev=guest != "/dev")
         if mount is not None:
-            fstype = _FSTYPES.get(guest, b"bind")
+            fstype = b"tmpfs" if own else _FSTYPES.get(guest, b"bind")
             fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
 
     for guest, synthetic in (

@@ -91,7 +91,7 @@ def test_rootfs(platform, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"rootfs": "/nonexistent"}, "rootfs '/nonexistent' is not a directory"),
     ({"volumes": ["nocolon"]}, "volume 'nocolon': expected HOST:GUEST[:ro]"),
-    ({"volumes": ["/nonexistent:/x"]}, "-v: '/nonexistent' is not a directory"),
+    ({"volumes": ["/nonexistent:/x"]}, "-v: '/nonexistent' is not a directory or a regular file"),
     ({"network": "wifi"}, "--network 'wifi': expected one of sandbox, none, host"),
     ({"user": "nobody-here"}, "--user: no user 'nobody-here' in the rootfs's /etc/passwd"),
     ({"limits": edgevisor.Limits(pids=0)}, "--pids-limit 0: must be at least 1"),
