@@ -40,6 +40,9 @@ RUNTIME_CALLS = (
     "brk", "mmap", "munmap", "mremap", "madvise", "mprotect",
     "futex", "set_robust_list", "rseq", "sched_yield", "sched_getaffinity",
     "rt_sigreturn", "rt_sigaction", "rt_sigprocmask", "sigaltstack", "tgkill", "tkill",
+    # A sleep or timed futex wait that a signal interrupted (the waiting threads' WAKE)
+    # resumes through it: the kernel continues the call it had allowed.
+    "restart_syscall",
     "getpid", "gettid", "getppid", "getpgid", "getpgrp", "getsid", "getuid", "geteuid", "getgid", "getegid", "getrandom",
     "clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday",
     "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
