@@ -299,8 +299,9 @@ def test_every_name_of_the_kernels_task_directories_is_shown(w):
     (a racing thread can swap the path): whatever name this host kernel's task directories
     hold, this /proc must hold too (tests/security/test_continue_races.py)."""
     tid = threading.get_native_id()
+    thread = b"/proc/self/task/%d" % tid
     assert set(os.listdir(b"/proc/self")) - set(w.names(b"/proc/7")) == set()
-    assert set(os.listdir(b"/proc/self/task/%d" % tid)) - set(w.names(b"/proc/7/task/8")) == set()
+    assert set(os.listdir(thread)) - set(w.names(b"/proc/7/task/8")) == set()
 
 
 def test_a_thread_is_found_by_its_id_but_not_listed(w):

@@ -12,6 +12,7 @@ so that entries appear and disappear with the tasks and `self` points at whoever
     /proc/<pid>/{stat,status,cmdline,environ,comm,maps,limits,mounts,mountinfo}
     /proc/<pid>/{fd,fdinfo}/<n>, /proc/<pid>/{cwd,root,exe}, /proc/<pid>/task/<tid>/...
     /proc/<pid>/ns/<namespace>, /proc/<pid>/net/{tcp,udp,unix,dev,...}
+    /proc/<pid>/{attr,map_files}/..., and every other name of Linux's task directories
 
 Guests read through real host descriptors: `open_host` generates a file's content into a
 sealed memfd (no writes, no size change, not executable), and gives a directory an empty
@@ -760,7 +761,7 @@ def _net_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
     return _NamedEntries(fs, 0o555, NET_FILES, table, **where)
 
 
-def _cgroup_path(fs: ProcFS, tid: int, tgid: int, **where) -> _File:
+def _cpuset(fs: ProcFS, tid: int, tgid: int, **where) -> _File:
     # cpuset: the task's cpuset cgroup, as from a cgroup namespace rooted at the sandbox's
     # own (as cgroup is): the host's path names the host's hierarchy.
     return _File(fs, 0o444, lambda: b"/\n", **where)
@@ -839,10 +840,10 @@ _TASK_ENTRIES = {
     b"smaps_rollup": _host_file("smaps_rollup", gated=True),
     b"pagemap": _memory_file("pagemap"),
     b"attr": _attr_dir,
-    b"wchan": _host_file("wchan"),
+    b"wchan": _host_file("wchan", gated=True),  # a host kernel function's name
     b"stack": _refused_file(0o400, errno.EACCES),
     b"schedstat": _host_file("schedstat"),
-    b"cpuset": _cgroup_path,
+    b"cpuset": _cpuset,
     b"cgroup": _view_file("cgroup"),
     b"oom_score": _host_file("oom_score"),
     b"oom_adj": _host_file("oom_adj", 0o644),
