@@ -186,8 +186,9 @@ static int attempt_bind(void) {
          * the name as absent, the unlink would fail, and every later EADDRINUSE would be
          * ours, not REFUSED's. */
         if (unlink(allowed_path)) die("unlink of the name bound");
-    } else if (errno == EADDRINUSE && refused_errno != EADDRINUSE) {
-        hit("errno %s", errname(errno));  /* the kernel found REFUSED, an existing file */
+    } else if (errno == EADDRINUSE && refused_errno) {
+        /* The kernel found REFUSED, an existing file the Sentry does not show. */
+        hit("errno %s", errname(errno));
     }
     close(s);
     return 0;
@@ -257,8 +258,8 @@ static void make(const char *call, const char *refused) {
     }
 }
 
-/* The Sentry's answer for REFUSED, unraced (the kernel alone resolves connect's name: there,
- * whether the Sentry shows REFUSED at all). */
+/* The Sentry's answer for REFUSED, unraced (the kernel alone resolves bind's and connect's
+ * names: there, whether the Sentry shows REFUSED at all). */
 static void ask_the_sentry(const char *call) {
     int r;
     struct stat st;
@@ -278,13 +279,6 @@ static void ask_the_sentry(const char *call) {
             die("the Sentry's root for REFUSED");
     } else if (!strcmp(call, "inotify")) {
         r = refused_wd = inotify_add_watch(inotify, refused_path, IN_ATTRIB);
-    } else if (!strcmp(call, "bind")) {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        strcpy(sun.sun_path, refused_path);
-        int s = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (s < 0) die("socket");
-        r = bind(s, (struct sockaddr *)&sun, sizeof sun);
-        close(s);
     } else {
         r = lstat(refused_path, &st);
     }

@@ -1,9 +1,9 @@
 """Check, then CONTINUE: the race of issue 10's finding 6, on both platforms.
 
 For exec, execveat, chdir, chroot, inotify_add_watch, a fifo's open and a unix socket's bind
-and connect, the Sentry resolves and checks the path (or, for connect, leaves it to the
-kernel), and the kernel then reads the path from the guest's memory again and resolves it in
-the guest's host view. tests/programs/continue_race.c flips the path in a racing thread
+and connect, the Sentry resolves and checks the path (or, for bind and connect, leaves it
+to the kernel), and the kernel then reads the path from the guest's memory again and
+resolves it in the guest's host view. tests/programs/continue_race.c flips the path in a racing thread
 between a target the Sentry allows and one in /proc that the Sentry refuses or hides, a fixed
 number of times per call, and counts each time the kernel reached the refused one. Before the
 view's /proc was mounted subset=pid, 20 000 attempts gave tens of hits for each (every one for
