@@ -108,8 +108,9 @@ class ProcView(Protocol):
         """A read-only descriptor of the kernel's /proc/TID/NAME in the guest's namespace."""
 
     def host_read(self, tid: int, name: str) -> bytes:
-        """The host's /proc/<tid>/<name> for stat, status, cmdline, environ, comm, maps
-        and limits (thread-level: the thread's own, as /proc/<tgid>/task/<tid>/<name>)."""
+        """The host's /proc/<tid>/<name> for the task files the kernel generates (stat,
+        status, maps, attr/current ...; thread-level: the thread's own, as
+        /proc/<tgid>/task/<tid>/<name>)."""
 
     def fds(self, tgid: int) -> list[int]: ...  # open descriptors, ascending
 
@@ -980,6 +981,19 @@ class _NamedEntries(_Dir):
         return [(name, self._entry(name)) for name in self.names]
 
 
+def _host_listing(fs: ProcFS, tid: int, name: str) -> dict[bytes, bool]:
+    """The names in the kernel's /proc/TID/NAME, each with whether it is a directory."""
+    try:
+        fd = fs.view.host_open(tid, name)
+    except FileNotFoundError:
+        raise error(errno.ENOENT) from None
+    try:
+        with os.scandir(fd) as entries:
+            return {os.fsencode(e.name): e.is_dir(follow_symlinks=False) for e in entries}
+    finally:
+        os.close(fd)
+
+
 class _HostDir(_Dir):
     """A task's directory whose names are the kernel's (attr/, with a subdirectory per
     security module the host kernel has): each file reads the guest task's own, read-only,
@@ -993,16 +1007,7 @@ class _HostDir(_Dir):
         self._tid, self._name = tid, name
 
     def _host_entries(self) -> dict[bytes, bool]:
-        """The kernel's names here, each with whether it is a directory."""
-        try:
-            fd = self.fs.view.host_open(self._tid, self._name)
-        except FileNotFoundError:
-            raise error(errno.ENOENT) from None
-        try:
-            with os.scandir(fd) as entries:
-                return {os.fsencode(e.name): e.is_dir(follow_symlinks=False) for e in entries}
-        finally:
-            os.close(fd)
+        return _host_listing(self.fs, self._tid, self._name)
 
     def _entry(self, name: bytes, is_dir: bool) -> Inode:
         host = f"{self._name}/{name.decode()}"
@@ -1045,14 +1050,7 @@ class _MapFiles(_Dir):
     def _names(self) -> list[bytes]:
         self._check_alive()
         self._check_ptrace()
-        try:
-            fd = self.fs.view.host_open(self._tid, "map_files")
-        except FileNotFoundError:
-            raise error(errno.ENOENT) from None
-        try:
-            return [os.fsencode(name) for name in os.listdir(fd)]
-        finally:
-            os.close(fd)
+        return list(_host_listing(self.fs, self._tid, "map_files"))
 
     def _lookup(self, name: bytes) -> Inode | None:
         if name in self._names():
