@@ -2,9 +2,10 @@
  * target the Sentry allows (made here, under /tmp/race) and REFUSED, one it refuses or hides,
  * while the main thread issues CALL on that buffer ATTEMPTS times. The Sentry checks the
  * path and lets the kernel run the call (CONTINUE), which reads the buffer again: each time
- * the kernel reached REFUSED is a hit (for a file the Sentry shows too, its bytes differ
- * from the Sentry's). Prints "CALL: attempts N allowed A hits H" and the
- * first hit's evidence. */
+ * the kernel reached REFUSED is a hit, unless the Sentry itself gives the same answer for
+ * REFUSED (asked once, before the race: a file it shows too, with the same bytes, the same
+ * errno, the same directory). Prints "CALL: attempts N allowed A hits H" and the first
+ * hit's evidence. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -101,12 +102,19 @@ static int attempt_fifo(void) {
 
 static char *exec_argv[] = {"x", NULL};
 
+/* The Sentry's own answer for REFUSED, the call made once without the race: its errno (0:
+ * it succeeded), and for chdir, chroot and inotify where that left the task. */
+static int refused_errno;
+static char refused_cwd[200];
+static struct stat refused_root;
+static int refused_wd = -1;
+
 static int exec_result(long r) {
-    /* The allowed target is not a program (ENOEXEC), the Sentry refuses the other (ENOENT):
-     * any other answer comes from the kernel's resolving REFUSED. */
+    /* The allowed target is not a program (ENOEXEC); any other answer than the Sentry's
+     * for REFUSED comes from the kernel's resolving REFUSED. */
     if (r == 0) _exit(122);
     if (errno == ENOEXEC) allowed++;
-    else if (errno != ENOENT) hit("errno %s", errname(errno));
+    else if (errno != refused_errno) hit("errno %s", errname(errno));
     return 0;
 }
 
@@ -128,6 +136,7 @@ static int landed(const char *link, const char *want) {
         return 0;
     }
     got[n] = 0;
+    if (!strcmp(got, refused_cwd)) return 0;  /* where the Sentry itself lets it go */
     if (strcmp(got, want)) hit("landed in %s", got);
     else allowed++;
     return 0;
@@ -144,9 +153,13 @@ static int root_fd;
 
 static int attempt_chroot(void) {
     if (chroot(path)) return -1;
-    /* The Sentry finds the new root from the kernel's: only the allowed one holds /inside. */
-    if (access("/inside", F_OK)) hit("no /inside: %s", errname(errno));
-    else allowed++;
+    /* The Sentry finds the new root from the kernel's: only the allowed one holds /inside,
+     * and only REFUSED, if the Sentry lets a task chroot there, is that same directory. */
+    struct stat root;
+    if (!access("/inside", F_OK)) allowed++;
+    else if (refused_errno || stat("/", &root) || root.st_dev != refused_root.st_dev
+             || root.st_ino != refused_root.st_ino)
+        hit("no /inside: %s", errname(errno));
     /* Back to the old root: its descriptor as the cwd, then chroot("."). */
     if (fchdir(root_fd) || chroot(".") || chdir("/")) die("back to the root");
     return 0;
@@ -160,7 +173,7 @@ static int attempt_inotify(void) {
     /* One inode, one watch descriptor: another number is another object. */
     if (allowed_wd < 0) allowed_wd = wd;
     if (wd == allowed_wd) allowed++;
-    else hit("watch on another object%s", "");
+    else if (wd != refused_wd) hit("watch on another object%s", "");
     return 0;
 }
 
@@ -173,8 +186,9 @@ static int attempt_bind(void) {
          * the name as absent, the unlink would fail, and every later EADDRINUSE would be
          * ours, not REFUSED's. */
         if (unlink(allowed_path)) die("unlink of the name bound");
-    } else if (errno == EADDRINUSE) {
-        hit("errno %s", errname(errno));  /* the kernel found REFUSED, an existing file */
+    } else if (errno == EADDRINUSE && refused_errno) {
+        /* The kernel found REFUSED, an existing file the Sentry does not show. */
+        hit("errno %s", errname(errno));
     }
     close(s);
     return 0;
@@ -189,7 +203,8 @@ static int attempt_connect(void) {
         allowed++;
         close(accept(listener, NULL, NULL));  /* the backlog never fills */
     }
-    else if (errno == ECONNREFUSED) hit("errno %s", errname(errno));  /* a file, not a socket */
+    /* A file, not a socket: the kernel found REFUSED, which the Sentry does not show. */
+    else if (errno == ECONNREFUSED && refused_errno) hit("errno %s", errname(errno));
     close(s);
     return 0;
 }
@@ -243,6 +258,33 @@ static void make(const char *call, const char *refused) {
     }
 }
 
+/* The Sentry's answer for REFUSED, unraced (the kernel alone resolves bind's and connect's
+ * names: there, whether the Sentry shows REFUSED at all). */
+static void ask_the_sentry(const char *call) {
+    int r;
+    struct stat st;
+    if (!strncmp(call, "exec", 4)) {
+        r = syscall(SYS_execve, refused_path, exec_argv, environ);
+        if (r == 0) _exit(122);
+    } else if (!strcmp(call, "chdir")) {
+        r = chdir(refused_path);
+        if (!r) {
+            ssize_t n = readlinkat(proc_fd, "self/cwd", refused_cwd, sizeof refused_cwd - 1);
+            if (n < 0 || chdir("/")) die("the Sentry's cwd for REFUSED");
+            refused_cwd[n] = 0;
+        }
+    } else if (!strcmp(call, "chroot")) {
+        r = chroot(refused_path);
+        if (!r && (stat("/", &refused_root) || fchdir(root_fd) || chroot(".") || chdir("/")))
+            die("the Sentry's root for REFUSED");
+    } else if (!strcmp(call, "inotify")) {
+        r = refused_wd = inotify_add_watch(inotify, refused_path, IN_ATTRIB);
+    } else {
+        r = lstat(refused_path, &st);
+    }
+    refused_errno = r ? errno : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         say("usage: continue_race CALL ATTEMPTS REFUSED");
@@ -261,6 +303,7 @@ int main(int argc, char **argv) {
     root_fd = open("/", O_RDONLY | O_DIRECTORY);
     inotify = inotify_init1(IN_CLOEXEC);
     if (proc_fd < 0 || root_fd < 0 || inotify < 0) die("setup");
+    ask_the_sentry(call);
     if (!strcmp(call, "inotify") && attempt()) die("the allowed watch");
     pin(0);
     pthread_t t;

@@ -5,7 +5,10 @@ A namespace descriptor is a setns handle, and its ioctls walk to the namespaces 
 and lie above it: the guest must get only its own namespaces, setns must stay refused, and
 NS_GET_PARENT / NS_GET_USERNS must not hand it the host's (natively, root gets both).
 A memory descriptor reads (and, natively for root, writes) another process's memory: the
-guest gets read-only ones, and only of processes it may ptrace-read.
+guest gets read-only ones, and only of processes it may ptrace-read. The task files that
+set the task's own kernel state (its security label in attr/, OOM score, timer slack, audit
+login, id maps, core dump filter, page reference bits) are shown read-only: a write would
+reach the kernel through the Sentry's reading of them.
 """
 
 import os
@@ -87,3 +90,54 @@ def test_natively_root_reaches_further():
     assert r.returncode == 0, r.stderr
     assert "net NS_GET_USERNS ok an fd" in r.stdout
     assert "mem write-open ok" in r.stdout
+
+
+# The task's own kernel state that natively its root may write, and a value that takes.
+TASK_STATE = r"""
+import errno, os
+WRITES = [("oom_score_adj", b"1000"), ("oom_adj", b"15"), ("timerslack_ns", b"100000"),
+          ("coredump_filter", b"0x3f"), ("clear_refs", b"1"), ("autogroup", b"0"), ("loginuid", b"1234"), ("setgroups", b"deny"),
+          ("uid_map", b"0 0 1"), ("gid_map", b"0 0 1"), ("projid_map", b"0 0 1"),
+          ("attr/current", b"unconfined"), ("attr/exec", b"unconfined"),
+          ("attr/fscreate", b"unconfined")]
+
+def read(name):
+    try:
+        with open(f"/proc/self/{name}", "rb") as f:
+            return f.read()
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+for name, value in WRITES:
+    before = read(name)
+    try:
+        fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+        try:
+            os.write(fd, value)
+            result = "written"
+        finally:
+            os.close(fd)
+    except OSError as e:
+        result = errno.errorcode[e.errno]
+    print(name, result, "unchanged" if read(name) == before else "changed")
+"""
+
+
+def test_the_task_state_files_are_read_only(sandbox):
+    r = sandbox(sys.executable, "-c", TASK_STATE)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 14, r.stdout
+    for line in lines:
+        name, result, after = line.split()
+        assert result == "EACCES" and after == "unchanged", line
+
+
+def test_natively_root_writes_its_task_state():
+    """The same program natively: the attempts are real, root changes its OOM score and
+    timer slack."""
+    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
+                        TASK_STATE], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "oom_score_adj written changed" in r.stdout
+    assert "timerslack_ns written changed" in r.stdout

@@ -13,6 +13,8 @@ import gc
 import os
 import pickle
 import stat
+import tempfile
+import threading
 
 import pytest
 
@@ -29,7 +31,15 @@ NOBODY = Credentials(65534, 65534)
 F_SEAL_EXEC = 0x20
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
 HOST_FILES = ("stat", "statm", "status", "cmdline", "environ", "comm", "maps", "smaps",
-              "smaps_rollup", "limits")
+              "smaps_rollup", "limits", "auxv", "personality", "sched", "syscall", "numa_maps",
+              "wchan", "schedstat", "oom_score", "oom_adj", "oom_score_adj", "loginuid",
+              "sessionid", "io", "uid_map", "gid_map", "projid_map", "setgroups",
+              "arch_status", "ksm_merging_pages", "ksm_stat")
+GROUP_HOST_FILES = ("autogroup", "timens_offsets", "coredump_filter", "timers",
+                    "timerslack_ns")
+# The kernel's directories that the fake's host_open shows: attr/ with a module's own
+# subdirectory, map_files/ with one mapping.
+HOST_TREE = ("attr/current", "attr/prev", "attr/apparmor/current", "map_files/1000-2000")
 DEV = os.makedev(0, 0xFFE00)
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -50,6 +60,10 @@ class FakeView:
 
     def __init__(self, world: "World", user=(1000, 1000)):
         self.world = world
+        self.host_tree = tempfile.TemporaryDirectory()
+        for name in HOST_TREE:
+            os.makedirs(os.path.dirname(f"{self.host_tree.name}/{name}"), exist_ok=True)
+            open(f"{self.host_tree.name}/{name}", "w").close()
         self.threads = {1: [1], 7: [7, 8, 9]}
         self.owners = {1: (0, 0), 7: user}
         self.asker = (7, 8)
@@ -102,6 +116,10 @@ class FakeView:
         self._tgid(tid)
         self.reads.append((tid, name))
         return b"%s of %d\n" % (name.encode(), tid)
+
+    def host_open(self, tid, name):
+        self._tgid(tid)
+        return os.open(f"{self.host_tree.name}/{name}", os.O_RDONLY | os.O_CLOEXEC)
 
     def fds(self, tgid):
         return sorted(self._table(tgid))
@@ -238,9 +256,21 @@ def opened(inode, flags=abi.O_RDONLY):
 
 TOP = [b"self", b"thread-self", b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat",
        b"version", b"mounts", b"net", b"sys", b"sysvipc", b"uptime"]
-PID = [b"task", b"fd", b"fdinfo", b"ns", b"net", b"environ", b"status", b"limits", b"cgroup",
-       b"comm", b"cmdline", b"stat", b"statm", b"maps", b"smaps", b"smaps_rollup", b"mem",
-       b"pagemap", b"cwd", b"root", b"exe", b"mounts", b"mountinfo"]
+# Linux's order (tgid_base_stuff); a thread's directory has no task/, map_files/,
+# autogroup, timens_offsets, mountstats, coredump_filter, timers, timerslack_ns, and has
+# children.
+PID = [b"task", b"fd", b"map_files", b"fdinfo", b"ns", b"net", b"environ", b"auxv", b"status",
+       b"personality", b"limits", b"sched", b"autogroup", b"timens_offsets", b"comm",
+       b"syscall", b"cmdline", b"stat", b"statm", b"maps", b"numa_maps", b"mem", b"cwd",
+       b"root", b"exe", b"mounts", b"mountinfo", b"mountstats", b"clear_refs", b"smaps",
+       b"smaps_rollup", b"pagemap", b"attr", b"wchan", b"stack", b"schedstat", b"cpuset",
+       b"cgroup", b"oom_score", b"oom_adj", b"oom_score_adj", b"loginuid", b"sessionid",
+       b"coredump_filter", b"io", b"uid_map", b"gid_map", b"projid_map", b"setgroups",
+       b"timers", b"timerslack_ns", b"arch_status", b"ksm_merging_pages", b"ksm_stat"]
+_GROUP_ONLY = {b"task", b"map_files", b"autogroup", b"timens_offsets", b"mountstats",
+               b"coredump_filter", b"timers", b"timerslack_ns"}
+TID = [name for name in PID if name not in _GROUP_ONLY]
+TID.insert(TID.index(b"arch_status"), b"children")
 
 
 def test_the_root_lists_the_fixed_entries_then_the_thread_groups(w):
@@ -258,10 +288,20 @@ def test_the_root_lists_the_fixed_entries_then_the_thread_groups(w):
 def test_a_process_and_its_threads(w):
     assert w.names(b"/proc/7") == PID
     assert w.names(b"/proc/7/task") == [b"7", b"8", b"9"]
-    assert w.names(b"/proc/7/task/8") == PID[1:]  # no task/ in a thread's directory
+    assert w.names(b"/proc/7/task/8") == TID
     assert w.names(b"/proc/7/fd") == [b"0", b"1", b"2", b"5", b"6"]
     assert w.names(b"/proc/7/fdinfo") == [b"0", b"1", b"2", b"5", b"6"]
     assert w.names(b"/proc/7/task/9/fd") == [b"0", b"1", b"2", b"5", b"6"]
+
+
+def test_every_name_of_the_kernels_task_directories_is_shown(w):
+    """The kernel resolves guest paths in the view's procfs after the Sentry checked them
+    (a racing thread can swap the path): whatever name this host kernel's task directories
+    hold, this /proc must hold too (tests/security/test_continue_races.py)."""
+    tid = threading.get_native_id()
+    thread = b"/proc/self/task/%d" % tid
+    assert set(os.listdir(b"/proc/self")) - set(w.names(b"/proc/7")) == set()
+    assert set(os.listdir(thread)) - set(w.names(b"/proc/7/task/8")) == set()
 
 
 def test_a_thread_is_found_by_its_id_but_not_listed(w):
@@ -299,9 +339,21 @@ def test_every_file_opens_sealed_with_its_content(w):
         expected[b"/proc/sysvipc/" + name.encode()] = w.view.sysvipc(name)
     for pid in (1, 7):
         for tid in w.view.threads[pid]:
-            for base, task in ((b"/proc/%d" % pid, pid), (b"/proc/%d/task/%d" % (pid, tid), tid)):
-                for name in HOST_FILES + tuple("net/" + n.decode() for n in proc.NET_FILES):
+            for base, task, group in ((b"/proc/%d" % pid, pid, True),
+                                      (b"/proc/%d/task/%d" % (pid, tid), tid, False)):
+                names = HOST_FILES + tuple("net/" + n.decode() for n in proc.NET_FILES)
+                names += ("attr/current", "attr/prev", "attr/apparmor/current")
+                names += GROUP_HOST_FILES if group else ()
+                for name in names:
                     expected[b"%s/%s" % (base, name.encode())] = b"%s of %d\n" % (name.encode(), task)
+                if not group:
+                    expected[base + b"/children"] = b"task/%d/children of %d\n" % (task, task)
+                else:
+                    expected[base + b"/mountstats"] = (
+                        b"device mounts mounted on of with fstype %d\n" % pid)
+                expected[base + b"/cpuset"] = b"/\n"
+                expected[base + b"/clear_refs"] = errno.EINVAL
+                expected[base + b"/stack"] = errno.EACCES
                 expected[base + b"/mounts"] = b"mounts of %d\n" % pid
                 expected[base + b"/mountinfo"] = b"mountinfo of %d\n" % pid
                 expected[base + b"/cgroup"] = b"cgroup of %d\n" % pid
@@ -315,7 +367,11 @@ def test_every_file_opens_sealed_with_its_content(w):
         if isinstance(inode, proc._MemoryFile):
             return  # the kernel's own file, not generated: tests/security/test_proc_handles.py
         if inode.kind is Kind.REG:
-            seen[path] = opened(inode)
+            try:
+                seen[path] = opened(inode)
+            except OSError as e:  # a file that is there and that no guest reads
+                seen[path] = e.errno
+                return
             assert inode.read(0, 1 << 20) == seen[path]
             assert inode.read(3, 2) == seen[path][3:5]
         elif inode.is_dir:
@@ -562,9 +618,10 @@ def test_a_processs_directories_are_immutable(w):
 
 def test_link_counts(w):
     assert w.proc.root.nlink == 2 + 2 + 2  # sys, sysvipc and two processes
-    assert w.inode(b"/proc/7").nlink == 7  # task, fd, fdinfo, ns, net
+    assert w.inode(b"/proc/7").nlink == 9  # task, fd, map_files, fdinfo, ns, net, attr
     assert w.inode(b"/proc/7/task").nlink == 5
-    assert w.inode(b"/proc/7/task/8").nlink == 6
+    assert w.inode(b"/proc/7/task/8").nlink == 7
+    assert w.inode(b"/proc/7/attr").nlink == 3  # apparmor
     assert w.inode(b"/proc/7/fd").nlink == 2
     assert w.inode(b"/proc/sys").nlink == 2 + 3  # fs, kernel, vm
     assert w.inode(b"/proc/7/status").nlink == 1

@@ -12,6 +12,7 @@ so that entries appear and disappear with the tasks and `self` points at whoever
     /proc/<pid>/{stat,status,cmdline,environ,comm,maps,limits,mounts,mountinfo}
     /proc/<pid>/{fd,fdinfo}/<n>, /proc/<pid>/{cwd,root,exe}, /proc/<pid>/task/<tid>/...
     /proc/<pid>/ns/<namespace>, /proc/<pid>/net/{tcp,udp,unix,dev,...}
+    /proc/<pid>/{attr,map_files}/..., and every other name of Linux's task directories
 
 Guests read through real host descriptors: `open_host` generates a file's content into a
 sealed memfd (no writes, no size change, not executable), and gives a directory an empty
@@ -107,8 +108,9 @@ class ProcView(Protocol):
         """A read-only descriptor of the kernel's /proc/TID/NAME in the guest's namespace."""
 
     def host_read(self, tid: int, name: str) -> bytes:
-        """The host's /proc/<tid>/<name> for stat, status, cmdline, environ, comm, maps
-        and limits (thread-level: the thread's own, as /proc/<tgid>/task/<tid>/<name>)."""
+        """The host's /proc/<tid>/<name> for the task files the kernel generates (stat,
+        status, maps, attr/current ...; thread-level: the thread's own, as
+        /proc/<tgid>/task/<tid>/<name>)."""
 
     def fds(self, tgid: int) -> list[int]: ...  # open descriptors, ascending
 
@@ -760,32 +762,114 @@ def _net_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
     return _NamedEntries(fs, 0o555, NET_FILES, table, **where)
 
 
-# A task directory's entries, in Linux's order, and how each is made.
+def _cpuset(fs: ProcFS, tid: int, tgid: int, **where) -> _File:
+    # cpuset: the task's cpuset cgroup, as from a cgroup namespace rooted at the sandbox's
+    # own (as cgroup is): the host's path names the host's hierarchy.
+    return _File(fs, 0o444, lambda: b"/\n", **where)
+
+
+def _mountstats(fs: ProcFS, tid: int, tgid: int, **where) -> _File:
+    # The kernel's would name the view's mounts; these are the Sentry's (no file system of
+    # the guest's keeps statistics, which Linux shows for NFS only).
+    def generate() -> bytes:
+        lines = (line.split(b" ") for line in fs.view.mounts(tgid).splitlines())
+        return b"".join(b"device %s mounted on %s with fstype %s\n" % (f[0], f[1], f[2])
+                        for f in lines)
+    return _File(fs, 0o400, generate, gated=True, **where)
+
+
+def _refused_file(mode: int, code: int):
+    """A file that is there and that no guest reads: stack (Linux asks for CAP_SYS_ADMIN in
+    the host's user namespace: it is the host kernel's stack), clear_refs (write-only)."""
+    def generate() -> bytes:
+        raise error(code)
+
+    def make(fs: ProcFS, tid: int, tgid: int, **where) -> _File:
+        return _File(fs, mode, generate, **where)
+    return make
+
+
+def _children(fs: ProcFS, tid: int, tgid: int, **where) -> _File:
+    return _File(fs, 0o444, lambda: fs.view.host_read(tid, f"task/{tid}/children"), **where)
+
+
+def _attr_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_HostDir":
+    return _HostDir(fs, tid, "attr", **where)
+
+
+def _map_files_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_MapFiles":
+    return _MapFiles(fs, tid, **where)
+
+
+# A task directory's entries, in Linux's order, and how each is made. Every name the
+# kernel's task directories hold is here: the kernel resolves guest paths in the host
+# view's procfs after the Sentry checked them (exec, chdir, chroot, inotify_add_watch, unix
+# socket names), so whatever it can reach there must be something this /proc shows too
+# (docs/architecture.md). What is shown is the guest's own state, from the guest's own
+# procfs, read-only: no write reaches the kernel's files (_File.write).
 _TASK_ENTRIES = {
-    b"task": _task_list,  # only in /proc/<pid>
+    b"task": _task_list,
     b"fd": _fd_dir(info=False),
+    b"map_files": _map_files_dir,
     b"fdinfo": _fd_dir(info=True),
     b"ns": _ns_dir,
     b"net": _net_dir,
     b"environ": _host_file("environ", 0o400, gated=True),
+    b"auxv": _host_file("auxv", 0o400, gated=True),
     b"status": _host_file("status"),
+    b"personality": _host_file("personality", 0o400, gated=True),
     b"limits": _host_file("limits"),
-    b"cgroup": _view_file("cgroup"),
+    b"sched": _host_file("sched", 0o644),
+    b"autogroup": _host_file("autogroup", 0o644),
+    b"timens_offsets": _host_file("timens_offsets", 0o644),
     b"comm": _host_file("comm", 0o644),
+    b"syscall": _host_file("syscall", 0o400, gated=True),
     b"cmdline": _host_file("cmdline"),
     b"stat": _host_file("stat"),
     b"statm": _host_file("statm"),  # top's VIRT and RES
     b"maps": _host_file("maps", gated=True),
-    b"smaps": _host_file("smaps", gated=True),
-    b"smaps_rollup": _host_file("smaps_rollup", gated=True),
+    b"numa_maps": _host_file("numa_maps", gated=True),
     b"mem": _memory_file("mem"),
-    b"pagemap": _memory_file("pagemap"),
     b"cwd": _link("cwd"),
     b"root": _link("root"),
     b"exe": _link("exe"),
     b"mounts": _view_file("mounts"),
     b"mountinfo": _view_file("mountinfo"),
+    b"mountstats": _mountstats,
+    b"clear_refs": _refused_file(0o200, errno.EINVAL),
+    b"smaps": _host_file("smaps", gated=True),
+    b"smaps_rollup": _host_file("smaps_rollup", gated=True),
+    b"pagemap": _memory_file("pagemap"),
+    b"attr": _attr_dir,
+    b"wchan": _host_file("wchan", gated=True),  # a host kernel function's name
+    b"stack": _refused_file(0o400, errno.EACCES),
+    b"schedstat": _host_file("schedstat"),
+    b"cpuset": _cpuset,
+    b"cgroup": _view_file("cgroup"),
+    b"oom_score": _host_file("oom_score"),
+    b"oom_adj": _host_file("oom_adj", 0o644),
+    b"oom_score_adj": _host_file("oom_score_adj", 0o644),
+    b"loginuid": _host_file("loginuid", 0o644),
+    b"sessionid": _host_file("sessionid"),
+    b"coredump_filter": _host_file("coredump_filter", 0o644),
+    b"io": _host_file("io", 0o400, gated=True),
+    b"uid_map": _host_file("uid_map", 0o644),
+    b"gid_map": _host_file("gid_map", 0o644),
+    b"projid_map": _host_file("projid_map", 0o644),
+    b"setgroups": _host_file("setgroups", 0o644),
+    b"timers": _host_file("timers"),
+    b"timerslack_ns": _host_file("timerslack_ns", 0o666),
+    b"children": _children,
+    b"arch_status": _host_file("arch_status"),
+    b"ksm_merging_pages": _host_file("ksm_merging_pages", 0o400, gated=True),
+    b"ksm_stat": _host_file("ksm_stat", 0o400, gated=True),
 }
+# Which entries only one of the two levels has, as Linux's tgid_base_stuff and
+# tid_base_stuff.
+_GROUP_ONLY = frozenset({b"task", b"map_files", b"autogroup", b"timens_offsets",
+                         b"mountstats", b"coredump_filter", b"timers", b"timerslack_ns"})
+_THREAD_ONLY = frozenset({b"children"})
+_SUBDIRS = frozenset({b"task", b"fd", b"map_files", b"fdinfo", b"ns", b"net", b"attr"})
 
 
 class _TaskDir(_Dir):
@@ -797,8 +881,9 @@ class _TaskDir(_Dir):
     def __init__(self, fs: ProcFS, **where):
         super().__init__(fs, refused=_ALL_SETATTR, **where)
         self.group = len(where["path"]) == 1
-        self.names = list(_TASK_ENTRIES) if self.group else list(_TASK_ENTRIES)[1:]
-        self.subdirs = 5 if self.group else 4
+        other = _THREAD_ONLY if self.group else _GROUP_ONLY
+        self.names = [name for name in _TASK_ENTRIES if name not in other]
+        self.subdirs = len(_SUBDIRS.intersection(self.names))
 
     @staticmethod
     def of(fs: ProcFS, path: tuple, tid: int, tgid: int) -> "_TaskDir":
@@ -894,6 +979,96 @@ class _NamedEntries(_Dir):
     def _entries(self) -> list[tuple[bytes, Inode]]:
         self._check_alive()
         return [(name, self._entry(name)) for name in self.names]
+
+
+def _host_listing(fs: ProcFS, tid: int, name: str) -> dict[bytes, bool]:
+    """The names in the kernel's /proc/TID/NAME, each with whether it is a directory."""
+    try:
+        fd = fs.view.host_open(tid, name)
+    except FileNotFoundError:
+        raise error(errno.ENOENT) from None
+    try:
+        with os.scandir(fd) as entries:
+            return {os.fsencode(e.name): e.is_dir(follow_symlinks=False) for e in entries}
+    finally:
+        os.close(fd)
+
+
+class _HostDir(_Dir):
+    """A task's directory whose names are the kernel's (attr/, with a subdirectory per
+    security module the host kernel has): each file reads the guest task's own, read-only,
+    so that no guest changes its security label or anyone else's through it."""
+
+    _FILE_MODES = {b"current": 0o666, b"exec": 0o666, b"fscreate": 0o666,
+                   b"keycreate": 0o666, b"sockcreate": 0o666}  # 0444 for prev and the rest
+
+    def __init__(self, fs: ProcFS, tid: int, name: str, **where):
+        super().__init__(fs, 0o555, **where)
+        self._tid, self._name = tid, name
+
+    def _host_entries(self) -> dict[bytes, bool]:
+        return _host_listing(self.fs, self._tid, self._name)
+
+    def _entry(self, name: bytes, is_dir: bool) -> Inode:
+        host = f"{self._name}/{name.decode()}"
+        if is_dir:
+            make = lambda **where: _HostDir(self.fs, self._tid, host, **where)
+        else:
+            make = lambda **where: _File(
+                self.fs, self._FILE_MODES.get(name, 0o444),
+                lambda: self.fs.view.host_read(self._tid, host), **where)
+        return self.fs._task_node(self.path + (name,), self.task, make)
+
+    @property
+    def subdirs(self) -> int:
+        try:
+            return sum(self._host_entries().values())
+        except OSError:
+            return 0
+
+    def _lookup(self, name: bytes) -> Inode | None:
+        self._check_alive()
+        is_dir = self._host_entries().get(name)
+        return None if is_dir is None else self._entry(name, is_dir)
+
+    def _entries(self) -> list[tuple[bytes, Inode]]:
+        self._check_alive()
+        return [(name, self._entry(name, is_dir))
+                for name, is_dir in self._host_entries().items()]
+
+
+class _MapFiles(_Dir):
+    """map_files/: a link per file mapping of the process, named by its address range, as
+    the kernel lists it. Following or reading one needs CAP_CHECKPOINT_RESTORE in the host's
+    user namespace, which no guest has: Linux's lookup answers EPERM, and so does this one
+    (a link would hand the guest the host's mapped file)."""
+
+    def __init__(self, fs: ProcFS, tid: int, **where):
+        super().__init__(fs, 0o500, **where)
+        self._tid = tid
+
+    def _names(self) -> list[bytes]:
+        self._check_alive()
+        self._check_ptrace()
+        return list(_host_listing(self.fs, self._tid, "map_files"))
+
+    def _lookup(self, name: bytes) -> Inode | None:
+        if name in self._names():
+            raise error(errno.EPERM)
+        return None
+
+    def _entries(self) -> list[tuple[bytes, Inode]]:
+        return [(name, self.fs._task_node(
+                    self.path + (name,), self.task,
+                    lambda **where: _MapFileLink(self.fs, Kind.LNK, 0o400, **where)))
+                for name in self._names()]
+
+
+class _MapFileLink(_Node):
+    """A map_files/ entry as readdir shows it; reading it is refused as its lookup is."""
+
+    def readlink(self) -> bytes:
+        raise error(errno.EPERM)
 
 
 class SysFS(ProcFS):
