@@ -64,7 +64,7 @@ class RunConfig:
     # seccomp program, and the start gate that holds the guest before its filter until
     # `start`.
     spec_capabilities: frozenset[int] | None = None
-    files: tuple[tuple[str, bytes, bool], ...] = ()  # RootfsSpec.files
+    files: tuple[tuple[str, bytes, bool, int], ...] = ()  # RootfsSpec.files
     seccomp: bytes | None = None
     hold: object | None = None
 

@@ -87,10 +87,10 @@ class RootfsSpec:
     overlay: bool  # False: the rootfs read-only, with no writable layer
     volumes: tuple[Volume, ...]
     scratch_size: int  # bytes, in pages: the one bound of every in-memory file system
-    # Single files an OCI spec binds (resolv.conf, hosts, hostname): (guest path, content,
-    # read-only). The guest gets a private copy in the scratch tmpfs, never the host's
+    # Single files an OCI spec binds (resolv.conf, hosts, hostname, docker-init): (guest
+    # path, content, read-only, permission bits). The guest gets a private copy in the scratch tmpfs, never the host's
     # inode, whose modes and owner it could otherwise change.
-    files: tuple[tuple[str, bytes, bool], ...] = ()
+    files: tuple[tuple[str, bytes, bool, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,11 +196,11 @@ def build_storage(spec: RootfsSpec) -> Storage:
                 raise OSError(errno.ENOENT, f"no mountpoint {guest} in the "
                               f"{'read-only rootfs' if parent == '/' else 'volume at ' + parent}")
     _mkdirs_if(overlay, f"{root}/proc")
-    for number, (guest, content, read_only) in enumerate(spec.files):
+    for number, (guest, content, read_only, mode) in enumerate(spec.files):
         host = f"{SCRATCH}/file{number}"
         with open(host, "wb") as f:
             f.write(content)
-        os.chmod(host, 0o644)
+        os.chmod(host, mode & 0o777)  # never set-id: the copy is root's
         # Bound through the descriptor, then remounted through a new one: the first names
         # the file beneath the mount, the second the mount itself.
         for flags in (abi.MS_BIND, abi.MS_REMOUNT | abi.MS_BIND | nodev
@@ -221,6 +221,25 @@ def _holder(guest: str, mounts) -> tuple[str, str, bool]:
                key=lambda m: len(m[0]))
 
 
+def _directories_beneath(root_fd: int, guest: str, resolve: int) -> int:
+    """An O_PATH descriptor of the directory `guest` beneath `root_fd`, each missing one on
+    the way made (0755) as runc does for a mountpoint (docker-init's /sbin): one component at
+    a time, each resolved as the guest would, so no symlink leads a mkdir out of the root."""
+    from ..gofer.hostcalls import openat2
+
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+    fd, path = os.dup(root_fd), ""
+    for part in filter(None, guest.split("/")):
+        try:
+            os.mkdir(part, 0o755, dir_fd=fd)  # mkdir never follows a symlink it meets
+        except FileExistsError:
+            pass
+        os.close(fd)
+        path += "/" + part
+        fd = openat2(root_fd, path.encode(), flags, 0, resolve)
+    return fd
+
+
 def _file_mountpoint(root: str, guest: str, writable: bool) -> int:
     """An O_PATH descriptor of the file at `guest` in the rootfs, made (empty) in a writable
     one if missing. Resolved as the guest would, beneath `root`: an image whose
@@ -236,8 +255,7 @@ def _file_mountpoint(root: str, guest: str, writable: bool) -> int:
         except FileNotFoundError:
             if not writable:
                 raise OSError(errno.ENOENT, f"no mountpoint {guest} in the read-only rootfs")
-            parent = openat2(root_fd, os.path.dirname(guest).encode(),
-                             os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+            parent = _directories_beneath(root_fd, os.path.dirname(guest), resolve)
             try:  # O_EXCL: never through a dangling symlink
                 os.close(os.open(os.path.basename(guest), os.O_CREAT | os.O_EXCL | os.O_WRONLY
                                  | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
