@@ -103,6 +103,9 @@ class FakeView:
         self.reads.append((tid, name))
         return b"%s of %d\n" % (name.encode(), tid)
 
+    def net_table(self, tid, name):
+        return self.host_read(tid, f"net/{name}")
+
     def fds(self, tgid):
         return sorted(self._table(tgid))
 

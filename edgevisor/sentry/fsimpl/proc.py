@@ -110,6 +110,10 @@ class ProcView(Protocol):
         """The host's /proc/<tid>/<name> for stat, status, cmdline, environ, comm, maps
         and limits (thread-level: the thread's own, as /proc/<tgid>/task/<tid>/<name>)."""
 
+    def net_table(self, tid: int, name: str) -> bytes:
+        """/proc/<tid>/net/<name>: the kernel's table for the network namespace the task's
+        sockets of that kind live in (the Sentry's with --network=host, else the guest's)."""
+
     def fds(self, tgid: int) -> list[int]: ...  # open descriptors, ascending
 
     def fd_file(self, tgid: int, fd: int) -> Dentry | bytes | None:
@@ -755,8 +759,7 @@ def _ns_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
 
 def _net_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
     def table(name: bytes, **where) -> _File:
-        return _File(fs, 0o444, lambda: fs.view.host_read(tid, f"net/{name.decode()}"),
-                     **where)
+        return _File(fs, 0o444, lambda: fs.view.net_table(tid, name.decode()), **where)
     return _NamedEntries(fs, 0o555, NET_FILES, table, **where)
 
 
