@@ -95,7 +95,8 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
                     cwd=process.get("cwd") or "/",
                     user=f"{int(user.get('uid', 0))}:{int(user.get('gid', 0))}",
                     group_add=tuple(str(int(g)) for g in user.get("additionalGids") or ()),
-                    network=network, spec_capabilities=_capabilities(process.get("capabilities")))
+                    network=network, spec_capabilities=_capabilities(process.get("capabilities")),
+                    container_netns=True)
     plan = Plan(cfg, bundle, rootfs, spec.get("annotations") or {},
                 terminal=bool(process.get("terminal")),
                 cgroups_path=linux.get("cgroupsPath") or "",

@@ -75,9 +75,7 @@ class SentryProcView:
         return self._read(f"{tid}/{name}")
 
     def net_table(self, tid: int, name: str) -> bytes:
-        if self.kernel.net.mode == "host" and name not in GUEST_NET_TABLES:
-            # The Sentry's own namespace: where it makes the guest's IP and netlink sockets
-            # (the OCI holder's, docker's eth0; `do --network=host`'s, the host's).
+        if self.kernel.net.shows_own_tables() and name not in GUEST_NET_TABLES:
             return procfs.read(self.host_proc, f"thread-self/net/{name}")
         return self._read(f"{tid}/net/{name}")
 

@@ -73,9 +73,9 @@ def is_host_family(family: int) -> bool:
     return family & 0xFFFFFFFF in (abi.AF_INET, abi.AF_INET6, abi.AF_NETLINK)
 
 
-# The /proc/net tables of the families that stay in the guest's own network namespace with
-# --network=host; every other table describes the interfaces, routes and IP or netlink
-# sockets of the namespace the Sentry makes the guest's sockets in.
+# The /proc/net tables of the families that stay in the guest's own network namespace when
+# the Sentry makes its IP and netlink sockets; every other table describes the interfaces,
+# routes and sockets of the Sentry's namespace (Network.shows_own_tables).
 GUEST_NET_TABLES = frozenset({"unix", "packet"})
 
 
