@@ -88,8 +88,8 @@ class RootfsSpec:
     volumes: tuple[Volume, ...]
     scratch_size: int  # bytes, in pages: the one bound of every in-memory file system
     # Single files an OCI spec binds (resolv.conf, hosts, hostname, docker-init): (guest
-    # path, content, read-only, permission bits). The guest gets a private copy in the scratch tmpfs, never the host's
-    # inode, whose modes and owner it could otherwise change.
+    # path, content, read-only, permission bits). The guest gets a private copy in the
+    # scratch tmpfs, never the host's inode, whose modes and owner it could otherwise change.
     files: tuple[tuple[str, bytes, bool, int], ...] = ()
 
 

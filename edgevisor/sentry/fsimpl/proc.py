@@ -111,8 +111,8 @@ class ProcView(Protocol):
         and limits (thread-level: the thread's own, as /proc/<tgid>/task/<tid>/<name>)."""
 
     def net_table(self, tid: int, name: str) -> bytes:
-        """/proc/<tid>/net/<name>: the kernel's table for the network namespace the task's
-        sockets of that kind live in (the Sentry's with --network=host, else the guest's)."""
+        """/proc/<tid>/net/<name>: the kernel's table for the guest's network namespace, or,
+        under the OCI runtime, the container's, where the Sentry makes the IP sockets."""
 
     def fds(self, tgid: int) -> list[int]: ...  # open descriptors, ascending
 
