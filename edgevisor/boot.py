@@ -232,7 +232,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         from .sentry.strace import Strace
         strace = Strace(log, cfg.strace_syscalls)
     kernel = Kernel(cfg.hostname)
-    kernel.net = Network(cfg.network)
+    kernel.net = Network(cfg.network, cfg.container_netns)
     sentry = Sentry(table, kernel, strace, log if (cfg.debug or cfg.log) else None)
 
     go_r, go_w = os.pipe2(os.O_CLOEXEC)

@@ -62,12 +62,14 @@ class RunConfig:
     cap_add: tuple[str, ...] = ()  # --cap-add NAME (as capabilities(7), CAP_ optional)
     cap_drop: tuple[str, ...] = ()  # --cap-drop NAME, or ALL
     # The OCI front end's (oci/): the capabilities asked for, single files bound, the spec's
-    # seccomp program, and the start gate that holds the guest before its filter until
-    # `start`.
+    # seccomp program, the start gate that holds the guest before its filter until `start`,
+    # and that the Sentry's network namespace is the container's (the holder's), not the
+    # host's.
     spec_capabilities: frozenset[int] | None = None
-    files: tuple[tuple[str, bytes, bool], ...] = ()  # RootfsSpec.files
+    files: tuple[tuple[str, bytes, bool, int], ...] = ()  # RootfsSpec.files
     seccomp: bytes | None = None
     hold: object | None = None
+    container_netns: bool = False
 
     def validate(self, table) -> None:
         if not self.argv:

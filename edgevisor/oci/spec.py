@@ -95,8 +95,8 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
                     cwd=process.get("cwd") or "/",
                     user=f"{int(user.get('uid', 0))}:{int(user.get('gid', 0))}",
                     group_add=tuple(str(int(g)) for g in user.get("additionalGids") or ()),
-                    network=network, spec_capabilities=_capabilities(process.get("capabilities")))
-    _check_executable(cfg, env.get("PATH", os.defpath))  # boot's execvpe's default too
+                    network=network, spec_capabilities=_capabilities(process.get("capabilities")),
+                    container_netns=True)
     plan = Plan(cfg, bundle, rootfs, spec.get("annotations") or {},
                 terminal=bool(process.get("terminal")),
                 cgroups_path=linux.get("cgroupsPath") or "",
@@ -108,6 +108,7 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
         plan.console_size = (int(size.get("height", 0)), int(size.get("width", 0)))
     plan.rlimits = [_rlimit(r) for r in process.get("rlimits") or ()]
     _mounts(spec.get("mounts") or (), plan)
+    _check_executable(cfg, env.get("PATH", os.defpath))  # boot's execvpe's default too
     _namespaces(linux.get("namespaces") or (), plan)
     check_resources(plan.resources)
     for path in (*(linux.get("maskedPaths") or ()), *(linux.get("readonlyPaths") or ())):
@@ -153,15 +154,26 @@ def _capabilities(caps: dict | None) -> frozenset[int]:
 
 
 def _check_executable(cfg: RunConfig, path: str) -> None:
-    """As runc: a command that is not in the rootfs fails `create`, not `start`."""
+    """As runc: a command that is not in the container's file system (its rootfs, or a
+    mount such as docker's --init binary bound at /sbin/docker-init) fails `create`, not
+    `start`."""
     name = cfg.argv[0]
     if "/" in name:
         candidates = [os.path.join(cfg.cwd or "/", name)]
     else:
         candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    files = {target for target, _, _, _ in cfg.files}
     for c in candidates:
+        c = os.path.normpath(os.path.join("/", c))
+        if c in files:
+            return
+        # The deepest volume holding it hides the rootfs beneath, as its mount does.
+        where, inside = cfg.rootfs, c
+        for v in sorted(cfg.volumes, key=lambda v: len(v.target)):
+            if c == v.target or c.startswith(v.target.rstrip("/") + "/"):
+                where, inside = v.source, c[len(v.target):]
         # lexists: an absolute symlink is the guest's to resolve, inside its root
-        if os.path.lexists(os.path.join(cfg.rootfs, c.lstrip("/"))):
+        if os.path.lexists(os.path.join(where, inside.lstrip("/"))):
             return
     raise OCIError(f'exec: "{name}": executable file not found in $PATH')
 
@@ -192,7 +204,9 @@ def _mounts(mounts, plan: Plan) -> None:
                 volumes.append(Volume(os.path.realpath(source), dest, read_only))
             elif os.path.isfile(source):
                 with open(source, "rb") as f:
-                    files.append((dest, f.read(), read_only))
+                    # Its permission bits too: docker's --init binary is executed from it.
+                    files.append((dest, f.read(), read_only,
+                                  os.fstat(f.fileno()).st_mode & 0o777))
             else:
                 raise OCIError(f"mount {dest}: source {source} is not a file or directory")
         else:
@@ -208,7 +222,7 @@ def _make_mountpoints(plan: Plan) -> None:
     wanted = [(f"/{name}", True) for name in MOUNTPOINTS]
     wanted += [(v.target, True) for v in plan.run.volumes]
     wanted += [(target, True) for target, _ in plan.tmpfs]
-    wanted += [(target, False) for target, _, _ in plan.run.files]
+    wanted += [(target, False) for target, _, _, _ in plan.run.files]
     for target, is_dir in wanted:
         path = plan.rootfs
         parts = target.strip("/").split("/")

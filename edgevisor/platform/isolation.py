@@ -112,10 +112,10 @@ class RootfsSpec:
     overlay: bool  # False: the rootfs read-only, with no writable layer
     volumes: tuple[Volume, ...]
     scratch_size: int  # bytes, in pages: the one bound of every in-memory file system
-    # Single files an OCI spec binds (resolv.conf, hosts, hostname): (guest path, content,
-    # read-only). The guest gets a private copy in the scratch tmpfs, never the host's
-    # inode, whose modes and owner it could otherwise change.
-    files: tuple[tuple[str, bytes, bool], ...] = ()
+    # Single files an OCI spec binds (resolv.conf, hosts, hostname, docker-init): (guest
+    # path, content, read-only, permission bits). The guest gets a private copy in the
+    # scratch tmpfs, never the host's inode, whose modes and owner it could otherwise change.
+    files: tuple[tuple[str, bytes, bool, int], ...] = ()
     tmpfs: tuple[Tmpfs, ...] = ()
 
 
@@ -243,11 +243,11 @@ def build_storage(spec: RootfsSpec) -> Storage:
                 raise OSError(errno.ENOENT, f"no mountpoint {guest} in the "
                               f"{'read-only rootfs' if parent == '/' else 'volume at ' + parent}")
     _mkdirs_if(overlay, f"{root}/proc")
-    for number, (guest, content, read_only) in enumerate(spec.files):
+    for number, (guest, content, read_only, mode) in enumerate(spec.files):
         host = f"{SCRATCH}/file{number}"
         with open(host, "wb") as f:
             f.write(content)
-        os.chmod(host, 0o644)
+        os.chmod(host, mode & 0o777)  # never set-id: the copy is root's
         # Bound through the descriptor, then remounted through a new one: the first names
         # the file beneath the mount, the second the mount itself.
         for flags in (abi.MS_BIND, abi.MS_REMOUNT | abi.MS_BIND | nodev
@@ -261,25 +261,6 @@ def build_storage(spec: RootfsSpec) -> Storage:
     return Storage(tuple(mounts), overlay)
 
 
-def _directories_beneath(root_fd: int, path: bytes, resolve: int) -> int:
-    """An O_PATH descriptor of the directory `path` beneath `root_fd`, each missing one on the
-    way made (0755), as Docker makes a volume's target: one name at a time, never through a
-    symlink (mkdirat does not follow its last name, and `resolve` refuses one)."""
-    from ..gofer.hostcalls import openat2
-
-    fd = os.dup(root_fd)
-    for name in filter(None, path.split(b"/")):
-        try:
-            child = openat2(fd, name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
-        except FileNotFoundError:
-            os.mkdir(name, 0o755, dir_fd=fd)
-            child = openat2(fd, name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
-        finally:
-            os.close(fd)
-        fd = child
-    return fd
-
-
 def _tmpfs_options(size: int, mode: int) -> str:
     # tmpfs's own default is one inode per page of its size; without nr_inodes the inode
     # limit would stay at half the host's RAM in pages, whatever the size.
@@ -291,6 +272,28 @@ def _holder(guest: str, mounts) -> tuple[str, str, bool]:
     # The last of equal length: a volume at /tmp hides the sandbox's own /tmp.
     return max((m for m in reversed(mounts) if m[0] == "/" or guest.startswith(m[0] + "/")),
                key=lambda m: len(m[0]))
+
+
+def _directories_beneath(root_fd: int, path: bytes, resolve: int) -> int:
+    """An O_PATH descriptor of the directory `path` beneath `root_fd`, each missing one on
+    the way made (0755), as runc makes a mountpoint's (docker-init's /sbin) and Docker a
+    volume's target: one name at a time, each resolved from `root_fd` with `resolve` as the
+    guest would, so no symlink leads a mkdir out of the root (mkdirat does not follow its
+    last name)."""
+    from ..gofer.hostcalls import openat2
+
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+    fd, walked = os.dup(root_fd), b""
+    for name in filter(None, path.split(b"/")):
+        try:
+            os.mkdir(name, 0o755, dir_fd=fd)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(fd)
+        walked += b"/" + name
+        fd = openat2(root_fd, walked.lstrip(b"/"), flags, 0, resolve)
+    return fd
 
 
 def _file_mountpoint(root: str, guest: str, writable: bool, *, in_root: bool = True) -> int:
@@ -313,10 +316,7 @@ def _file_mountpoint(root: str, guest: str, writable: bool, *, in_root: bool = T
             if not writable:
                 raise OSError(errno.ENOENT, f"no mountpoint {guest} in a read-only rootfs "
                               "or a volume") from None
-            parent = (openat2(root_fd, os.path.dirname(path) or b".",
-                              os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
-                      if in_root else _directories_beneath(root_fd, os.path.dirname(path),
-                                                           resolve))
+            parent = _directories_beneath(root_fd, os.path.dirname(path), resolve)
             try:  # O_EXCL: never through a dangling symlink
                 os.close(os.open(os.path.basename(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY
                                  | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))

@@ -255,6 +255,25 @@ def test_host_network_socket_is_the_users(platform):
     assert owners == {1000}
 
 
+def test_host_network_proc_net_shows_nothing_of_the_hosts(platform):
+    """--network=host: the guest's IP sockets are the host's, but /proc/net stays the guest's
+    own namespace's: a root guest reading it finds none of the host's interfaces and none of
+    its sockets (a host listener, with its owner and inode), which the kernel lists for
+    everyone in the host's namespace."""
+    with socket.create_server(("127.0.0.1", 0)) as host_listener:
+        port = host_listener.getsockname()[1]
+        r = subprocess.run([*EDGEVISOR, "do", f"--platform={platform}", "--network=host",
+                            "-w", "/", "--", "sh", "-c",
+                            "cat /proc/net/dev; echo =; cat /proc/net/tcp"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    dev, tcp = r.stdout.split("=\n")
+    assert [line.split(":")[0].strip() for line in dev.splitlines()[2:]] == ["lo"], dev
+    assert f"0100007F:{port:04X}" not in tcp and len(tcp.splitlines()) == 1, tcp
+    with open("/proc/net/dev") as f:
+        assert len(f.readlines()) > 3  # the host has interfaces to hide
+
+
 def test_namespace_links(sandbox):
     """/proc/PID/ns names the guest's own namespaces, as lsns and container checks read
     them: one network namespace for every guest process, not the host's; opening one is

@@ -177,6 +177,42 @@ def test_a_network_namespace_joined_by_path_holds_the_guest_sockets(runtime, bun
     assert runtime("delete", container).returncode == 0
 
 
+def _names(table: str) -> list[str]:
+    return sorted(line.split(":")[0].strip() for line in table.splitlines()[2:])
+
+
+def test_proc_net_shows_the_namespace_of_the_guests_sockets(runtime, bundle, out, netns):
+    """/proc/net/* is the kernel's for the spec's namespace, where the Sentry makes the
+    guest's sockets (docker's eth0 is there), read natively in that namespace as the oracle:
+    not the guest task's own loopback-only one, and nothing of the host's."""
+    name = os.path.basename(netns)
+    subprocess.run(["ip", "-n", name, "link", "add", "evnet0", "type", "veth", "peer", "name",
+                    "evnet1"], check=True)
+    subprocess.run(["ip", "-n", name, "addr", "add", "198.51.100.7/24", "dev", "evnet0"],
+                   check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "evnet0", "up"], check=True)
+    bundle.edit(lambda c: c["linux"].update(namespaces=[
+        {"type": t} if t != "network" else {"type": t, "path": netns}
+        for t in ("pid", "network", "ipc", "uts", "mount")]))
+    tables = ("dev", "route", "if_inet6", "ipv6_route", "snmp")
+    bundle.command("sh", "-c", "; ".join(f"cat /proc/net/{t} > /out/{t}" for t in tables))
+    container = new_id()
+    pid = create(runtime, bundle, container)
+    assert runtime("start", container).returncode == 0
+    assert wait_exit(pid) == 0
+    assert runtime("delete", container).returncode == 0
+    guest = {t: open(f"{out}/{t}").read() for t in tables}
+    native = {t: subprocess.run(["ip", "netns", "exec", name, "cat", f"/proc/net/{t}"],
+                                capture_output=True, text=True, check=True).stdout
+              for t in tables}
+    assert _names(guest["dev"]) == _names(native["dev"]) == ["evnet0", "evnet1", "lo"]
+    assert guest["route"] == native["route"] and "evnet0" in guest["route"]
+    for t in ("if_inet6", "ipv6_route"):  # no host interface is named
+        assert {line.split()[-1] for line in guest[t].splitlines()} == \
+            {line.split()[-1] for line in native[t].splitlines()}
+    assert guest["snmp"].splitlines()[0] == native["snmp"].splitlines()[0]
+
+
 def test_a_new_network_namespace_has_loopback_only(runtime, bundle, out):
     container = new_id()
     bundle.command("sh", "-c", "ip link > /out/links")

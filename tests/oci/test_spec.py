@@ -70,6 +70,29 @@ def test_root_readonly_binds_files_and_tmpfs(runtime, bundle, out):
     assert open(resolv).read() == "nameserver 192.0.2.53\n"
 
 
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_command_bound_as_a_single_file_runs_without_its_set_id_bits(runtime, bundle, out,
+                                                                       readonly):
+    """docker --init binds its docker-init at /sbin/docker-init, where the image has no /sbin:
+    create finds the command in the mount, the guest executes the copy (its permission bits
+    kept, set-user-ID dropped, as the attacker would have it otherwise), and the host file
+    and rootfs are unchanged."""
+    init = os.path.join(bundle.path, "init")
+    with open(init, "w") as f:
+        f.write('#!/bin/sh\necho "init $(stat -c %a /sbin/edgevisor-init) $*" > /out/r\n')
+    os.chmod(init, 0o4755)
+    bundle.edit(lambda c: (c["root"].update(readonly=readonly), c["mounts"].append(
+        {"destination": "/sbin/edgevisor-init", "type": "bind", "source": init,
+         "options": ["rbind", "ro"]})))
+    bundle.command("/sbin/edgevisor-init", "--", "true")
+    assert run_to_end(runtime, bundle) == 0
+    assert open(f"{out}/r").read() == "init 755 -- true\n"
+    assert os.stat(init).st_mode & 0o7777 == 0o4755
+    # a read-only rootfs gets its mountpoint as runc makes it; a writable one keeps it in
+    # its in-memory layer
+    assert os.path.exists(f"{bundle.path}/rootfs/sbin/edgevisor-init") == readonly
+
+
 def test_a_writable_root_keeps_the_host_rootfs_unchanged(runtime, bundle, out):
     bundle.edit(lambda c: c["root"].update(readonly=False))
     bundle.command("sh", "-c", "echo new > /bin/made && cat /bin/made > /out/r")

@@ -121,6 +121,9 @@ class FakeView:
         self._tgid(tid)
         return os.open(f"{self.host_tree.name}/{name}", os.O_RDONLY | os.O_CLOEXEC)
 
+    def net_table(self, tid, name):
+        return self.host_read(tid, f"net/{name}")
+
     def fds(self, tgid):
         return sorted(self._table(tgid))
 

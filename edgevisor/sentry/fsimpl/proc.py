@@ -112,6 +112,10 @@ class ProcView(Protocol):
         status, maps, attr/current ...; thread-level: the thread's own, as
         /proc/<tgid>/task/<tid>/<name>)."""
 
+    def net_table(self, tid: int, name: str) -> bytes:
+        """/proc/<tid>/net/<name>: the kernel's table for the guest's network namespace, or,
+        under the OCI runtime, the container's, where the Sentry makes the IP sockets."""
+
     def fds(self, tgid: int) -> list[int]: ...  # open descriptors, ascending
 
     def fd_file(self, tgid: int, fd: int) -> Dentry | bytes | None:
@@ -757,8 +761,7 @@ def _ns_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
 
 def _net_dir(fs: ProcFS, tid: int, tgid: int, **where) -> "_NamedEntries":
     def table(name: bytes, **where) -> _File:
-        return _File(fs, 0o444, lambda: fs.view.host_read(tid, f"net/{name.decode()}"),
-                     **where)
+        return _File(fs, 0o444, lambda: fs.view.net_table(tid, name.decode()), **where)
     return _NamedEntries(fs, 0o555, NET_FILES, table, **where)
 
 

@@ -13,6 +13,7 @@ import os
 import uuid
 
 from ..fsimpl.proc import mountinfo_line, mounts_line
+from ..net.policy import GUEST_NET_TABLES
 from . import procfs, sysctl
 from .sysvipc import guest_pids, read_all
 from ..vfs import d_path
@@ -72,6 +73,11 @@ class SentryProcView:
 
     def host_read(self, tid: int, name: str) -> bytes:
         return self._read(f"{tid}/{name}")
+
+    def net_table(self, tid: int, name: str) -> bytes:
+        if self.kernel.net.shows_own_tables() and name not in GUEST_NET_TABLES:
+            return procfs.read(self.host_proc, f"thread-self/net/{name}")
+        return self._read(f"{tid}/net/{name}")
 
     def cgroup(self, tgid: int) -> bytes:
         # As from a cgroup namespace rooted at the sandbox's own cgroups (docker's

@@ -73,6 +73,12 @@ def is_host_family(family: int) -> bool:
     return family & 0xFFFFFFFF in (abi.AF_INET, abi.AF_INET6, abi.AF_NETLINK)
 
 
+# The /proc/net tables of the families that stay in the guest's own network namespace when
+# the Sentry makes its IP and netlink sockets; every other table describes the interfaces,
+# routes and sockets of the Sentry's namespace (Network.shows_own_tables).
+GUEST_NET_TABLES = frozenset({"unix", "packet"})
+
+
 # The socket options the guest may set or read, by level. Left out on purpose: socket
 # filters (classic and eBPF), netfilter's tables (IPT_SO_*, IP6T_SO_*, ARPT_SO_*, EBT_SO_*,
 # all at 64 and above), IPsec policies, kTLS (TCP_ULP), TCP-MD5 and TCP repair, IPv6 routing

@@ -12,10 +12,18 @@ MODES = ("sandbox", "none", "host")
 class Network:
     """sandbox (the default): loopback only, ports may be published with -p; none: loopback
     only, nothing published; host: IP and netlink sockets are the host's (unix sockets stay
-    private). The Sentry runs in the host's network namespace, the guest in its own."""
+    private). The Sentry runs in the host's network namespace (the OCI runtime's, in the
+    container's), the guest in its own."""
 
-    def __init__(self, mode: str = "sandbox"):
+    def __init__(self, mode: str = "sandbox", container_netns: bool = False):
         self.mode = mode  # one of MODES (RunConfig.validate checks what the user gave)
+        self.container_netns = container_netns
+
+    def shows_own_tables(self) -> bool:
+        """Whether /proc/net shows the Sentry's namespace: where it makes the guest's IP
+        sockets, and only when that namespace is the container's (the OCI holder's, docker's
+        eth0). The host's is never shown: `do --network=host` keeps the guest's own tables."""
+        return self.mode == "host" and self.container_netns
 
     def makes(self, family: int) -> bool:
         """Whether the Sentry makes this family's sockets (on the host), rather than the
