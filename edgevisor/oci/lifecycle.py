@@ -64,7 +64,7 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
         for name in ("createRuntime", "prestart", "createContainer"):
             hooks.run(plan.hooks, name, current.oci())
         if pid_file:
-            _write_pid_file(pid_file, holder)
+            write_pid_file(pid_file, holder)
     except BaseException:
         if holder:
             os.kill(holder, signal.SIGKILL)
@@ -85,7 +85,7 @@ def _await_created(report_r: int) -> None:
         raise OCIError(message[-1] if message else "the sandbox failed to start")
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     with open(path + ".tmp", "w") as f:
         f.write(str(pid))
     os.replace(path + ".tmp", path)

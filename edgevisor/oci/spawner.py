@@ -1,0 +1,150 @@
+"""`exec`'s way into a running sandbox: a guest process that forks the new ones.
+
+The Sentry forks nothing once it has locked itself down, and a process entering the guest's
+namespaces from the host would be under neither its filters nor the Sentry. So the guest's
+first process, once under every filter (the spec's profile, the platform's, the refusals,
+no_new_privs) and before it becomes the spec's user, forks this spawner: a guest task like
+any other, which the platform adopted at the fork, root with the container's bounding set.
+It blocks on a socket pair whose other end only the holder has. Each request is a process,
+reduced by `exec` to numbers (oci/execute.py), with the caller's stdio and its control
+connection as SCM_RIGHTS; a child of the spawner becomes that process, and its wait status
+goes back on the connection.
+
+What the guest can do to it: see it in ps, and signal it if it is root (then `exec` fails:
+a denial of `exec` only). ptrace, pidfd_getfd and process_vm_* are refused by the Sentry, a
+socket cannot be opened through /proc/PID/fd, and it holds no capability the guest's root
+lacks. The holder reads nothing from it: the answers go to the `exec` caller alone.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import termios
+
+from ..platform.isolation import become
+
+# A request: its JSON, then stdin, stdout, stderr and the caller's connection.
+_MAX_REQUEST = 1 << 20
+_FDS = 4
+
+
+def forward(to_spawner: socket.socket, process: dict, fds: list[int]) -> None:
+    """In the holder: hand a request to the spawner (fds: stdio, then the connection)."""
+    try:
+        socket.send_fds(to_spawner, [json.dumps(process).encode()], fds)
+    except OSError as e:
+        raise OSError(e.errno, "the sandbox's exec helper is gone (the guest killed it)") from None
+
+
+def serve(requests: socket.socket):
+    """In the guest: serve until the holder closes its end. Never returns."""
+    os.setsid()  # out of the guest's terminal job: ^C is not for the spawner
+    # Nor is the container's stdio: its pipes close when the guest's processes are done.
+    null = os.open("/dev/null", os.O_RDWR)
+    for number in (0, 1, 2):
+        os.dup2(null, number)
+    os.close(null)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a caller that went away is no reason to die
+    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda _s, _f: None)
+    callers: dict[int, int] = {}  # a child's pid: its caller's connection
+    while True:
+        ready = select.select([requests, wake_r], [], [])[0]
+        if wake_r in ready:
+            while _drain(wake_r):
+                pass
+            _reap(callers)
+        if requests in ready:
+            try:
+                message, fds, _, _ = socket.recv_fds(requests, _MAX_REQUEST, _FDS,
+                                                      socket.MSG_CMSG_CLOEXEC)
+            except InterruptedError:
+                continue
+            if not message:
+                os._exit(0)  # the holder is gone, and the sandbox with it
+            if len(fds) != _FDS:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            _spawn(json.loads(message), fds[:3], fds[3], callers)
+
+
+def _drain(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 512))
+    except BlockingIOError:
+        return False
+
+
+def _spawn(process: dict, stdio: list[int], connection: int, callers: dict[int, int]) -> None:
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _become_process(process, stdio)
+        except BaseException as e:  # noqa: BLE001 - the caller hears why, then exit
+            code = getattr(e, "errno", None)
+            if isinstance(e, OSError) and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC):
+                text = f"exec: {process['args'][0]!r}: {e.strerror}"
+            else:
+                text = f"exec failed: {e.strerror if isinstance(e, OSError) else e}"
+            os.write(report_w, text.encode())
+        finally:
+            os._exit(127)
+    os.close(report_w)
+    for fd in stdio:
+        os.close(fd)
+    failure = b""
+    while chunk := os.read(report_r, 4096):
+        failure += chunk
+    os.close(report_r)
+    if failure:
+        os.waitpid(pid, 0)
+        _answer(connection, ok=False, error=failure.decode(errors="replace"))
+        os.close(connection)
+        return
+    _answer(connection, ok=True, pid=pid)
+    callers[pid] = connection
+
+
+def _become_process(process: dict, stdio: list[int]):
+    """In the spawner's child: the request's session, stdio, user and directory; then exec.
+    Every descriptor of the spawner's is close-on-exec: the process gets its stdio alone."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    os.setsid()
+    for number, fd in enumerate(stdio):
+        os.dup2(fd, number)
+    if process["terminal"]:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    identity = (process["uid"], process["gid"], tuple(process["groups"]))
+    become(identity, frozenset(process["capabilities"]), frozenset(process["capabilities"]))
+    os.chdir(process["cwd"])
+    os.execvpe(process["args"][0], process["args"], process["env"])
+
+
+def _reap(callers: dict[int, int]) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        connection = callers.pop(pid, None)
+        if connection is not None:
+            _answer(connection, ok=True, status=status)
+            os.close(connection)
+
+
+def _answer(connection: int, **fields) -> None:
+    try:
+        os.write(connection, json.dumps(fields).encode() + b"\n")
+    except OSError:
+        pass  # the caller is gone: nobody waits for this status
