@@ -169,7 +169,8 @@ def _wait_and_end_as(reader):
         else:
             sig = signal.SIGKILL if status is None else os.WTERMSIG(status)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            signal.signal(sig, signal.SIG_DFL)
+            if sig != signal.SIGKILL:  # which has no handler to reset
+                signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
             os.kill(os.getpid(), sig)
             code = 128 + sig

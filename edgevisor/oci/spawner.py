@@ -11,9 +11,9 @@ connection as SCM_RIGHTS; a child of the spawner becomes that process, and its w
 goes back on the connection.
 
 What the guest can do to it: see it in ps, and signal it if it is root (then `exec` fails:
-a denial of `exec` only). ptrace, pidfd_getfd and process_vm_* are refused by the Sentry, a
-socket cannot be opened through /proc/PID/fd, and it holds no capability the guest's root
-lacks. The holder reads nothing from it: the answers go to the `exec` caller alone.
+a denial of `exec` only). ptrace, pidfd_getfd and process_vm_* are refused by the Sentry;
+it is not dumpable, so its /proc/PID/fd and mem are closed to the guest's root; and it
+holds no capability the guest's root lacks. The holder reads nothing from it: the answers go to the `exec` caller alone.
 """
 
 import errno
@@ -25,11 +25,14 @@ import signal
 import socket
 import termios
 
+from .. import abi
 from ..platform.isolation import become
+from ..platform.linux import prctl
 
 # A request: its JSON, then stdin, stdout, stderr and the caller's connection.
 _MAX_REQUEST = 1 << 20
 _FDS = 4
+MAX_FD = 2**31 - 1  # close_range(2)'s whole range, as boot.keep_inherited_fds
 
 
 def forward(to_spawner: socket.socket, process: dict, fds: list[int]) -> None:
@@ -42,15 +45,25 @@ def forward(to_spawner: socket.socket, process: dict, fds: list[int]) -> None:
 
 def serve(requests: socket.socket):
     """In the guest: serve until the holder closes its end. Never returns."""
+    # Not dumpable: the guest's root can neither open its descriptors through /proc/2/fd
+    # (the holder's socket, the pipes) nor read or write its memory. Its children are
+    # dumpable again once they exec.
+    prctl(abi.PR_SET_DUMPABLE, 0)
     os.setsid()  # out of the guest's terminal job: ^C is not for the spawner
-    # Nor is the container's stdio: its pipes close when the guest's processes are done.
+    # Nothing of the guest's start-up stays: the Sentry's pid namespace, its hand-over pipes
+    # and the container's stdio (whose pipes close when the guest's processes are done).
+    # What it keeps is sockets, which no one opens through /proc/2/fd.
+    keep = requests.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, MAX_FD)
     null = os.open("/dev/null", os.O_RDWR)
     for number in (0, 1, 2):
         os.dup2(null, number)
     os.close(null)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a caller that went away is no reason to die
-    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-    signal.set_wakeup_fd(wake_w)
+    wake_r, wake_w = socket.socketpair(
+        socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+    signal.set_wakeup_fd(wake_w.fileno())
     signal.signal(signal.SIGCHLD, lambda _s, _f: None)
     callers: dict[int, int] = {}  # a child's pid: its caller's connection
     while True:
@@ -74,9 +87,9 @@ def serve(requests: socket.socket):
             _spawn(json.loads(message), fds[:3], fds[3], callers)
 
 
-def _drain(fd: int) -> bool:
+def _drain(wake: socket.socket) -> bool:
     try:
-        return bool(os.read(fd, 512))
+        return bool(wake.recv(512))
     except BlockingIOError:
         return False
 
@@ -86,7 +99,7 @@ def _spawn(process: dict, stdio: list[int], connection: int, callers: dict[int, 
     pid = os.fork()
     if pid == 0:
         try:
-            _become_process(process, stdio)
+            _become_process(process, stdio, report_w)
         except BaseException as e:  # noqa: BLE001 - the caller hears why, then exit
             code = getattr(e, "errno", None)
             if isinstance(e, OSError) and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC):
@@ -112,15 +125,20 @@ def _spawn(process: dict, stdio: list[int], connection: int, callers: dict[int, 
     callers[pid] = connection
 
 
-def _become_process(process: dict, stdio: list[int]):
+def _become_process(process: dict, stdio: list[int], report_w: int):
     """In the spawner's child: the request's session, stdio, user and directory; then exec.
-    Every descriptor of the spawner's is close-on-exec: the process gets its stdio alone."""
+    It gets its stdio alone."""
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     os.setsid()
     for number, fd in enumerate(stdio):
         os.dup2(fd, number)
+    # The spawner's and the other callers' descriptors: close-on-exec is not enough, for
+    # the Sentry's exec keeps what a passthrough recvmsg made close-on-exec. The report
+    # pipe stays for an exec that fails (it is close-on-exec, and the Sentry's own).
+    os.closerange(3, report_w)
+    os.closerange(report_w + 1, MAX_FD)
     if process["terminal"]:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     identity = (process["uid"], process["gid"], tuple(process["groups"]))
