@@ -12,8 +12,8 @@ goes back on the connection.
 
 What the guest can do to it: see it in ps, and signal it if it is root (then `exec` fails:
 a denial of `exec` only). ptrace, pidfd_getfd and process_vm_* are refused by the Sentry;
-it is not dumpable, so its /proc/PID/fd and mem are closed to the guest's root; and it
-holds no capability the guest's root lacks. The holder reads nothing from it: the answers go to the `exec` caller alone.
+it keeps only sockets (and /dev/null as stdio), which nothing opens through /proc/2/fd; and
+it holds no capability the guest's root lacks. The holder reads nothing from it: the answers go to the `exec` caller alone.
 """
 
 import errno
@@ -45,9 +45,8 @@ def forward(to_spawner: socket.socket, process: dict, fds: list[int]) -> None:
 
 def serve(requests: socket.socket):
     """In the guest: serve until the holder closes its end. Never returns."""
-    # Not dumpable: the guest's root can neither open its descriptors through /proc/2/fd
-    # (the holder's socket, the pipes) nor read or write its memory. Its children are
-    # dumpable again once they exec.
+    # Not dumpable: the kernel's ptrace checks (/proc/2/mem, /proc/2/fd) refuse the guest's
+    # root, which lacks CAP_SYS_PTRACE. Its children are dumpable again once they exec.
     prctl(abi.PR_SET_DUMPABLE, 0)
     os.setsid()  # out of the guest's terminal job: ^C is not for the spawner
     # Nothing of the guest's start-up stays: the Sentry's pid namespace, its hand-over pipes
