@@ -2,9 +2,9 @@
 through it.
 
 One JSON request line, one JSON answer line; `exec`'s request carries the caller's stdio
-(SCM_RIGHTS) and its connection goes on, with them, to the spawner, which answers on it. The socket is in the state directory (0700,
-root's) and is itself 0600; the holder answers only a peer with its own uid (SO_PEERCRED),
-so the file modes are not the only gate.
+(SCM_RIGHTS), and its connection goes on with them to the spawner, which answers on it. The
+socket is in the state directory (0700, root's) and is itself 0600; the holder answers only
+a peer with its own uid (SO_PEERCRED), so the file modes are not the only gate.
 """
 
 import json

@@ -4,11 +4,11 @@ The holder is the process `create` forks and names in --pid-file. It runs boot.r
 `edgevisor do`; this object is the few hooks boot.run calls for an OCI container:
 
 - `open()`, in the holder before its pid namespace: the gate pipe and the control thread.
-- the guest, before its filter, `wait()`s: it tells `create` "created" and blocks on the gate
-  until `start` writes to it (or the holder dies, and it exits unstarted).
-- the Sentry closes the holder's end of the gate, and reports a failed set-up to `create`.
 - the guest, under its filters, forks `exec`'s spawner (oci/spawner.py) before it becomes
   the spec's user; the holder keeps the other end of the spawner's socket.
+- the guest then `wait()`s: it tells `create` "created" and blocks on the gate until `start`
+  writes to it (or the holder dies, and it exits unstarted), before any user code runs.
+- the Sentry closes the holder's end of the gate, and reports a failed set-up to `create`.
 - the holder serves the control socket on that thread while boot.run waits for the Sentry
   (requests before `in_front_end` has the Sentry's pid are refused; `create` returns only
   once the guest waits at the gate, by which time it is set).

@@ -142,7 +142,11 @@ def _become_process(process: dict, stdio: list[int], report_w: int):
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     identity = (process["uid"], process["gid"], tuple(process["groups"]))
     become(identity, frozenset(process["capabilities"]), frozenset(process["capabilities"]))
-    os.chdir(process["cwd"])
+    try:
+        os.chdir(process["cwd"])
+    except OSError as e:
+        raise RuntimeError(f"cannot enter the working directory {process['cwd']}: "
+                           f"{e.strerror}") from None
     os.execvpe(process["args"][0], process["args"], process["env"])
 
 
