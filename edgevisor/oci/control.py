@@ -109,7 +109,8 @@ def _handle(hold, request: dict) -> dict:
         _kill(hold, int(request["signal"]), bool(request.get("all")))
         return {}
     if op == "pids":
-        return {"pids": guest_processes(hold.sentry_pid)}
+        # the guest's own: the spawner is edgevisor's
+        return {"pids": [p for p in guest_processes(hold.sentry_pid) if p != hold.spawner_pid]}
     raise OCIError(f"unknown request {op!r}")
 
 

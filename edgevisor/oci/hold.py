@@ -46,6 +46,10 @@ class Hold:
         self.gate_r, self.gate_w = os.pipe2(os.O_CLOEXEC)
         self.spawner, self.to_spawner = socket.socketpair(
             socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        # The kernel names the sender of each message it passes (SCM_CREDENTIALS): the
+        # spawner's host pid, which `ps` leaves out (spawner.host_pid).
+        self.to_spawner.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self._spawner_pid: int | None = None
         self.listener = control.serve(self.socket_path, self)
 
     def in_sentry(self) -> None:
@@ -70,6 +74,14 @@ class Hold:
             os.close(self.gate_r)
             spawner.serve(self.spawner)
         self.spawner.close()
+
+    @property
+    def spawner_pid(self) -> int:
+        """The spawner's host pid (0 if it died before saying it), read once, on the control
+        thread, its only reader."""
+        if self._spawner_pid is None:
+            self._spawner_pid = spawner.host_pid(self.to_spawner)
+        return self._spawner_pid
 
     def wait(self) -> None:
         """In the guest: report "created", then hold until `start` (or exit with the holder)."""

@@ -43,7 +43,8 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
     if console_socket and not plan.terminal:
         raise OCIError("cannot use console socket if runc will not detach or allocate tty")
     plan.run.debug, plan.run.strace, plan.run.log = g.debug, g.strace, g.debug_log
-    own_tasks = get_platform(g.platform).sentry_threads + 2  # the holder and the gofer
+    # the holder, the gofer and exec's spawner
+    own_tasks = get_platform(g.platform).sentry_threads + 3
     dirs = cgroup.directories(cgroup.path_of(plan.cgroups_path, g.systemd_cgroup,
                                              container_id))
     where = state.make(g.root, container_id)

@@ -23,6 +23,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import termios
 
 from .. import abi
@@ -32,6 +33,8 @@ from ..platform.linux import prctl
 # A request: its JSON, then stdin, stdout, stderr and the caller's connection.
 _MAX_REQUEST = 1 << 20
 _FDS = 4
+READY = b"r"
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 MAX_FD = 2**31 - 1  # close_range(2)'s whole range, as boot.keep_inherited_fds
 
 
@@ -41,6 +44,16 @@ def forward(to_spawner: socket.socket, process: dict, fds: list[int]) -> None:
         socket.send_fds(to_spawner, [json.dumps(process).encode()], fds)
     except OSError as e:
         raise OSError(e.errno, "the sandbox's exec helper is gone (the guest killed it)") from None
+
+
+def host_pid(to_spawner: socket.socket) -> int:
+    """In the holder: the spawner's pid, from the kernel's credentials on its first message
+    (the spawner cannot choose them); 0 if it died first."""
+    _, ancillary, _, _ = to_spawner.recvmsg(len(READY), socket.CMSG_SPACE(_UCRED.size))
+    for level, kind, data in ancillary:
+        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS):
+            return _UCRED.unpack(data[:_UCRED.size])[0]
+    return 0
 
 
 def serve(requests: socket.socket):
@@ -60,6 +73,7 @@ def serve(requests: socket.socket):
         os.dup2(null, number)
     os.close(null)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a caller that went away is no reason to die
+    requests.send(READY)  # the kernel adds who sent it: the holder learns our host pid
     wake_r, wake_w = socket.socketpair(
         socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     signal.set_wakeup_fd(wake_w.fileno())
