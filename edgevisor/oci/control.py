@@ -71,7 +71,7 @@ def _accept(listener: socket.socket, hold) -> None:
 
 def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
     """The request line, and the descriptors that came with it (close-on-exec)."""
-    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3, socket.MSG_CMSG_CLOEXEC)
+    data, fds = spawner.receive_fds(conn, 1 << 16, 3)
     try:
         while data and not data.endswith(b"\n"):
             chunk = conn.recv(1 << 16)

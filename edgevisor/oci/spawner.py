@@ -46,6 +46,19 @@ def forward(to_spawner: socket.socket, process: dict, fds: list[int]) -> None:
         raise OSError(e.errno, "the sandbox's exec helper is gone (the guest killed it)") from None
 
 
+def receive_fds(sock: socket.socket, size: int, most: int) -> tuple[bytes, list[int]]:
+    """A message and its descriptors, close-on-exec (socket.recv_fds drops its flags)."""
+    width = struct.calcsize("i")
+    data, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_SPACE(most * width),
+                                         socket.MSG_CMSG_CLOEXEC)
+    fds = []
+    for level, kind, payload in ancillary:
+        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+            fds += struct.unpack(f"{len(payload) // width}i",
+                                 payload[:len(payload) - len(payload) % width])
+    return data, fds
+
+
 def host_pid(to_spawner: socket.socket) -> int:
     """In the holder: the spawner's pid, from the kernel's credentials on its first message
     (the spawner cannot choose them); 0 if it died first."""
@@ -87,8 +100,7 @@ def serve(requests: socket.socket):
             _reap(callers)
         if requests in ready:
             try:
-                message, fds, _, _ = socket.recv_fds(requests, _MAX_REQUEST, _FDS,
-                                                      socket.MSG_CMSG_CLOEXEC)
+                message, fds = receive_fds(requests, _MAX_REQUEST, _FDS)
             except InterruptedError:
                 continue
             if not message:
@@ -147,9 +159,8 @@ def _become_process(process: dict, stdio: list[int], report_w: int):
     os.setsid()
     for number, fd in enumerate(stdio):
         os.dup2(fd, number)
-    # The spawner's and the other callers' descriptors: close-on-exec is not enough, for
-    # the Sentry's exec keeps what a passthrough recvmsg made close-on-exec. The report
-    # pipe stays for an exec that fails (it is close-on-exec, and the Sentry's own).
+    # Whatever else the spawner holds goes, close-on-exec or not: only the stdio is the
+    # process's. The report pipe (close-on-exec) stays for an exec that fails.
     os.closerange(3, report_w)
     os.closerange(report_w + 1, MAX_FD)
     if process["terminal"]:
