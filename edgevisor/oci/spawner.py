@@ -71,8 +71,8 @@ def host_pid(to_spawner: socket.socket) -> int:
 
 def serve(requests: socket.socket):
     """In the guest: serve until the holder closes its end. Never returns."""
-    # Not dumpable: the kernel's ptrace checks (/proc/2/mem, /proc/2/fd) refuse the guest's
-    # root, which lacks CAP_SYS_PTRACE. Its children are dumpable again once they exec.
+    # Not dumpable, for the kernel's ptrace-mode checks on a guest process (the guest's root
+    # lacks CAP_SYS_PTRACE). Its children are dumpable again once they exec.
     prctl(abi.PR_SET_DUMPABLE, 0)
     os.setsid()  # out of the guest's terminal job: ^C is not for the spawner
     # Nothing of the guest's start-up stays: the Sentry's pid namespace, its hand-over pipes
@@ -105,11 +105,15 @@ def serve(requests: socket.socket):
                 continue
             if not message:
                 os._exit(0)  # the holder is gone, and the sandbox with it
-            if len(fds) != _FDS:
+            try:
+                process = json.loads(message)
+            except ValueError:
+                process = None
+            if len(fds) != _FDS or not isinstance(process, dict):
                 for fd in fds:
                     os.close(fd)
                 continue
-            _spawn(json.loads(message), fds[:3], fds[3], callers)
+            _spawn(process, fds[:3], fds[3], callers)
 
 
 def _drain(wake: socket.socket) -> bool:
