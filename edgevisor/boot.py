@@ -40,6 +40,7 @@ from .gofer.server import start_gofer
 from .platform.isolation import (
     FILE_VOLUME_ENTRY,
     RootfsSpec,
+    become,
     build_storage,
     drop_privileges,
     enter_namespaces,
@@ -394,16 +395,8 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
         _take_terminal()
         drop_privileges(cfg.capabilities())
         identity = cfg.identity()
-        if identity is not None:  # as runc: groups, then gid, then uid (which clears caps)
-            uid, gid, groups = identity
-            os.setgroups(list(groups))
-            os.setgid(gid)
-            os.setuid(uid)
-        if cfg.spec_capabilities is not None and os.geteuid() == 0:
-            # an OCI spec's, once CAP_SET[UG]ID have served (another uid has none left)
-            drop_privileges(cfg.spec_capabilities & cfg.capabilities())
-        if cfg.hold:  # an OCI create: user code waits for `start`
-            cfg.hold.wait()
+        if not cfg.hold:
+            become(identity, cfg.spec_capabilities, cfg.capabilities())
         prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
         if cfg.seccomp is not None:  # the OCI spec's own profile, beneath edgevisor's filters
             seccomp_load(cfg.seccomp, 0)
@@ -411,6 +404,10 @@ def _guest_main(cfg: RunConfig, storage, platform, programs, inherited, go_r: in
         # The platform's filter first: the refusals forbid the listener the seccomp one makes.
         platform.load_filter(program, ready_w, go_r)
         seccomp_load(refusals, 0)
+        if cfg.hold:  # an OCI create: `exec`'s spawner, still root, under every filter
+            cfg.hold.fork_spawner()
+            become(identity, cfg.spec_capabilities, cfg.capabilities())
+            cfg.hold.wait()  # user code waits for `start`
         stage = "exec"
         env = os.environ if cfg.env is None else cfg.env
         os.execvpe(cfg.argv[0], cfg.argv, env)

@@ -14,6 +14,7 @@ import traceback
 
 from . import OCIError, inspect, lifecycle
 from .default_spec import features, write_spec
+from .execute import exec_process
 from .state import now
 from ..config import ConfigError
 
@@ -104,7 +105,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rootless", action="store_true")
     sub.add_parser("features")
     x = sub.add_parser("exec")
-    x.add_argument("rest", nargs=argparse.REMAINDER)
+    x.add_argument("--process", "-p", help="a process.json: the process to run")
+    x.add_argument("--detach", "-d", action="store_true")
+    x.add_argument("--pid-file")
+    x.add_argument("--console-socket")
+    x.add_argument("--tty", "-t", action="store_true")
+    x.add_argument("--cwd")
+    x.add_argument("--env", "-e", action="append", default=[])
+    x.add_argument("--user", "-u", help="uid[:gid]")
+    x.add_argument("--additional-gids", "-g", action="append", type=int, default=[])
+    x.add_argument("--cap", "-c", action="append", default=[])
+    x.add_argument("--no-new-privs", action="store_true", help="always so in edgevisor")
+    x.add_argument("--process-label", help="accepted and unused, as runc's without SELinux")
+    x.add_argument("--apparmor", help="accepted and unused, as runc's without AppArmor")
+    x.add_argument("id")
+    x.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -143,6 +158,8 @@ def _dispatch(g) -> int:
     if c == "update":
         flags = {(s, k): getattr(g, f"{s}_{k}") for _, s, k in _UPDATE_FLAGS}
         return inspect.update(g, g.id, g.resources, flags)
+    if c == "exec":
+        return exec_process(g, g.id, g.args)
     if c == "spec":
         return write_spec(g.bundle)
     if c == "features":

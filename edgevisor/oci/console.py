@@ -19,6 +19,16 @@ from .address import short
 def attach(console_socket: str, size: tuple[int, int] | None) -> None:
     """In the holder: the pty's slave as fds 0-2 and the controlling terminal of a new
     session, its master sent to the caller's socket."""
+    slave = open_pty(console_socket, size)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+
+
+def open_pty(console_socket: str, size: tuple[int, int] | None) -> int:
+    """A new pty whose master goes to the caller's socket; its slave is returned."""
     master, slave = os.openpty()
     try:
         if size:
@@ -31,11 +41,8 @@ def attach(console_socket: str, size: tuple[int, int] | None) -> None:
             s.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                         array.array("i", [master]))])
     except OSError as e:
+        os.close(slave)
         raise OCIError(f"console socket {console_socket}: {e.strerror or e}") from None
     finally:
         os.close(master)
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    os.close(slave)
+    return slave

@@ -1,8 +1,10 @@
-"""The control socket: `start`, `kill` and `ps` reach the holder of a container through it.
+"""The control socket: `start`, `kill`, `ps` and `exec` reach the holder of a container
+through it.
 
-One JSON request line, one JSON answer line. The socket is in the state directory (0700,
-root's) and is itself 0600; the holder answers only a peer with its own uid (SO_PEERCRED),
-so the file modes are not the only gate.
+One JSON request line, one JSON answer line; `exec`'s request carries the caller's stdio
+(SCM_RIGHTS), and its connection goes on with them to the spawner, which answers on it. The
+socket is in the state directory (0700, root's) and is itself 0600; the holder answers only
+a peer with its own uid (SO_PEERCRED), so the file modes are not the only gate.
 """
 
 import json
@@ -12,7 +14,7 @@ import socket
 import struct
 import threading
 
-from . import OCIError
+from . import OCIError, spawner
 from .address import short
 from .procs import guest_processes
 from ..boot import FORWARDED_SIGNALS
@@ -45,20 +47,53 @@ def _accept(listener: socket.socket, hold) -> None:
             if uid != os.geteuid():
                 continue
             try:
-                request = json.loads(conn.makefile("rb").readline())
+                request, fds = _receive(conn)
             except (OSError, ValueError):
                 continue
             with hold.answering:
                 try:
+                    if request["op"] == "exec":
+                        _exec(hold, request, fds, conn)
+                        continue  # the spawner answers
                     answer = {"ok": True, **_handle(hold, request)}
                 except (OCIError, ValueError, KeyError, TypeError) as e:
                     answer = {"ok": False, "error": str(e)}
                 except OSError as e:
                     answer = {"ok": False, "error": e.strerror or str(e)}
+                finally:
+                    for fd in fds:
+                        os.close(fd)
                 try:
                     conn.sendall(json.dumps(answer).encode() + b"\n")
                 except OSError:
                     pass
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    """The request line, and the descriptors that came with it (close-on-exec)."""
+    data, fds = spawner.receive_fds(conn, 1 << 16, 3)
+    try:
+        while data and not data.endswith(b"\n"):
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+        request = json.loads(data)
+        if not isinstance(request, dict):
+            raise ValueError("a request is a JSON object")
+        return request, fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _exec(hold, request: dict, fds: list[int], conn: socket.socket) -> None:
+    if not hold.started:
+        raise OCIError("cannot exec in a container that has not been started")
+    if len(fds) != 3:
+        raise OCIError("exec: stdin, stdout and stderr must come with the request")
+    spawner.forward(hold.to_spawner, request["process"], [*fds, conn.fileno()])
 
 
 def _handle(hold, request: dict) -> dict:
@@ -74,7 +109,8 @@ def _handle(hold, request: dict) -> dict:
         _kill(hold, int(request["signal"]), bool(request.get("all")))
         return {}
     if op == "pids":
-        return {"pids": guest_processes(hold.sentry_pid)}
+        # the guest's own: the spawner is edgevisor's
+        return {"pids": [p for p in guest_processes(hold.sentry_pid) if p != hold.spawner_pid]}
     raise OCIError(f"unknown request {op!r}")
 
 

@@ -4,8 +4,10 @@ The holder is the process `create` forks and names in --pid-file. It runs boot.r
 `edgevisor do`; this object is the few hooks boot.run calls for an OCI container:
 
 - `open()`, in the holder before its pid namespace: the gate pipe and the control thread.
-- the guest, before its filter, `wait()`s: it tells `create` "created" and blocks on the gate
-  until `start` writes to it (or the holder dies, and it exits unstarted).
+- the guest, under its filters, forks `exec`'s spawner (oci/spawner.py) before it becomes
+  the spec's user; the holder keeps the other end of the spawner's socket.
+- the guest then `wait()`s: it tells `create` "created" and blocks on the gate until `start`
+  writes to it (or the holder dies, and it exits unstarted), before any user code runs.
 - the Sentry closes the holder's end of the gate, and reports a failed set-up to `create`.
 - the holder serves the control socket on that thread while boot.run waits for the Sentry
   (requests before `in_front_end` has the Sentry's pid are refused; `create` returns only
@@ -13,9 +15,10 @@ The holder is the process `create` forks and names in --pid-file. It runs boot.r
 """
 
 import os
+import socket
 import threading
 
-from . import control
+from . import control, spawner
 
 CREATED = b"created\n"
 
@@ -25,6 +28,7 @@ class Hold:
         self.report_w = report_w  # create reads "created", or the reason set-up failed
         self.socket_path = socket_path
         self.gate_r = self.gate_w = -1
+        self.spawner = self.to_spawner = None  # a socket pair: the guest's end, the holder's
         self.sentry_pid = 0
         self.started = False
         self.killed_by = 0  # a signal that ended the container before `start`
@@ -40,19 +44,44 @@ class Hold:
         """Before the Sentry is forked, in the holder: the gate, and the control socket's
         thread (no thread can start once the holder has made its pid namespace)."""
         self.gate_r, self.gate_w = os.pipe2(os.O_CLOEXEC)
+        self.spawner, self.to_spawner = socket.socketpair(
+            socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        # The kernel names the sender of each message it passes (SCM_CREDENTIALS): the
+        # spawner's host pid, which `ps` leaves out (spawner.host_pid).
+        self.to_spawner.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self._spawner_pid: int | None = None
         self.listener = control.serve(self.socket_path, self)
 
     def in_sentry(self) -> None:
         os.close(self.gate_w)  # only the holder may open the gate; its death shuts it
         self.listener.close()
+        self.to_spawner.close()
 
     def guest_forked(self) -> None:
         os.close(self.gate_r)
+        self.spawner.close()
 
     def in_front_end(self, sentry_pid: int) -> None:
         os.close(self.gate_r)
         os.close(self.report_w)  # create sees EOF once the Sentry and guest are gone too
+        self.spawner.close()
         self.sentry_pid = sentry_pid
+
+    def fork_spawner(self) -> None:
+        """In the guest, under its filters: the spawner, which serves until the holder goes."""
+        if os.fork() == 0:
+            os.close(self.report_w)
+            os.close(self.gate_r)
+            spawner.serve(self.spawner)
+        self.spawner.close()
+
+    @property
+    def spawner_pid(self) -> int:
+        """The spawner's host pid (0 if it died before saying it), read once, on the control
+        thread, its only reader."""
+        if self._spawner_pid is None:
+            self._spawner_pid = spawner.host_pid(self.to_spawner)
+        return self._spawner_pid
 
     def wait(self) -> None:
         """In the guest: report "created", then hold until `start` (or exit with the holder)."""

@@ -43,7 +43,8 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
     if console_socket and not plan.terminal:
         raise OCIError("cannot use console socket if runc will not detach or allocate tty")
     plan.run.debug, plan.run.strace, plan.run.log = g.debug, g.strace, g.debug_log
-    own_tasks = get_platform(g.platform).sentry_threads + 2  # the holder and the gofer
+    # the holder, the gofer and exec's spawner
+    own_tasks = get_platform(g.platform).sentry_threads + 3
     dirs = cgroup.directories(cgroup.path_of(plan.cgroups_path, g.systemd_cgroup,
                                              container_id))
     where = state.make(g.root, container_id)
@@ -64,7 +65,7 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
         for name in ("createRuntime", "prestart", "createContainer"):
             hooks.run(plan.hooks, name, current.oci())
         if pid_file:
-            _write_pid_file(pid_file, holder)
+            write_pid_file(pid_file, holder)
     except BaseException:
         if holder:
             os.kill(holder, signal.SIGKILL)
@@ -85,7 +86,7 @@ def _await_created(report_r: int) -> None:
         raise OCIError(message[-1] if message else "the sandbox failed to start")
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     with open(path + ".tmp", "w") as f:
         f.write(str(pid))
     os.replace(path + ".tmp", path)

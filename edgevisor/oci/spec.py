@@ -95,7 +95,7 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
                     cwd=process.get("cwd") or "/",
                     user=f"{int(user.get('uid', 0))}:{int(user.get('gid', 0))}",
                     group_add=tuple(str(int(g)) for g in user.get("additionalGids") or ()),
-                    network=network, spec_capabilities=_capabilities(process.get("capabilities")),
+                    network=network, spec_capabilities=capabilities(process.get("capabilities")),
                     container_netns=True)
     plan = Plan(cfg, bundle, rootfs, spec.get("annotations") or {},
                 terminal=bool(process.get("terminal")),
@@ -139,7 +139,8 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
     return plan
 
 
-def _capabilities(caps: dict | None) -> frozenset[int]:
+def capabilities(caps: dict | None) -> frozenset[int]:
+    """process.capabilities' bounding set, which must be within what edgevisor grants."""
     asked = set()
     for name in (caps or {}).get("bounding") or ():
         number = CAPABILITIES.get(name.removeprefix("CAP_"))

@@ -462,3 +462,17 @@ def _pivot(root: str) -> None:
 
 def drop_privileges(capabilities: frozenset[int] = KEPT_CAPABILITIES) -> None:
     set_capabilities(capabilities)
+
+
+def become(identity: tuple[int, int, tuple[int, ...]] | None,
+           capabilities: frozenset[int] | None, allowed: frozenset[int]) -> None:
+    """The user a command runs as, as runc sets it: groups, then gid, then uid (which clears
+    the capabilities); then, still root, the OCI process's capabilities within `allowed`
+    (once CAP_SET[UG]ID have served: another uid has none left)."""
+    if identity is not None:
+        uid, gid, groups = identity
+        os.setgroups(list(groups))
+        os.setgid(gid)
+        os.setuid(uid)
+    if capabilities is not None and os.geteuid() == 0:
+        drop_privileges(capabilities & allowed)
