@@ -223,6 +223,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     mount("proc", "/proc", "proc", abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC)
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     log = _open_log(cfg)  # before the storage's tmpfs shadows /tmp
+    terminal.prepare()
     CLOCK.mark("fork, namespaces, /proc")
     storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes, cfg.scratch_bound(),
                                        cfg.files, cfg.tmpfs))

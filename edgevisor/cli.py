@@ -215,10 +215,12 @@ def _syscalls(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .oci import cli as oci_cli
+    from . import oci
 
     argv = sys.argv[1:] if argv is None else argv
-    if oci_cli.wants(argv):  # runc's command line, as docker and containerd call it
+    if oci.wants(argv):  # runc's command line, as docker and containerd call it
+        from .oci import cli as oci_cli
+
         return oci_cli.main(argv)
     args = _parser().parse_args(argv)
     try:

@@ -6,9 +6,29 @@
 `create` forks the holder and returns once the guest waits at the start gate; the holder
 serves the control socket in the state directory until the container is gone. See
 docs/architecture.md, "The OCI front end".
+
+Light on purpose: `edgevisor do` asks `wants` at every start.
 """
 
 
 class OCIError(Exception):
     """What the runtime's caller did wrong or asked for that edgevisor cannot do: one line
     in --log and on stderr, exit status 1."""
+
+
+COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "exec", "ps",
+            "pause", "resume", "update", "events", "spec", "features")
+
+
+def wants(argv: list[str]) -> bool:
+    """Whether argv is a runc-style call: its first word that is not a global flag (or a
+    global flag's value) is one of COMMANDS."""
+    takes_value = {"--root", "--log", "--log-format", "--platform", "--network",
+                   "--strace-syscalls", "--debug-log", "--criu"}
+    words = iter(argv)
+    for word in words:
+        if word in takes_value:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word in COMMANDS
+    return False

@@ -18,28 +18,12 @@ from .execute import exec_process
 from .state import now
 from ..config import ConfigError
 
-COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "exec", "ps",
-            "pause", "resume", "update", "events", "spec", "features")
 DEFAULT_ROOT = "/run/edgevisor"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise OCIError(message)
-
-
-def wants(argv: list[str]) -> bool:
-    """Whether argv is a runc-style call: its first word that is not a global flag (or a
-    global flag's value) is one of COMMANDS."""
-    takes_value = {"--root", "--log", "--log-format", "--platform", "--network",
-                   "--strace-syscalls", "--debug-log", "--criu"}
-    words = iter(argv)
-    for word in words:
-        if word in takes_value:
-            next(words, None)
-        elif not word.startswith("-"):
-            return word in COMMANDS
-    return False
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -19,8 +19,6 @@ has no capabilities and is not dumpable, and it runs under a filter of its own.
 import os
 import signal
 
-import pyseccomp
-
 from .. import abi
 from .bpf import export_bpf
 from .helper import detach_helper
@@ -43,6 +41,13 @@ def from_watcher(rt_sig: int) -> int:
 def wanted() -> bool:
     """Whether a run started now gets a watcher: when its stdin is a terminal."""
     return os.isatty(0)
+
+
+def prepare() -> None:
+    """Load libseccomp, for the watcher's filter, while the Sentry still has the host's root
+    (only on a terminal: a start without one has no use for it)."""
+    if wanted():
+        import pyseccomp  # noqa: F401 - imported for _build_filter, later
 
 
 def start_watcher(guest_pgrp: int, placeholder: int) -> None:
@@ -83,6 +88,8 @@ def _watch(parent: int, guest_pgrp: int, placeholder: int, program: bytes) -> No
 
 
 def _build_filter() -> bytes:
+    import pyseccomp  # loaded by prepare()
+
     f = pyseccomp.SyscallFilter(defaction=pyseccomp.KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, abi.SECCOMP_RET_KILL_PROCESS)
     f.set_attr(pyseccomp.Attr.CTL_NNP, 0)

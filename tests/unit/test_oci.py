@@ -10,7 +10,7 @@ import pytest
 
 from edgevisor.oci import OCIError
 from edgevisor.oci.cgroup import path_of
-from edgevisor.oci.cli import wants
+from edgevisor.oci import wants
 from edgevisor.oci.default_spec import default
 from edgevisor.oci.lifecycle import parse_signal
 from edgevisor.oci.seccomp import compile_profile
