@@ -150,7 +150,12 @@ def request(path: str, **fields) -> dict:
         except OSError:
             raise OCIError("the container's sandbox is not running") from None
         s.sendall(json.dumps(fields).encode() + b"\n")
-        line = s.makefile("rb").readline()
+        return read_answer(s.makefile("rb"))
+
+
+def read_answer(reader) -> dict:
+    """The holder's next answer line; OCIError with its message when it refuses."""
+    line = reader.readline()
     if not line:
         raise OCIError("the container's sandbox did not answer")
     answer = json.loads(line)

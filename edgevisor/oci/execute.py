@@ -21,6 +21,7 @@ import socket
 
 from . import OCIError, console, spec, state
 from .address import short
+from .control import read_answer
 from .lifecycle import write_pid_file
 
 SPEC_FILE = "config.json"
@@ -42,7 +43,7 @@ def exec_process(g, container_id: str, args: list[str]) -> int:
     connection = _send(state.socket_path(g.root, container_id), request, g.console_socket,
                        process.get("consoleSize"))
     reader = connection.makefile("rb")
-    _answer(reader)  # started, or its error
+    read_answer(reader)  # started, or its error
     if not g.detach:
         if g.pid_file:
             write_pid_file(g.pid_file, os.getpid())
@@ -130,20 +131,10 @@ def _send(path: str, request: dict, console_socket: str | None, size) -> socket.
     return s
 
 
-def _answer(reader) -> dict:
-    line = reader.readline()
-    if not line:
-        raise OCIError("the container's sandbox did not answer")
-    answer = json.loads(line)
-    if not answer.get("ok"):
-        raise OCIError(answer.get("error", "refused"))
-    return answer
-
-
 def _status(reader) -> int | None:
     """The process's wait status; None when the sandbox went first (it took the process)."""
     try:
-        return int(_answer(reader)["status"])
+        return int(read_answer(reader)["status"])
     except (OCIError, KeyError, ValueError):
         return None
 
