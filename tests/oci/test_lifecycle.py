@@ -212,7 +212,7 @@ def test_a_failed_sandbox_set_up_leaves_nothing(runtime, bundle):
          "options": ["rbind", "ro"]}))
     r = runtime("create", "--bundle", bundle.path, container)
     assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert "no mountpoint /bin/busybox" in runtime.log_lines()[-1]["msg"]
+    assert "mountpoint /bin/busybox is not a directory" in runtime.log_lines()[-1]["msg"]
     assert leftovers(runtime, container) == []
 
 
