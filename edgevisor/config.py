@@ -83,23 +83,18 @@ class RunConfig:
             raise ConfigError(f"hostname {self.hostname!r} must be 1 to 64 bytes")
         if self.cwd is not None and not self.cwd.startswith("/"):
             raise ConfigError(f"-w {self.cwd!r}: must be an absolute path")
-        targets = set()
         for v in self.volumes:
             if not (os.path.isdir(v.source) or os.path.isfile(v.source)):
                 raise ConfigError(f"-v: {v.source!r} is not a directory or a regular file")
-            if not v.target.startswith("/") or v.target.rstrip("/") in ("", "/proc", "/dev"):
-                raise ConfigError(f"-v: {v.target!r} must be an absolute path other than "
+        targets = set()
+        for flag, target in [*(("-v", v.target) for v in self.volumes),
+                             *(("--tmpfs", t.target) for t in self.tmpfs)]:
+            if not target.startswith("/") or target.rstrip("/") in ("", "/proc", "/dev"):
+                raise ConfigError(f"{flag}: {target!r} must be an absolute path other than "
                                   "/, /proc and /dev")
-            if v.target in targets:
-                raise ConfigError(f"-v: {v.target!r} is mounted twice")
-            targets.add(v.target)
-        for t in self.tmpfs:
-            if not t.target.startswith("/") or t.target.rstrip("/") in ("", "/proc", "/dev"):
-                raise ConfigError(f"--tmpfs: {t.target!r} must be an absolute path other than "
-                                  "/, /proc and /dev")
-            if t.target in targets:
-                raise ConfigError(f"--tmpfs: {t.target!r} is mounted twice")
-            targets.add(t.target)
+            if target in targets:
+                raise ConfigError(f"{flag}: {target!r} is mounted twice")
+            targets.add(target)
         if self.network not in NETWORK_MODES:
             raise ConfigError(f"--network {self.network!r}: expected one of "
                               f"{', '.join(NETWORK_MODES)}")

@@ -2,10 +2,13 @@
 a runtime root and log of the test's own, and the test process as a subreaper (as
 containerd-shim-runc-v2 is), so that it can wait for the pid-file process."""
 
+import array
 import ctypes
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 
@@ -127,3 +130,15 @@ def out(bundle):
     bundle.edit(lambda c: c["mounts"].append(
         {"destination": "/out", "type": "bind", "source": path, "options": ["rbind", "rw"]}))
     return path
+
+
+def receive_console(listener) -> tuple[bytes, int]:
+    """The runtime's console-socket message, as runc sends it: (the pty's name, its master
+    received with SCM_RIGHTS)."""
+    conn, _ = listener.accept()
+    with conn:
+        fds = array.array("i")
+        msg, ancillary, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    level, kind, data = ancillary[0]
+    assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+    return msg, struct.unpack("i", data[:4])[0]

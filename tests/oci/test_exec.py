@@ -3,11 +3,9 @@
 the container's namespaces, under the same Sentry and filters, with its own stdio; its
 pid-file process ends as it did. The guest cannot drive the spawner that makes it."""
 
-import array
 import json
 import os
 import socket
-import struct
 import subprocess
 import time
 
@@ -16,6 +14,7 @@ import pytest
 from edgevisor.platform.inject import Couriers
 
 from .test_features import _read_until
+from .conftest import receive_console
 from .test_lifecycle import create, leftovers, new_id, wait_exit
 
 
@@ -113,13 +112,9 @@ def test_exec_through_a_console_socket_gets_a_real_pty(runtime, bundle, running)
             "echo got $line; exit 5", terminal=True, consoleSize={"height": 33, "width": 101}),
             "--detach", "--pid-file", pid_file, "--console-socket", path, container)
         assert r.returncode == 0, r.stderr
-        conn, _ = listener.accept()
-        fds = array.array("i")
-        msg, ancillary, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
-        conn.close()
+        msg, master = receive_console(listener)
     finally:
         listener.close()
-    master = struct.unpack("i", ancillary[0][2][:4])[0]
     assert msg.startswith(b"/dev/pts/")
     assert b"on-a-tty" in _read_until(master, b"on-a-tty")
     os.write(master, b"hello\n")

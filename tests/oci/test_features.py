@@ -1,7 +1,6 @@
 """ps, pause/resume, update, events; a console socket with a real pty; hooks; a network
 namespace joined by path; and the control socket refusing anyone but root."""
 
-import array
 import json
 import select
 import os
@@ -14,6 +13,7 @@ import fcntl
 
 import pytest
 
+from .conftest import receive_console
 from .test_lifecycle import _wait_for, create, leftovers, new_id, wait_exit
 
 
@@ -72,15 +72,9 @@ def test_console_socket_gets_the_pty_master_of_the_guest_terminal(runtime, bundl
     listener.listen(1)
     try:
         pid = create(runtime, bundle, container, "--console-socket", path)
-        conn, _ = listener.accept()
-        fds = array.array("i")
-        msg, ancillary, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
-        conn.close()
+        msg, master = receive_console(listener)
     finally:
         listener.close()
-    level, kind, data = ancillary[0]
-    assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
-    master = struct.unpack("i", data[:4])[0]
     assert msg.startswith(b"/dev/pts/")
     assert runtime("start", container).returncode == 0
     output = _read_until(master, b"33 101")
