@@ -30,7 +30,7 @@ from ... import abi
 from ...gofer.client import GoferClient
 from ...gofer.protocol import StatfsResult
 from ..vfs.errors import error
-from ..vfs.inode import Inode, Kind
+from ..vfs.inode import Inode, Kind, read_through_host
 from . import anon_dev
 from .directfs import open_beneath
 
@@ -583,13 +583,7 @@ class GoferFile(GoferInode):
     write here open one for the call (the Sentry's own, rare, accesses)."""
 
     def read(self, offset: int, size: int) -> bytes:
-        if offset < 0 or size < 0:
-            raise error(errno.EINVAL)
-        fd = self.open_host(abi.O_RDONLY)
-        try:
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        return read_through_host(self, offset, size)
 
     def write(self, offset: int, data: bytes) -> int:
         if offset < 0:

@@ -59,7 +59,7 @@ from ... import abi
 from ...gofer.protocol import StatfsResult
 from ..vfs.dentry import Dentry
 from ..vfs.errors import error
-from ..vfs.inode import Inode, Kind
+from ..vfs.inode import Inode, Kind, read_through_host
 from ..vfs.pathname import d_path
 from ..kernel import sysctl
 
@@ -440,13 +440,7 @@ class _MemoryFile(_File):
         return fd
 
     def read(self, offset: int, size: int) -> bytes:
-        if offset < 0 or size < 0:
-            raise error(errno.EINVAL)
-        fd = self.open_host(abi.O_RDONLY)
-        try:
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        return read_through_host(self, offset, size)
 
 
 class _Symlink(_Node):
