@@ -40,7 +40,10 @@ def serve(path: str, hold) -> socket.socket:
 
 def _accept(listener: socket.socket, hold) -> None:
     while True:
-        conn, _ = listener.accept()
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return  # the listener was closed: the sandbox is going away
         with conn:
             pid, uid, gid = struct.unpack("3i", conn.getsockopt(
                 socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))

@@ -105,6 +105,7 @@ class Injection:
         "_mask",
         "_pending",
         "_restore",
+        "_sentry_mask",
         "_work",
         "saved",
         "tid",
@@ -123,6 +124,7 @@ class Injection:
             ctypes.memmove(saved, self._work, _REGS_SIZE)
         self.saved = saved
         self._mask = None
+        self._sentry_mask = None
         self._deferred: list[int] = []
 
     @property
@@ -171,6 +173,10 @@ class Injection:
             raise InjectionFailed(f"tid {self.tid}: no syscall instruction before rip")
         mask = ctypes.c_uint64()
         ptrace(abi.PTRACE_GETSIGMASK, self.tid, 8, ctypes.addressof(mask))
+        # Until finish() the thread's mask is ours, not the guest's: the Sentry's own signal
+        # handlers (a forwarded ^C, the terminal's) read guest masks to decide a delivery, so
+        # they wait too, and run once the guest's mask is back.
+        self._sentry_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         blocked = ctypes.c_uint64(_U64)
         ptrace(abi.PTRACE_SETSIGMASK, self.tid, 8, ctypes.addressof(blocked))
         self._mask = mask
@@ -212,6 +218,9 @@ class Injection:
                 tkill(tid, sig)
         except ProcessLookupError:
             pass
+        finally:
+            if self._sentry_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, self._sentry_mask)
 
 
 class Courier:

@@ -125,6 +125,24 @@ def test_a_signal_to_edgevisor_ends_a_guest_without_a_handler(platform, sig):
     assert p.returncode == 128 + sig
 
 
+def test_a_signal_while_the_sentry_injects_still_ends_the_guest(platform, programs):
+    """pid 1 execs itself without pause: on ptrace the Sentry plants a courier after each
+    exec, by injection, with the thread's signals blocked meanwhile. A SIGTERM to edgevisor
+    is judged by the guest's own mask, never by the one the Sentry set, and ends it."""
+    for _ in range(5):
+        p = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}", "--",
+                              programs["exec_loop"]], stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "ready\n"
+        time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+        assert p.returncode == 128 + signal.SIGTERM
+
+
 def test_host_root_is_not_written(sandbox):
     marker = f"/var/tmp/edgevisor-overlay-{os.getpid()}"
     r = sandbox("sh", "-c", f"echo x > {marker} && cat {marker}")

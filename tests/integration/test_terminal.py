@@ -33,6 +33,20 @@ def _read_until(master, needle: bytes, timeout=30) -> bytes:
     return out
 
 
+def _reap(pid, timeout=30) -> int:
+    """The exit status of pid once it ends, or its SIGKILL after `timeout` seconds: the
+    terminal closes a moment before edgevisor exits, so one WNOHANG poll would race it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:  # the key did nothing: fail, rather than wait on
+            os.kill(pid, signal.SIGKILL)
+            return os.waitpid(pid, 0)[1]
+        time.sleep(0.05)
+
+
 def test_guest_is_the_foreground_job_and_gets_ctrl_c_once(platform):
     script = ("import os, signal, sys, time\n"
               "hits = []\n"
@@ -91,10 +105,7 @@ def _status_after_key(argv, key: bytes) -> tuple[int, bytes]:
     out = _read_until(master, b"ready")
     os.write(master, key)
     out += _read_until(master, b"never printed", timeout=60)  # until the terminal closes
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if not done:  # the key did nothing: fail, rather than wait for the command
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
+    status = _reap(pid)
     os.close(master)
     return os.waitstatus_to_exitcode(status), out
 
@@ -122,10 +133,7 @@ def test_interrupt_still_works_after_a_suspend_key(platform):
     out += _read_until(master, b"^Z")  # the terminal's echo: it has sent SIGTSTP by now
     os.write(master, b"\x03")
     out += _read_until(master, b"never printed", timeout=60)
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if not done:
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
+    status = _reap(pid)
     os.close(master)
     assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGINT, out
 
@@ -168,9 +176,6 @@ def test_the_terminal_watcher_is_confined(platform):
         os.write(master, b"\x03")
         _read_until(master, b"never printed", timeout=60)
     finally:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if not done:
-            os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
+        status = _reap(pid)
         os.close(master)
     assert os.waitstatus_to_exitcode(status) == 130
