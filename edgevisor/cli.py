@@ -1,16 +1,23 @@
-"""The `edgevisor` command: `do` runs one command sandboxed, `syscalls` prints the table."""
+"""The `edgevisor` command: `do` runs one command sandboxed, `syscalls` prints the table.
+
+A runc-style command line goes to oci.cli before anything of `do` is imported: each of
+docker's runtime calls is a process of its own, and its start-up is the user's wait."""
+
+from __future__ import annotations
 
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from . import startup  # noqa: F401 - first: it marks where the interpreter's start ended
 from . import __version__
-from .config import EXIT_SETUP_FAILED, ConfigError, RunConfig, SetupError
-from .platform.cgroups import Limits
-from .platform.isolation import Tmpfs, Volume
-from .sentry.net.publish import Port
-from .sentry.net.stack import MODES as NETWORK_MODES
+from .errors import EXIT_SETUP_FAILED, ConfigError, SetupError
+from .sentry.net import MODES as NETWORK_MODES
+
+if TYPE_CHECKING:
+    from .platform.isolation import Tmpfs, Volume
+    from .sentry.net.publish import Port
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _do(args) -> int:
     from .boot import run
+    from .config import RunConfig
+    from .platform.cgroups import Limits
 
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     only = None
@@ -160,6 +169,8 @@ def _set_variable(env: dict[str, str], spec: str, where: str) -> None:
 
 
 def _volume(spec: str) -> Volume:
+    from .platform.isolation import Volume
+
     try:
         return Volume.parse(spec)
     except ValueError as e:
@@ -169,6 +180,8 @@ def _volume(spec: str) -> Volume:
 def _tmpfs(spec: str) -> Tmpfs:
     """PATH or PATH:OPTIONS, OPTIONS a comma-separated list of size=SIZE and mode=OCTAL, as
     docker run --tmpfs takes them."""
+    from .platform.isolation import Tmpfs
+
     target, _, options = spec.partition(":")
     size, mode = None, Tmpfs.mode
     for option in filter(None, options.split(",")):
@@ -190,6 +203,8 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 def _port(spec: str) -> Port:
+    from .sentry.net.publish import Port
+
     try:
         return Port.parse(spec)
     except ValueError as e:

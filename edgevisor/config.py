@@ -4,11 +4,13 @@ import os
 from dataclasses import dataclass, field
 
 from . import abi
+from .errors import (EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED,  # noqa: F401
+                     ConfigError, SetupError)
 from .platform import NAMES as PLATFORM_NAMES
 from .platform.cgroups import Limits
 from .platform.isolation import KEPT_CAPABILITIES, Tmpfs, Volume
 from .sentry.net.publish import Port
-from .sentry.net.stack import MODES as NETWORK_MODES
+from .sentry.net import MODES as NETWORK_MODES
 
 
 # The bound of the sandbox's in-memory file systems (the overlay's upper layer, /tmp, /dev,
@@ -16,21 +18,6 @@ from .sentry.net.stack import MODES as NETWORK_MODES
 # if that is less, and never more than --memory.
 DEFAULT_SCRATCH_SIZE = 1 << 30
 MIN_SIZE = 1 << 20  # of --memory and --scratch-size
-
-EXIT_SETUP_FAILED = 125  # like docker run and runsc
-EXIT_CANNOT_EXECUTE = 126
-EXIT_NOT_FOUND = 127
-
-
-class ConfigError(Exception):
-    """A problem with what the user asked for: reported as one line, never a traceback."""
-
-
-class SetupError(ConfigError):
-    """What was asked for is well formed, but the sandbox cannot be set up that way (a port
-    in use, a working directory the guest cannot see): one line, and exit status 125, as
-    docker run gives."""
-
 
 # Where the guest never sees the host's directory of the same name: the sandbox's own.
 _OWN_MOUNTS = ("/tmp", "/dev", "/proc", "/sys")

@@ -12,11 +12,11 @@ import json
 import sys
 import traceback
 
-from . import OCIError, inspect, lifecycle
-from .default_spec import features, write_spec
-from .execute import exec_process
+from . import OCIError
 from .state import now
-from ..config import ConfigError
+from ..errors import ConfigError
+from ..platform import NAMES as PLATFORMS
+from ..sentry.net import MODES
 
 DEFAULT_ROOT = "/run/edgevisor"
 
@@ -27,9 +27,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..platform import NAMES, default_platform_name
-    from ..sentry.net.stack import MODES
-
     p = _Parser(prog="edgevisor", description="edgevisor as an OCI runtime (runc's CLI)")
     p.add_argument("--root", default=DEFAULT_ROOT, help="the containers' state directory")
     p.add_argument("--log", help="where errors go too (the shim's log.json)")
@@ -39,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="linux.cgroupsPath is slice:prefix:name")
     p.add_argument("--rootless", default="auto", help="accepted, as runc's (edgevisor runs as root)")
     p.add_argument("--criu", help="accepted and unused, as runc's without checkpoints")
-    p.add_argument("--platform", choices=NAMES, default=default_platform_name())
+    p.add_argument("--platform", choices=PLATFORMS,
+                   help="default: seccomp where the kernel has user notifications, else ptrace")
     p.add_argument("--network", choices=MODES, default="host",
                    help="host (default): the guest's IP sockets live in the spec's network "
                         "namespace; sandbox or none: loopback of the sandbox's own only")
@@ -114,19 +112,39 @@ _UPDATE_FLAGS = (("--memory", "memory", "limit"), ("--memory-reservation", "memo
 
 
 def _dispatch(g) -> int:
+    """Each command imports what it needs alone: docker runs one process per command, and
+    `start`, `kill`, `state` and `delete` need no Sentry."""
     c = g.command
+    if c in ("create", "run", "exec") and g.platform is None:
+        from ..platform import default_platform_name
+
+        g.platform = default_platform_name()
     if c in ("create", "run"):
+        from . import lifecycle
+
         if g.preserve_fds:
             raise OCIError("--preserve-fds is not supported by edgevisor's create")
         if c == "create":
             return lifecycle.create(g, g.id, g.bundle, g.pid_file, g.console_socket)
         return lifecycle.run(g, g.id, g.bundle, g.pid_file, g.console_socket, g.detach)
-    if c == "start":
-        return lifecycle.start(g, g.id)
-    if c == "kill":
-        return lifecycle.kill(g, g.id, lifecycle.parse_signal(g.signal), g.all)
-    if c == "delete":
-        return lifecycle.delete(g, g.id, g.force)
+    if c in ("start", "kill", "delete"):
+        from . import manage
+
+        if c == "start":
+            return manage.start(g, g.id)
+        if c == "kill":
+            return manage.kill(g, g.id, manage.parse_signal(g.signal), g.all)
+        return manage.delete(g, g.id, g.force)
+    if c == "exec":
+        from .execute import exec_process
+
+        return exec_process(g, g.id, g.args)
+    if c in ("spec", "features"):
+        from .default_spec import features, write_spec
+
+        return write_spec(g.bundle) if c == "spec" else features()
+    from . import inspect
+
     if c == "state":
         return inspect.show_state(g, g.id)
     if c == "list":
@@ -142,12 +160,6 @@ def _dispatch(g) -> int:
     if c == "update":
         flags = {(s, k): getattr(g, f"{s}_{k}") for _, s, k in _UPDATE_FLAGS}
         return inspect.update(g, g.id, g.resources, flags)
-    if c == "exec":
-        return exec_process(g, g.id, g.args)
-    if c == "spec":
-        return write_spec(g.bundle)
-    if c == "features":
-        return features()
     raise OCIError(f"{c} is not supported by edgevisor")
 
 

@@ -1,5 +1,5 @@
-"""The control socket: `start`, `kill`, `ps` and `exec` reach the holder of a container
-through it.
+"""The control socket, the holder's side: `start`, `kill`, `ps` and `exec` reach the holder
+of a container through it (client.py is the caller's side).
 
 One JSON request line, one JSON answer line; `exec`'s request carries the caller's stdio
 (SCM_RIGHTS), and its connection goes on with them to the spawner, which answers on it. The
@@ -19,7 +19,6 @@ from .address import short
 from .procs import guest_processes
 from ..boot import FORWARDED_SIGNALS
 
-SOCKET_NAME = "control.sock"
 # Signals whose default action is to do nothing: for a container not yet started, they
 # change nothing (as for runc's init waiting on its exec fifo).
 _IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
@@ -142,26 +141,3 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def request(path: str, **fields) -> dict:
-    """Ask the holder; OCIError with its answer's message when it refuses."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-        try:
-            with short(path) as address:
-                s.connect(address)
-        except OSError:
-            raise OCIError("the container's sandbox is not running") from None
-        s.sendall(json.dumps(fields).encode() + b"\n")
-        return read_answer(s.makefile("rb"))
-
-
-def read_answer(reader) -> dict:
-    """The holder's next answer line; OCIError with its message when it refuses."""
-    line = reader.readline()
-    if not line:
-        raise OCIError("the container's sandbox did not answer")
-    answer = json.loads(line)
-    if not answer.get("ok"):
-        raise OCIError(answer.get("error", "refused"))
-    return answer

@@ -21,7 +21,7 @@ import socket
 
 from . import OCIError, console, spec, state
 from .address import short
-from .control import read_answer
+from .client import read_answer
 from .lifecycle import write_pid_file
 
 SPEC_FILE = "config.json"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from . import OCIError, cgroup, control, state
+from . import OCIError, cgroup, client, state
 
 
 def show_state(g, container_id: str) -> int:
@@ -43,7 +43,7 @@ def _running(g, container_id: str) -> state.State:
 
 def ps(g, container_id: str, fmt: str, ps_args: list[str]) -> int:
     _running(g, container_id)
-    pids = control.request(state.socket_path(g.root, container_id), op="pids")["pids"]
+    pids = client.request(state.socket_path(g.root, container_id), op="pids")["pids"]
     if fmt == "json":
         print(json.dumps(pids))
         return 0

@@ -1,35 +1,20 @@
-"""create, start, run, kill and delete: a container's life, as runc's commands drive it."""
+"""create and run: a container's birth, as runc's commands drive it (the holder, which runs
+the sandbox). manage.py has what the other commands do to a container that exists."""
 
 import os
 import resource
 import signal
 import sys
-import time
 
-from . import OCIError, cgroup, console, control, hooks, spec, state
+from . import OCIError, cgroup, client, console, hooks, spec, state
 from .hold import CREATED, Hold
+from .manage import delete, kill, start
 from .procs import start_time
 from .. import abi, boot
 from ..platform import get_platform
 from ..platform.cgroups import join as join_cgroups
 from ..platform.isolation import Volume, _loopback_up
 from ..platform.linux import mount, setns, unshare
-
-# What runc names its signals with, for `kill ID TERM` as well as `kill ID 15`.
-_SIGNALS = {s.name: s.value for s in signal.Signals}
-
-
-def parse_signal(text: str) -> int:
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < signal.SIGRTMAX + 1:
-            return number
-    else:
-        name = text.upper()
-        name = name if name.startswith("SIG") else f"SIG{name}"
-        if name in _SIGNALS:
-            return _SIGNALS[name]
-    raise OCIError(f"unknown signal {text!r}")
 
 
 def create(g, container_id: str, bundle: str | None, pid_file: str | None,
@@ -114,7 +99,7 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
             with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
                 f.write(value)
         _mount_tmpfs(plan, where)
-        hold = Hold(report_w, os.path.join(where, control.SOCKET_NAME))
+        hold = Hold(report_w, os.path.join(where, client.SOCKET_NAME))
         plan.run.hold = hold
         code = boot.run(plan.run)
         hold.finish()
@@ -164,20 +149,6 @@ def _mount_tmpfs(plan: spec.Plan, where: str) -> None:
     plan.run.volumes = tuple(volumes)
 
 
-def start(g, container_id: str) -> int:
-    current = state.load(g.root, container_id)
-    status = current.current_status()
-    if status != "created":
-        raise OCIError({"stopped": "cannot start a container that has stopped",
-                        "running": "cannot start an already running container"}.get(
-                            status, f"cannot start a container in the {status} state"))
-    control.request(state.socket_path(g.root, container_id), op="start")
-    current.status = "running"
-    state.save(g.root, current)
-    hooks.run(current.hooks, "poststart", current.oci())
-    return 0
-
-
 def run(g, container_id: str, bundle: str | None, pid_file: str | None,
         console_socket: str | None, detach: bool) -> int:
     """create and start; without --detach, wait for the container and delete it."""
@@ -195,53 +166,3 @@ def run(g, container_id: str, bundle: str | None, pid_file: str | None,
     _, status = os.waitpid(holder, 0)
     delete(g, container_id, force=True)
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
-def kill(g, container_id: str, sig: int, everyone: bool) -> int:
-    current = state.load(g.root, container_id)
-    if current.current_status() == "stopped":
-        raise OCIError("container not running")
-    control.request(state.socket_path(g.root, container_id), op="kill", signal=sig,
-                    all=everyone)
-    return 0
-
-
-def delete(g, container_id: str, force: bool) -> int:
-    try:
-        current = state.load(g.root, container_id)
-    except OCIError:
-        if force:  # as runc: nothing to delete is not an error when forced
-            state.remove(g.root, container_id)
-            return 0
-        raise
-    status = current.current_status()
-    if status in ("running", "paused") and not force:
-        raise OCIError(f"cannot delete container {container_id} that is not stopped: {status}")
-    if status != "stopped":
-        _destroy(current)
-    cgroup.remove(current.cgroups)
-    state.remove(g.root, container_id)
-    try:
-        hooks.run(current.hooks, "poststop", current.oci())
-    except OCIError as e:  # as runc: the container is gone; a poststop failure is a warning
-        print(f"edgevisor: warning: {e}", file=sys.stderr)
-    return 0
-
-
-def _destroy(current: state.State) -> None:
-    """Kill every task of the container: the holder first (the Sentry and guest die with
-    it), then whatever is left in its cgroup, which may be frozen."""
-    try:
-        os.kill(current.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for pid in cgroup.processes(current.cgroups):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if current.freezer:
-        cgroup.freeze(current.freezer, False)
-    deadline = time.monotonic() + 10
-    while start_time(current.pid) == current.start_time and time.monotonic() < deadline:
-        time.sleep(0.01)

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from . import OCIError
-from .control import SOCKET_NAME
+from .client import SOCKET_NAME
 from .procs import start_time
 
 OCI_VERSION = "1.0.2-dev"  # runc 1.1's

@@ -6,12 +6,19 @@ the syscall table, and hand the Sentry the same (task, number, args) events. Not
 this package knows which one runs.
 """
 
-from .base import Platform
-
 NAMES = ("seccomp", "ptrace")
 
 
-def get_platform(name: str) -> Platform:
+def __getattr__(name: str):
+    # Platform (and the ctypes bindings under it) only for those who use it: the runtime's
+    # light commands import platform.cgroups without them.
+    if name == "Platform":
+        from .base import Platform
+        return Platform
+    raise AttributeError(name)
+
+
+def get_platform(name: str):
     if name == "seccomp":
         from .seccomp import SeccompPlatform
         return SeccompPlatform()

@@ -12,7 +12,7 @@ from edgevisor.oci import OCIError
 from edgevisor.oci.cgroup import path_of
 from edgevisor.oci import wants
 from edgevisor.oci.default_spec import default
-from edgevisor.oci.lifecycle import parse_signal
+from edgevisor.oci.manage import parse_signal
 from edgevisor.oci.seccomp import compile_profile
 from edgevisor.oci.spec import load
 from edgevisor.oci.state import check_id
@@ -154,11 +154,11 @@ def test_features_and_spec_print_json(tmp_path, capsys):
 
 def test_a_control_socket_past_sun_path_is_served_and_reached(tmp_path):
     """Docker's root and a 64-digit id put the socket past sockaddr_un's 108 bytes."""
-    from edgevisor.oci import control
+    from edgevisor.oci import client, control
 
     where = tmp_path / ("d" * 60) / ("e" * 64)
     where.mkdir(parents=True)
-    path = str(where / control.SOCKET_NAME)
+    path = str(where / client.SOCKET_NAME)
     assert len(path) > 108
 
     class Hold:
@@ -169,6 +169,6 @@ def test_a_control_socket_past_sun_path_is_served_and_reached(tmp_path):
     try:
         assert os.stat(path).st_mode & 0o777 == 0o600
         with pytest.raises(OCIError, match="still being created"):
-            control.request(path, op="start")
+            client.request(path, op="start")
     finally:
         listener.close()

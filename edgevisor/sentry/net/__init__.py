@@ -12,3 +12,5 @@ kernel:
   makes itself in the host's namespace and installs in the guest;
 - publish.py: -p, a process that carries connections from host ports to guest listeners.
 """
+
+MODES = ("sandbox", "none", "host")  # --network

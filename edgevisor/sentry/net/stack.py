@@ -6,8 +6,6 @@ from ... import abi
 from ...platform.linux import file_system_ids
 from .policy import is_host_family
 
-MODES = ("sandbox", "none", "host")
-
 
 class Network:
     """sandbox (the default): loopback only, ports may be published with -p; none: loopback
@@ -16,7 +14,7 @@ class Network:
     container's), the guest in its own."""
 
     def __init__(self, mode: str = "sandbox", container_netns: bool = False):
-        self.mode = mode  # one of MODES (RunConfig.validate checks what the user gave)
+        self.mode = mode  # one of net.MODES (RunConfig.validate checks what the user gave)
         self.container_netns = container_netns
 
     def shows_own_tables(self) -> bool:
