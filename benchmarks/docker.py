@@ -49,6 +49,10 @@ def main():
         sys.exit(f"docker.py: {why}")
     wanted = args.runtimes.split(",")
 
+    # As an installed package would be: compiled once, not at every runtime call (the
+    # environment may say PYTHONDONTWRITEBYTECODE).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.tree / "edgevisor")],
+                   check=True, stdout=subprocess.DEVNULL)
     daemon = Daemon(prefix="edgevisor-bench-")
     runtimes = edgevisor_runtimes(runtime_wrapper(daemon.dir, args.tree))
     runsc = shutil.which("runsc")
