@@ -2,11 +2,12 @@
 """Wall time of a whole container through docker: `docker run --rm --runtime=R IMAGE CMD`.
 
     python3 benchmarks/docker.py [--runs N] [--runtimes runc,edgevisor-seccomp,...]
-                                 [--tree DIR] [--json FILE]
+                                 [--tree DIR | --binary PATH] [--json FILE]
 
 Starts a dockerd and containerd of its own (tests/docker/daemon.py, as the docker tests do),
 imports the busybox and python3 images the tests use, and registers runc, edgevisor on each
-platform (runtimeArgs `--platform=P`; `--tree` runs another checkout's edgevisor) and runsc
+platform (runtimeArgs `--platform=P`; `--tree` runs another checkout's edgevisor, `--binary`
+an installed `edgevisor` command, as the README installs it in a venv) and runsc
 where it is installed (Debian's runsc needs `--network=none`). Each runtime runs each workload
 once to warm up (a failure makes it unavailable, with the reason), then `--runs` rounds go
 through the runtimes in turn, so drift on the machine hits all of them alike. The report gives
@@ -42,6 +43,9 @@ def main():
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
     parser.add_argument("--tree", type=Path, default=REPO,
                         help="the edgevisor checkout the runtime wrapper runs")
+    parser.add_argument("--binary", type=Path,
+                        help="an installed edgevisor command (a venv's bin/edgevisor) to "
+                             "register instead of a wrapper around --tree")
     parser.add_argument("--json", help="also write the samples and medians here")
     args = parser.parse_args()
     why = missing()
@@ -49,12 +53,14 @@ def main():
         sys.exit(f"docker.py: {why}")
     wanted = args.runtimes.split(",")
 
-    # As an installed package would be: compiled once, not at every runtime call (the
-    # environment may say PYTHONDONTWRITEBYTECODE).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.tree / "edgevisor")],
-                   check=True, stdout=subprocess.DEVNULL)
+    if not args.binary:
+        # As an installed package would be: compiled once, not at every runtime call (the
+        # environment may say PYTHONDONTWRITEBYTECODE).
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.tree / "edgevisor")],
+                       check=True, stdout=subprocess.DEVNULL)
     daemon = Daemon(prefix="edgevisor-bench-")
-    runtimes = edgevisor_runtimes(runtime_wrapper(daemon.dir, args.tree))
+    runtimes = edgevisor_runtimes(args.binary.resolve() if args.binary
+                                  else runtime_wrapper(daemon.dir, args.tree))
     runsc = shutil.which("runsc")
     if runsc:
         runtimes["runsc"] = {"path": runsc, "runtimeArgs": ["--network=none"]}
@@ -70,6 +76,7 @@ def main():
         if left:
             print(f"docker.py: left behind: {left}", file=sys.stderr)
     report["machine"] = machine_info(None)
+    report["edgevisor"] = str(args.binary or args.tree)
     print_report(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -113,7 +120,7 @@ def run_once(daemon, runtime, image, argv):
 def print_report(report):
     machine = report["machine"]
     print(f"{machine['date']}, {machine['kernel']}, {machine['cpu']}, "
-          f"{report['runs']} runs, medians (ratio to runc)")
+          f"{report['runs']} runs, medians (ratio to runc); edgevisor: {report['edgevisor']}")
     runtimes = report["runtimes"]
     print("| workload | " + " | ".join(runtimes) + " |")
     print("|---|" + "---:|" * len(runtimes))

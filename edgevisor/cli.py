@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from . import startup  # noqa: F401 - first: it marks where the interpreter's start ended
 from . import __version__
 from .errors import EXIT_SETUP_FAILED, ConfigError, SetupError
 from .sentry.net import MODES as NETWORK_MODES
 
+TYPE_CHECKING = False  # as typing's, without importing typing on every start
 if TYPE_CHECKING:
     from .platform.isolation import Tmpfs, Volume
     from .sentry.net.publish import Port

@@ -23,6 +23,12 @@ COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "exec",
 def wants(argv: list[str]) -> bool:
     """Whether argv is a runc-style call: its first word that is not a global flag (or a
     global flag's value) is one of COMMANDS."""
+    return command_of(argv) is not None
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The runc command argv names, if its first word that is not a global flag (or a
+    global flag's value) is one of COMMANDS."""
     takes_value = {"--root", "--log", "--log-format", "--platform", "--network",
                    "--strace-syscalls", "--debug-log", "--criu"}
     words = iter(argv)
@@ -30,5 +36,5 @@ def wants(argv: list[str]) -> bool:
         if word in takes_value:
             next(words, None)
         elif not word.startswith("-"):
-            return word in COMMANDS
-    return False
+            return word if word in COMMANDS else None
+    return None

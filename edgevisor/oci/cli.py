@@ -10,9 +10,8 @@ An error is one line on stderr and, with --log, one line there (a JSON object wi
 import argparse
 import json
 import sys
-import traceback
 
-from . import OCIError
+from . import COMMANDS, OCIError, command_of
 from .state import now
 from ..errors import ConfigError
 from ..platform import NAMES as PLATFORMS
@@ -26,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
         raise OCIError(message)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p = _Parser(prog="edgevisor", description="edgevisor as an OCI runtime (runc's CLI)")
     p.add_argument("--root", default=DEFAULT_ROOT, help="the containers' state directory")
     p.add_argument("--log", help="where errors go too (the shim's log.json)")
@@ -44,8 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strace", action="store_true", help="log the syscalls the Sentry sees")
     p.add_argument("--debug-log", help="where --strace and --debug write (default: stderr)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Only the command's own subparser (all of them for an unknown one): each costs argparse's
+    # gettext lookups, and docker waits for every runtime call to start.
+    wanted = (lambda name: name == command) if command in COMMANDS else (lambda name: True)
 
     for name in ("create", "run"):
+        if not wanted(name):
+            continue
         c = sub.add_parser(name)
         c.add_argument("--bundle", "-b")
         c.add_argument("--console-socket")
@@ -58,50 +62,60 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--keep", action="store_true")
         c.add_argument("id")
     for name in ("start", "state", "pause", "resume"):
-        sub.add_parser(name).add_argument("id")
-    k = sub.add_parser("kill")
-    k.add_argument("--all", "-a", action="store_true")
-    k.add_argument("id")
-    k.add_argument("signal", nargs="?", default="SIGTERM")
-    d = sub.add_parser("delete")
-    d.add_argument("--force", "-f", action="store_true")
-    d.add_argument("id")
-    ls = sub.add_parser("list")
-    ls.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    ls.add_argument("--quiet", "-q", action="store_true")
-    ps = sub.add_parser("ps")
-    ps.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    ps.add_argument("id")
-    ps.add_argument("ps_args", nargs=argparse.REMAINDER)
-    u = sub.add_parser("update")
-    u.add_argument("--resources", "-r")
-    for flag, section, key in _UPDATE_FLAGS:
-        u.add_argument(flag, dest=f"{section}_{key}", type=int)
-    u.add_argument("id")
-    e = sub.add_parser("events")
-    e.add_argument("--stats", action="store_true")
-    e.add_argument("--interval", type=float, default=5.0)
-    e.add_argument("id")
-    s = sub.add_parser("spec")
-    s.add_argument("--bundle", "-b")
-    s.add_argument("--rootless", action="store_true")
-    sub.add_parser("features")
-    x = sub.add_parser("exec")
-    x.add_argument("--process", "-p", help="a process.json: the process to run")
-    x.add_argument("--detach", "-d", action="store_true")
-    x.add_argument("--pid-file")
-    x.add_argument("--console-socket")
-    x.add_argument("--tty", "-t", action="store_true")
-    x.add_argument("--cwd")
-    x.add_argument("--env", "-e", action="append", default=[])
-    x.add_argument("--user", "-u", help="uid[:gid]")
-    x.add_argument("--additional-gids", "-g", action="append", type=int, default=[])
-    x.add_argument("--cap", "-c", action="append", default=[])
-    x.add_argument("--no-new-privs", action="store_true", help="always so in edgevisor")
-    x.add_argument("--process-label", help="accepted and unused, as runc's without SELinux")
-    x.add_argument("--apparmor", help="accepted and unused, as runc's without AppArmor")
-    x.add_argument("id")
-    x.add_argument("args", nargs=argparse.REMAINDER)
+        if wanted(name):
+            sub.add_parser(name).add_argument("id")
+    if wanted("kill"):
+        k = sub.add_parser("kill")
+        k.add_argument("--all", "-a", action="store_true")
+        k.add_argument("id")
+        k.add_argument("signal", nargs="?", default="SIGTERM")
+    if wanted("delete"):
+        d = sub.add_parser("delete")
+        d.add_argument("--force", "-f", action="store_true")
+        d.add_argument("id")
+    if wanted("list"):
+        ls = sub.add_parser("list")
+        ls.add_argument("--format", "-f", choices=("table", "json"), default="table")
+        ls.add_argument("--quiet", "-q", action="store_true")
+    if wanted("ps"):
+        ps = sub.add_parser("ps")
+        ps.add_argument("--format", "-f", choices=("table", "json"), default="table")
+        ps.add_argument("id")
+        ps.add_argument("ps_args", nargs=argparse.REMAINDER)
+    if wanted("update"):
+        u = sub.add_parser("update")
+        u.add_argument("--resources", "-r")
+        for flag, section, key in _UPDATE_FLAGS:
+            u.add_argument(flag, dest=f"{section}_{key}", type=int)
+        u.add_argument("id")
+    if wanted("events"):
+        e = sub.add_parser("events")
+        e.add_argument("--stats", action="store_true")
+        e.add_argument("--interval", type=float, default=5.0)
+        e.add_argument("id")
+    if wanted("spec"):
+        s = sub.add_parser("spec")
+        s.add_argument("--bundle", "-b")
+        s.add_argument("--rootless", action="store_true")
+    if wanted("features"):
+        sub.add_parser("features")
+    if wanted("exec"):
+        x = sub.add_parser("exec")
+        x.add_argument("--process", "-p", help="a process.json: the process to run")
+        x.add_argument("--detach", "-d", action="store_true")
+        x.add_argument("--pid-file")
+        x.add_argument("--console-socket")
+        x.add_argument("--tty", "-t", action="store_true")
+        x.add_argument("--cwd")
+        x.add_argument("--env", "-e", action="append", default=[])
+        x.add_argument("--user", "-u", help="uid[:gid]")
+        x.add_argument("--additional-gids", "-g", action="append", type=int, default=[])
+        x.add_argument("--cap", "-c", action="append", default=[])
+        x.add_argument("--no-new-privs", action="store_true", help="always so in edgevisor")
+        x.add_argument("--process-label", help="accepted and unused, as runc's without SELinux")
+        x.add_argument("--apparmor", help="accepted and unused, as runc's without AppArmor")
+        x.add_argument("id")
+        x.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -166,12 +180,14 @@ def _dispatch(g) -> int:
 def main(argv: list[str]) -> int:
     g = None
     try:
-        g = _parser().parse_args(argv)
+        g = _parser(command_of(argv)).parse_args(argv)
         return _dispatch(g)
     except (OCIError, ConfigError) as e:
         _error(g, argv, str(e))
     except OSError as e:
         if g is not None and g.debug:
+            import traceback
+
             traceback.print_exc()
         _error(g, argv, (e.strerror or str(e)) + (f": {e.filename}" if e.filename else ""))
     except KeyboardInterrupt:

@@ -2,13 +2,15 @@
 step (create, start or delete) with its own message, as runc reports it."""
 
 import json
-import subprocess
-
 from . import OCIError
 
 
 def run(hooks: dict, name: str, state: dict) -> None:
-    for hook in hooks.get(name) or ():
+    if not hooks.get(name):
+        return
+    import subprocess  # only with hooks to run: start and delete stay quick without
+
+    for hook in hooks[name]:
         path, args = hook["path"], hook.get("args") or [hook["path"]]
         try:
             done = subprocess.run(args, executable=path, input=json.dumps(state).encode(),

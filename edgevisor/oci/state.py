@@ -10,7 +10,6 @@ right when the Sentry dies), `paused` while the freezer holds the cgroup.
 import json
 import os
 import re
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -124,6 +123,8 @@ def ids(root: str) -> list[str]:
 
 
 def remove(root: str, container_id: str) -> None:
+    import shutil  # here: with its archive modules, it would double `delete`'s imports
+
     shutil.rmtree(directory(root, container_id), ignore_errors=True)
 
 
