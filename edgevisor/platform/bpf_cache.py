@@ -37,7 +37,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _PACKAGE = os.path.dirname(_HERE)
 # The modules whose code decides what a program holds.
 _GENERATORS = ("abi.py", "platform/bpf.py", "platform/bpf_cache.py", "platform/sentry_filter.py",
-               "gofer/allowlist.py", "sentry/net/publish.py")
+               "gofer/allowlist.py", "sentry/net/publish.py", "oci/seccomp.py")
 
 
 def cache_dir() -> str | None:

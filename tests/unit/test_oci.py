@@ -99,6 +99,26 @@ def test_a_seccomp_profile_compiles_and_an_unknown_action_is_refused():
     assert program and len(program) % 8 == 0
     with pytest.raises(OCIError, match="SCMP_ACT_NOTIFY"):
         compile_profile({"defaultAction": "SCMP_ACT_NOTIFY"})
+    with pytest.raises(OCIError, match="SCMP_CMP_BOGUS"):
+        compile_profile({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_BOGUS"}]}]})
+
+
+def test_a_seccomp_profile_compiles_once(tmp_path, monkeypatch):
+    """docker sends the same profile with every container: the second create takes the
+    program from the BPF cache, without libseccomp; another profile compiles anew."""
+    from edgevisor.oci import seccomp
+
+    monkeypatch.setenv("EDGEVISOR_BPF_CACHE", str(tmp_path / "cache"))
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}
+    first = compile_profile(profile)
+    compiled = []
+    monkeypatch.setattr(seccomp, "_compile", lambda p: compiled.append(p) or b"\0" * 8)
+    assert compile_profile(dict(reversed(profile.items()))) == first and not compiled
+    other = {**profile, "defaultAction": "SCMP_ACT_KILL"}
+    assert compile_profile(other) == b"\0" * 8 and compiled == [other]
 
 
 @pytest.mark.parametrize("change", [
