@@ -140,6 +140,9 @@ CLONE_NEWNET = 0x40000000
 # Terminal ioctls the guest may not issue (see the syscall policy).
 TIOCSTI = 0x5412  # push bytes into a terminal's input queue
 TIOCLINUX = 0x541C  # virtual-console commands, including pasting a selection
+TIOCGPTN = 0x80045430  # a pty master's number in its devpts instance
+TIOCSPTLCK = 0x40045431  # lock (nonzero) or unlock a pty's slave
+TIOCGPTPEER = 0x5441  # open a pty master's slave, from the master's own devpts
 NSIO = 0xB7  # the ioctl type of namespace files (NS_GET_USERNS, NS_GET_PARENT ...)
 
 # mount(2)

@@ -53,7 +53,8 @@ from .platform.linux import mount, prctl, seccomp_load, setns, unshare
 from .platform import sentry_filter, terminal
 from .platform.sysvipc import open_sysvipc
 from .sentry.dispatch import EXEC_SYSCALLS, Sentry
-from .sentry.kernel.handed import handed_identities
+from .sentry.fsimpl.terminal import reserve_names
+from .sentry.kernel.handed import handed_identities, handed_terminals
 from .sentry.kernel.kernel import Kernel
 from .sentry.kernel.pids import PidNamespace
 from .sentry.syscalls.sys_signal import deliver_to_init
@@ -243,6 +244,11 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     # The guest is init (pid 1) of a pid namespace of its own, as a container's first process
     # is; the gofer, forked later, stays in the Sentry's.
     handed = handed_identities(proc_fd)
+    # Each host pty handed to the guest gets a number of the guest's devpts, held by the
+    # Sentry, under which the guest's /dev/pts shows it (fsimpl/terminal.py).
+    terminals = handed_terminals(proc_fd)
+    devpts = {guest: host for guest, host, _ in storage.mounts}["/dev"] + "/pts"
+    reserved = reserve_names(f"{devpts}/ptmx", len(terminals))
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     unshare(abi.CLONE_NEWPID)
     pid = os.fork()
@@ -295,7 +301,10 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False, True)])
         CLOCK.mark("gofer")
         kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel,
-                                      directfs=cfg.directfs)
+                                      directfs=cfg.directfs,
+                                      terminals=[(name, fd) for (name, _), fd
+                                                 in zip(reserved, terminals)])
+        kernel.fs.reserved_ptys = [master for _, master in reserved]
         CLOCK.mark("file system")
         kernel.fs.handed = handed
         guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)

@@ -33,16 +33,23 @@ def open_pty(console_socket: str, size: tuple[int, int] | None) -> int:
     try:
         if size:
             fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
-        name = os.ttyname(slave)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-            with short(console_socket) as address:
-                s.connect(address)
-            # runc sends the slave's name as the message, the master as the right
-            s.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                        array.array("i", [master]))])
-    except OSError as e:
+        send_master(console_socket, master, os.ttyname(slave).encode())
+    except BaseException:
         os.close(slave)
-        raise OCIError(f"console socket {console_socket}: {e.strerror or e}") from None
+        raise
     finally:
         os.close(master)
     return slave
+
+
+def send_master(console_socket: str, master: int, name: bytes) -> None:
+    """A pty's master to the caller's socket: runc sends the slave's name as the message,
+    the master as the right."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+            with short(console_socket) as address:
+                s.connect(address)
+            s.sendmsg([name], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                array.array("i", [master]))])
+    except OSError as e:
+        raise OCIError(f"console socket {console_socket}: {e.strerror or e}") from None

@@ -5,21 +5,26 @@
 
 The process is a process.json (or the container's own, with the flags on top), reduced here
 to numbers: argv, env, cwd, uid, gid, groups, capabilities (checked as create checks them).
-It goes over the control socket with our stdio (or a pty's slave, its master sent to
---console-socket) to the holder, which hands it to the guest's spawner (oci/spawner.py).
+It goes over the control socket with our stdio to the holder, which hands it to the guest's
+spawner (oci/spawner.py). With --console-socket the process gets a new pty of the guest's
+own devpts instead, as runc makes it in the container's: its master comes back on the
+connection and goes on to the socket.
 The answer is "started" or one error; then the process's wait status.
 
 The pid-file process is ours: with --detach, a child that holds the connection and ends as
 the process did (exit N, or death by its signal); without, this process itself.
 """
 
+import fcntl
 import json
 import os
 import resource
 import signal
 import socket
+import stat
 
-from . import OCIError, console, spec, state
+from .. import abi
+from . import OCIError, console, spawner, spec, state
 from .address import short
 from .client import read_answer
 from .lifecycle import write_pid_file
@@ -110,25 +115,60 @@ def _reduce(process: dict) -> dict:
 
 
 def _send(path: str, request: dict, console_socket: str | None, size) -> socket.socket:
-    stdio = [0, 1, 2]
-    slave = None
-    if console_socket:
-        slave = console.open_pty(console_socket, size and (int(size.get("height", 0)),
-                                                            int(size.get("width", 0))))
-        stdio = [slave] * 3
+    if console_socket and size:
+        request = {**request, "console_size": [int(size.get("height", 0)),
+                                               int(size.get("width", 0))]}
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         with short(path) as address:
             s.connect(address)
+        # Our stdio; with a console socket the process's is a pty of the guest's own devpts
+        # instead, made in the guest, whose master comes back first (spawner.open_terminal).
         socket.send_fds(s, [json.dumps({"op": "exec", "process": request}).encode() + b"\n"],
-                        stdio)
+                        [0, 1, 2])
     except OSError:
         s.close()
         raise OCIError("the container's sandbox is not running") from None
-    finally:
-        if slave is not None:
-            os.close(slave)  # the process holds it now: its exit is the terminal's hang-up
+    if console_socket:
+        try:
+            _pass_terminal(s, console_socket)
+        except BaseException:
+            s.close()
+            raise
     return s
+
+
+def _pass_terminal(s: socket.socket, console_socket: str) -> None:
+    """The guest's pty master, from the connection, on to --console-socket with its name
+    (as runc, whose container init sends it back the same way). Anything but a pty master
+    is refused: the spawner is a guest task. An answer that comes first is an error, left
+    for read_answer."""
+    if s.recv(1, socket.MSG_PEEK) != b"/":
+        return
+    message, fds = spawner.receive_fds(s, spawner.TERMINAL_MESSAGE, 1)
+    while len(message) < spawner.TERMINAL_MESSAGE:
+        more = s.recv(spawner.TERMINAL_MESSAGE - len(message))
+        if not more:
+            break
+        message += more
+    try:
+        if len(fds) != 1 or not _is_pty_master(fds[0]):
+            raise OCIError("the sandbox sent no terminal")
+        console.send_master(console_socket, fds[0], message.rstrip(b"\0"))
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _is_pty_master(fd: int) -> bool:
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(5, 2):
+        return False
+    try:
+        fcntl.ioctl(fd, abi.TIOCGPTN, b"\0" * 4)
+    except OSError:
+        return False
+    return True
 
 
 def _status(reader) -> int | None:

@@ -36,6 +36,7 @@ _FDS = 4
 READY = b"r"
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 MAX_FD = 2**31 - 1  # close_range(2)'s whole range, as boot.keep_inherited_fds
+TERMINAL_MESSAGE = 64  # a terminal's master on the connection: its name, padded with NULs
 
 
 def forward(to_spawner: socket.socket, process: dict, fds: list[int]) -> None:
@@ -128,7 +129,7 @@ def _spawn(process: dict, stdio: list[int], connection: int, callers: dict[int, 
     pid = os.fork()
     if pid == 0:
         try:
-            _become_process(process, stdio, report_w)
+            _become_process(process, stdio, report_w, connection)
         except BaseException as e:  # noqa: BLE001 - the caller hears why, then exit
             code = getattr(e, "errno", None)
             if isinstance(e, OSError) and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC):
@@ -154,13 +155,15 @@ def _spawn(process: dict, stdio: list[int], connection: int, callers: dict[int, 
     callers[pid] = connection
 
 
-def _become_process(process: dict, stdio: list[int], report_w: int):
+def _become_process(process: dict, stdio: list[int], report_w: int, connection: int):
     """In the spawner's child: the request's session, stdio, user and directory; then exec.
     It gets its stdio alone."""
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     os.setsid()
+    if process["terminal"]:
+        stdio = [open_terminal(connection, process.get("console_size"))] * 3
     for number, fd in enumerate(stdio):
         os.dup2(fd, number)
     # Whatever else the spawner holds goes, close-on-exec or not: only the stdio is the
@@ -177,6 +180,28 @@ def _become_process(process: dict, stdio: list[int], report_w: int):
         raise RuntimeError(f"cannot enter the working directory {process['cwd']}: "
                            f"{e.strerror}") from None
     os.execvpe(process["args"][0], process["args"], process["env"])
+
+
+def open_terminal(connection: int, size) -> int:
+    """A new pty of the guest's own devpts, as runc makes one in the container's: its slave
+    is returned (the caller's stdio is not used), its master goes to the `exec` caller on
+    the connection, ahead of every answer, with its name as the guest sees it, padded to
+    TERMINAL_MESSAGE bytes. The guest's /dev/ptmx is opened like any guest open, through
+    the Sentry, so the name is a name of the guest's /dev/pts and nothing of the host's
+    devpts is made or shown."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, abi.TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("I", fcntl.ioctl(master, abi.TIOCGPTN, b"\0" * 4))[0]
+        if size:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+        name = f"/dev/pts/{number}".encode()
+        slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        with socket.socket(fileno=os.dup(connection)) as caller:
+            socket.send_fds(caller, [name.ljust(TERMINAL_MESSAGE, b"\0")], [master])
+    finally:
+        os.close(master)
+    return slave
 
 
 def _reap(callers: dict[int, int]) -> None:

@@ -9,7 +9,8 @@ from ..platform.isolation import (
     is_tmpfs,
     shared_with_host,
 )
-from .fsimpl.gofer import GoferFS
+from .fsimpl.gofer import GoferDirectory, GoferFS
+from .fsimpl.terminal import HandedTerminal
 from .fsimpl.proc import ProcFS, SysFS
 from .kernel.fs import FileSystem
 from .kernel.procview import SentryProcView
@@ -24,12 +25,15 @@ _SYS_DEV = os.makedev(0, 23)
 
 
 def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
-                      kernel, *, directfs: bool = False) -> FileSystem:
+                      kernel, *, directfs: bool = False,
+                      terminals: list[tuple[bytes, int]] = ()) -> FileSystem:
     """The guest's mount table: the storage mounts through the gofer (mount number i is
     storage.mounts[i]; the one after the last is the guest's own root, where descriptors are
     opened), and /proc and /sys from the Sentry. `proc_fd` is a procfs of the Sentry's pid
     namespace, `guest_proc` one of the guest's. `directfs`: the Sentry opens host files
-    itself, beneath the gofer's descriptors (fsimpl/directfs.py)."""
+    itself, beneath the gofer's descriptors (fsimpl/directfs.py). `terminals`: the host ptys
+    handed to the guest, each with the name of the guest's devpts it stands at (the Sentry's
+    descriptor of it, and the name reserved: fsimpl/terminal.py)."""
     (_, host, read_only), *others = storage.mounts
     root = GoferFS(client, 0, generation=kernel.generation, exclusive=True,
                    host_shared=shared_with_host(host), direct=directfs)
@@ -61,6 +65,8 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
             fstype = b"tmpfs" if own else _FSTYPES.get(guest, b"bind")
             fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
 
+    _name_terminals(fs, ctx, proc_fd, terminals)
+
     for guest, synthetic in (
             ("/proc", ProcFS(SentryProcView(kernel, fs, guest_proc, proc_fd), dev=_PROC_DEV)),
             ("/sys", SysFS(dev=_SYS_DEV, cpus=len(os.sched_getaffinity(0))))):
@@ -71,3 +77,21 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
             fs.mount_names[mount] = (name, name)
             fs.synthetic.append(synthetic)
     return fs
+
+
+def _name_terminals(fs: FileSystem, ctx: FSContext, proc_fd: int,
+                    terminals: list[tuple[bytes, int]]) -> None:
+    """The guest's devpts is looked up afresh every time (its names come and go with its
+    ptys), and each handed terminal stands at its reserved name there."""
+    try:
+        devpts = lookup(ctx, Credentials.root(), None, b"/dev/pts", follow=False)
+    except OSError:
+        return
+    inode = devpts.inode
+    if not isinstance(inode, GoferDirectory):
+        return
+    inode.fs.live_directory(inode, {name: HandedTerminal(fd, proc_fd, inode)
+                                    for name, fd in terminals})
+    for name, _ in terminals:
+        dentry = lookup(ctx, Credentials.root(), None, b"/dev/pts/" + name, follow=False)
+        fs.terminals[dentry.inode.host_key] = dentry

@@ -84,13 +84,9 @@ AWAIT_RESIZE = (b'i=0; until [ "$(stty size)" = "33 101" ] || [ $i = 600 ]; do s
 
 
 def assert_names_its_pty(runtime, lines, shown):
-    """`tty` printed the pty's /dev/pts name. edgevisor's guest cannot name the pty it is
-    handed yet ("not a tty": its devpts is its own, issue 13, item 7): everything else about
-    the terminal is checked all the same, and this one line is an expected failure there."""
-    named = any(line.startswith("/dev/pts/") for line in lines)
-    if not named and runtime.startswith("edgevisor"):
-        pytest.xfail("edgevisor's guest does not name its pty yet (issue 13, item 7)")
-    assert named, shown
+    """`tty` printed the pty's /dev/pts name: a name of the container's own devpts, as runc
+    makes it (edgevisor: its guest's devpts, issue 13, item 7)."""
+    assert any(line.startswith("/dev/pts/") for line in lines), shown
 
 
 def test_tty(daemon, runtime, busybox):

@@ -2,8 +2,10 @@
 
 import os
 import pty
+import re
 import select
 import signal
+import subprocess
 import time
 
 import pytest
@@ -179,3 +181,68 @@ def test_the_terminal_watcher_is_confined(platform):
         status = _reap(pid)
         os.close(master)
     assert os.waitstatus_to_exitcode(status) == 130
+
+
+_NAMES_ITS_TERMINAL = r"""
+t=$(tty) && echo "name=$t"
+test -c "$t" && echo is-char
+[ "$(stat -Lc %t:%T /proc/self/fd/0)" = "$(stat -c %t:%T "$t")" ] && echo same-rdev
+echo "link=$(readlink /proc/self/fd/0)"
+python3 -c 'import os; print("py=" + os.ttyname(0))'
+echo done
+"""
+
+
+def _run_on_pty(argv) -> tuple[int, str]:
+    pid, master = _spawn_on_pty(argv)
+    out = _read_until(master, b"done")
+    out += _read_until(master, b"never printed", timeout=10)  # until the terminal closes
+    status = _reap(pid)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace").replace("\r", "")
+
+
+def test_tty_names_the_terminal_in_the_guests_own_devpts(platform):
+    """`tty` (glibc's ttyname: /proc/self/fd/0's name, whose stat must be the descriptor's
+    file) prints a /dev/pts name that exists in the guest and is the same terminal, as
+    natively and as under runc with -t; python's os.ttyname agrees."""
+    code, out = _run_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c",
+                             _NAMES_ITS_TERMINAL])
+    lines = out.splitlines()
+    assert code == 0, out
+    names = [line.removeprefix("name=") for line in lines if line.startswith("name=")]
+    assert names and re.fullmatch(r"/dev/pts/\d+", names[0]), out
+    assert "is-char" in lines and "same-rdev" in lines, out
+    assert f"link={names[0]}" in lines and f"py={names[0]}" in lines, out
+
+
+def test_guest_ptys_are_named_beside_its_terminal(platform):
+    """A pty the guest makes on its terminal gets a name of its own, which ttyname finds,
+    even after the guest looked for that name before it existed (its devpts is looked up
+    afresh: a pty's name appears at the open of ptmx, behind the Sentry's back)."""
+    script = ("import os\n"
+              "print([os.path.exists(f'/dev/pts/{n}') for n in range(4)])\n"
+              "m, s = os.openpty()\n"
+              "mine, term = os.ttyname(s), os.ttyname(0)\n"
+              "print('distinct', mine != term, mine.startswith('/dev/pts/'), flush=True)\n"
+              "print('done', flush=True)\n")
+    code, out = _run_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "python3",
+                             "-c", script])
+    assert code == 0 and "distinct True True" in out, out
+
+
+@pytest.mark.parametrize("on_pty", [True, False], ids=["pty", "pipe"])
+def test_proc_self_fd_lists_every_link(platform, on_pty):
+    """ls -l /proc/self/fd shows a link for 0-2 (no `l?????????`), on a pty and on pipes."""
+    argv = [*EDGEVISOR, "do", f"--platform={platform}", "--", "sh", "-c",
+            "ls -l /proc/self/fd/; echo done"]
+    if on_pty:
+        code, out = _run_on_pty(argv)
+    else:
+        r = subprocess.run(argv, stdin=subprocess.PIPE, capture_output=True, text=True,
+                           timeout=60)
+        code, out = r.returncode, r.stdout + r.stderr
+    assert code == 0, out
+    for fd in "012":
+        line = [line for line in out.splitlines() if re.search(rf" {fd} -> ", line)]
+        assert line and not line[0].startswith("l?"), out

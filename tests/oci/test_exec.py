@@ -5,6 +5,7 @@ pid-file process ends as it did. The guest cannot drive the spawner that makes i
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -108,15 +109,19 @@ def test_exec_through_a_console_socket_gets_a_real_pty(runtime, bundle, running)
     pid_file = os.path.join(bundle.path, "tty.pid")
     try:
         r = runtime("exec", "--process", _process(
-            bundle, "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; read line; "
-            "echo got $line; exit 5", terminal=True, consoleSize={"height": 33, "width": 101}),
+            bundle, "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; tty; stty size; "
+            "read line; echo got $line; exit 5", terminal=True,
+            consoleSize={"height": 33, "width": 101}),
             "--detach", "--pid-file", pid_file, "--console-socket", path, container)
         assert r.returncode == 0, r.stderr
         msg, master = receive_console(listener)
     finally:
         listener.close()
-    assert msg.startswith(b"/dev/pts/")
-    assert b"on-a-tty" in _read_until(master, b"on-a-tty")
+    # a pty of the guest's own devpts, named as the guest names it (as runc's is)
+    assert re.fullmatch(rb"/dev/pts/\d+", msg), msg
+    output = _read_until(master, b"33 101")
+    assert b"on-a-tty" in output and b"33 101" in output, output
+    assert msg in output.replace(b"\r", b"").split(b"\n"), output  # `tty` printed it
     os.write(master, b"hello\n")
     assert b"got hello" in _read_until(master, b"got hello")
     with open(pid_file) as f:

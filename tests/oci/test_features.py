@@ -4,6 +4,7 @@ namespace joined by path; and the control socket refusing anyone but root."""
 import json
 import select
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -64,8 +65,8 @@ def test_console_socket_gets_the_pty_master_of_the_guest_terminal(runtime, bundl
     container = new_id()
     bundle.edit(lambda c: c["process"].update(terminal=True,
                                               consoleSize={"height": 33, "width": 101}))
-    bundle.command("sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; stty size; read line; "
-                   "echo got $line; stty size")
+    bundle.command("sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; tty; stty size; "
+                   "read line; echo got $line; stty size")
     path = os.path.join(bundle.path, "console.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -79,6 +80,8 @@ def test_console_socket_gets_the_pty_master_of_the_guest_terminal(runtime, bundl
     assert runtime("start", container).returncode == 0
     output = _read_until(master, b"33 101")
     assert b"on-a-tty" in output and b"33 101" in output
+    # `tty` names the pty by a name of the guest's own /dev/pts
+    assert re.search(rb"^/dev/pts/\d+\r?$", output, re.M), output
     # a resize by the caller reaches the guest's terminal
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     os.write(master, b"hello\n")

@@ -88,6 +88,11 @@ class GoferFS:
         self._by_key: weakref.WeakValueDictionary[tuple[int, int], GoferInode] = (
             weakref.WeakValueDictionary())
         self._recent: collections.OrderedDict[GoferInode, None] = collections.OrderedDict()
+        # Directories (by host identity) whose names change behind the Sentry's back, never
+        # cached: a devpts instance, where the open of ptmx makes a name and the last close
+        # of its master removes it. Each maps names that stand for another inode there (the
+        # terminal the guest was handed, fsimpl/terminal.py) to that inode.
+        self._live: dict[tuple[int, int], dict[bytes, Inode]] = {}
         fd = client.open(mount, b".", _O_PATH | abi.O_DIRECTORY)
         self.root = self._make(fd)
 
@@ -114,6 +119,12 @@ class GoferFS:
         for inode in list(self._by_key.values()):
             if isinstance(inode, GoferDirectory):
                 inode._negative.clear()
+
+    def live_directory(self, directory: "GoferDirectory",
+                       entries: dict[bytes, Inode] | None = None) -> None:
+        """`directory`'s names change behind the Sentry's back: look them up every time.
+        `entries`: names there that stand for these inodes instead."""
+        self._live.setdefault(directory.host_key, {}).update(entries or {})
 
     # Inside the file system.
 
@@ -452,7 +463,12 @@ class GoferDirectory(GoferInode):
         if self.dead:
             return None
         fs = self.fs
-        if fs.exclusive:
+        live = fs._live.get(self._key) if fs._live else None
+        if live is not None:
+            stands_for = live.get(name)
+            if stands_for is not None:
+                return stands_for
+        elif fs.exclusive:
             if name in self._negative:
                 return None
             child = self._children.get(name)

@@ -65,6 +65,10 @@ class FileSystem:
         # Host identities of the descriptors the front end handed the guest (its stdin,
         # stdout, stderr ...): files of the user's, not of the guest's view.
         self.handed: frozenset[tuple[int, int]] = frozenset()
+        # Host identities of the ptys handed to the guest -> their names in its devpts
+        # (fsimpl/terminal.py): what /proc/PID/fd/N of one reads as, and leads to.
+        self.terminals: dict[tuple[int, int], Dentry] = {}
+        self.reserved_ptys: list[int] = []  # the masters that hold those names
 
     @property
     def creds(self) -> Credentials:
@@ -105,8 +109,9 @@ class FileSystem:
         """The dentry a host identity was opened or entered through, removed since or not:
         a task may hold a deleted file open, or sit in a deleted directory, as on Linux.
         (The identity cannot be another file's meanwhile: the dentry's inode holds the host
-        file open, so its inode number is not reused.)"""
-        return self._known.get(key)
+        file open, so its inode number is not reused.) A handed terminal: its name in the
+        guest's devpts."""
+        return self.terminals.get(key) or self._known.get(key)
 
     def mount_info(self, mount) -> tuple[bytes, bytes]:
         """(source, fstype) of a mount, as /proc/PID/mounts shows them."""
@@ -349,8 +354,8 @@ class FileSystem:
         for fs in self.synthetic:
             inode = fs.by_host_key(*key)
             if inode is not None:
-                return st, self._known.get(key), inode
-        dentry = self._known.get(key)
+                return st, self.known(key), inode
+        dentry = self.known(key)
         if dentry is None:
             try:
                 link = os.readlink(f"{task.tid}/fd/{fd}", dir_fd=self.proc_fd)

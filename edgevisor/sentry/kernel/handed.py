@@ -5,6 +5,8 @@ import errno
 import fcntl
 import os
 
+from ..fsimpl.terminal import is_pty
+
 
 def handed_identities(proc_fd: int) -> frozenset[tuple[int, int]]:
     """The host identities (st_dev, st_ino) of this process's descriptors that survive an
@@ -27,3 +29,32 @@ def handed_identities(proc_fd: int) -> frozenset[tuple[int, int]]:
             continue
         out.add((st.st_dev, st.st_ino))
     return frozenset(out)
+
+
+def handed_terminals(proc_fd: int) -> list[int]:
+    """One descriptor (a close-on-exec duplicate of the Sentry's own, the widest access
+    first) for each host pty among the descriptors handed to the guest: the terminals the
+    guest's /dev/pts names (fsimpl/terminal.py)."""
+    listing = os.open("self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
+    try:
+        numbers = sorted(int(name) for name in os.listdir(listing))
+    finally:
+        os.close(listing)
+    found: dict[tuple[int, int], tuple[int, int]] = {}  # identity -> (rank, fd)
+    for fd in numbers:
+        try:
+            if fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                continue
+            st = os.fstat(fd)
+            access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+        except OSError as e:
+            if e.errno != errno.EBADF:
+                raise
+            continue
+        if not is_pty(st):
+            continue
+        rank = 0 if access == os.O_RDWR else 1
+        key = (st.st_dev, st.st_ino)
+        if key not in found or rank < found[key][0]:
+            found[key] = (rank, fd)
+    return [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for _, fd in found.values()]
