@@ -126,9 +126,12 @@ class Sandbox:
     def _reports(self) -> str | None:
         """The holder's reports since the last look: warnings go to the caller's stderr, as
         edgevisor.run's; the last other line, without its prefix, is returned."""
-        size = os.fstat(self._report).st_size
-        text = os.pread(self._report, size - self._report_seen, self._report_seen)
-        self._report_seen = size
+        with self._lock:
+            if self._report < 0:
+                return None
+            size = os.fstat(self._report).st_size
+            text = os.pread(self._report, size - self._report_seen, self._report_seen)
+            self._report_seen = size
         failure = None
         for line in filter(None, text.decode(errors="replace").splitlines()):
             if line.startswith(_WARNING_PREFIX):
@@ -180,23 +183,27 @@ class Sandbox:
         cfg = self._command(argv, env, cwd, user)
         request = self._request(cfg)
         data = None
-        close_after = []
         if isinstance(stdin, (bytes, str)):
-            data = stdin.encode() if isinstance(stdin, str) else stdin
+            # as subprocess's text mode: str in the locale's encoding
+            data = (stdin.encode(locale.getpreferredencoding(False)) if isinstance(stdin, str)
+                    else stdin)
             stdin = subprocess.PIPE
+        output = subprocess.PIPE if capture_output else None
+        ours: dict[int, int] = {}  # our ends of the pipes, by the command's number
+        close_after: list[int] = []  # the command's ends, which it has once it is sent
+        connection = None
         try:
-            fds, ours = [], {}
-            for number, what in enumerate((stdin, *(2 * (
-                    subprocess.PIPE if capture_output else None,)))):
-                fds.append(self._stdio(number, what, ours, close_after))
-            connection = self._send(request, fds)
-        finally:
-            for fd in close_after:
-                os.close(fd)
-        try:
+            try:
+                fds = [self._stdio(number, what, ours, close_after)
+                       for number, what in enumerate((stdin, output, output))]
+                connection = self._send(request, fds)
+            finally:
+                for fd in close_after:
+                    os.close(fd)
             return self._wait(cfg.argv, connection, ours, data, timeout, text)
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
             for fd in ours.values():
                 os.close(fd)
 
@@ -315,7 +322,7 @@ class Sandbox:
                         while self._read(ours[number], output[number]):
                             pass
         except BaseException as e:  # the timeout, the caller's ^C, an error reading
-            if pid is not None and not isinstance(e, SandboxError):
+            if not isinstance(e, SandboxError):
                 self._kill_command(pid, connection, partial, answers)
             if isinstance(e, subprocess.TimeoutExpired):
                 raise subprocess.TimeoutExpired(
@@ -346,7 +353,8 @@ class Sandbox:
         code = answer.get("errno") or 0
         if code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC):
             return f"{argv[0]}: {os.strerror(code)}"
-        return answer.get("error") or "the command could not be started"
+        error = answer.get("error") or "the command could not be started"
+        return error.removeprefix("exec failed: ")  # the OCI runtime's log line
 
     @staticmethod
     def _read(fd: int, into: list[bytes]) -> bool:
@@ -371,14 +379,25 @@ class Sandbox:
 
     # -- a timeout -------------------------------------------------------------------------
 
-    def _kill_command(self, guest_pid: int, connection: socket.socket, partial: list,
+    def _kill_command(self, guest_pid: int | None, connection: socket.socket, partial: list,
                       answers: list) -> None:
         """SIGKILL the command (a session of its own, which the spawner made it) and what is
         in its session or below it, until none is left; then wait for its status."""
         from .oci.procs import guest_processes, parent
 
-        sentry = self._sentry_pid()
         deadline = time.monotonic() + _KILL_GRACE
+        connection.settimeout(_KILL_GRACE)
+        try:  # not started yet: it will be, unless it cannot
+            while guest_pid is None:
+                for answer in self._answers(connection, partial, answers):
+                    if not answer.get("ok"):
+                        return
+                    guest_pid = answer.get("pid")
+        except (OSError, SandboxError, ValueError):
+            return
+        if any("status" in a for a in answers):
+            return  # it ended meanwhile
+        sentry = self._sentry_pid()
         leader = None
         while sentry and time.monotonic() < deadline:
             guest = guest_processes(sentry)
@@ -434,12 +453,11 @@ class Sandbox:
             self._closed = True
         if self._proc is not None:
             _kill_sandbox(self._proc)
-        if self._lifeline >= 0:
-            os.close(self._lifeline)
-            self._lifeline = -1
-        if self._report >= 0:
-            os.close(self._report)
-            self._report = -1
+        with self._lock:
+            for fd in (self._lifeline, self._report):
+                if fd >= 0:
+                    os.close(fd)
+            self._lifeline = self._report = -1
         shutil.rmtree(self._root, ignore_errors=True)
 
     @property
