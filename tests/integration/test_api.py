@@ -393,3 +393,29 @@ def test_sandbox_bad_run_options_and_missing_commands(platform):
     with pytest.raises(edgevisor.SandboxError) as e:
         edgevisor.run(["no-such-command"], platform=platform, capture_output=True)
     assert str(e.value) == "no-such-command: No such file or directory"  # the same line
+
+
+def test_sandbox_pids_limit_is_the_commands_as_for_run(platform):
+    """--pids-limit counts the guest's tasks alone: the init and the spawner, edgevisor's,
+    get room of their own, so a command may have as many as under edgevisor.run."""
+    forks = ("import os, time\n"
+             "kids = []\n"
+             "for _ in range(10):\n"
+             "    try:\n"
+             "        pid = os.fork()\n"
+             "    except OSError:\n"
+             "        break\n"
+             "    if pid == 0:\n"
+             "        time.sleep(2)\n"
+             "        os._exit(0)\n"
+             "    kids.append(pid)\n"
+             "print(len(kids))\n"
+             "for k in kids:\n"
+             "    os.waitpid(k, 0)\n")
+    limits = edgevisor.Limits(pids=4)
+    with edgevisor.Sandbox(platform=platform, limits=limits) as sb:
+        r = sb.run(["python3", "-c", forks], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "3\n"), r.stderr
+    alone = edgevisor.run(["python3", "-c", forks], platform=platform, limits=limits,
+                          capture_output=True, text=True, timeout=60)
+    assert alone.stdout == r.stdout
