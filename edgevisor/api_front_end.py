@@ -6,7 +6,8 @@ api.py and api_sandbox.py):
 
 CONFIG_FD holds the pickled RunConfig (then, for a Sandbox, its control socket's path);
 edgevisor's own reports (what `edgevisor do` prints on stderr) go to REPORT_FD, while the
-guest keeps the stdin, stdout and stderr this process was given. The exit status is the one `edgevisor do` would exit with.
+guest keeps the stdin, stdout and stderr this process was given. The exit status is the
+one `edgevisor do` would exit with.
 
 With the last two, this process is a Sandbox's holder (api_holder.py): READY_FD gets
 "created" once the sandbox can take commands (or the reason set-up failed), the commands

@@ -213,6 +213,7 @@ def test_sandbox_files_and_processes_persist_between_runs(platform, tmp_path):
     next, and a process left running is still there; the caller's process is untouched."""
     before = {s: signal.getsignal(s) for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)}
     ns = {n: os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "pid_for_children", "mnt")}
+    fds = sorted(os.listdir("/proc/self/fd"))
     token = str(os.getpid() * 1000 + 931)
     with edgevisor.Sandbox(platform=platform, volumes=[f"{tmp_path}:/out"]) as sb:
         first = sb.run(["sh", "-c", f"echo hi > /tmp/x; echo etc > /etc/edgevisor-sandbox; "
@@ -229,6 +230,7 @@ def test_sandbox_files_and_processes_persist_between_runs(platform, tmp_path):
     assert (tmp_path / "v").read_text() == "vol\n"
     assert {s: signal.getsignal(s) for s in before} == before
     assert {n: os.readlink(f"/proc/self/ns/{n}") for n in ns} == ns
+    assert sorted(os.listdir("/proc/self/fd")) == fds  # none closed, none left open
     assert _with_token(token) == []
 
 
