@@ -16,6 +16,7 @@ come over the control socket, and the sandbox ends when LIFELINE_FD reaches EOF.
 
 import os
 import pickle
+import shutil
 import sys
 
 from . import boot
@@ -40,6 +41,8 @@ def main(config_fd: int, report_fd: int, sandbox: tuple[int, int] | None = None)
             return boot.run(cfg, report_fd)
         finally:
             cfg.hold.finish()
+            # The Sandbox's runtime directory, whether the caller closed it or died.
+            shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
     except ConfigError as e:
         print(f"edgevisor: {e}", file=sys.stderr)
         return 2

@@ -323,14 +323,15 @@ def test_sandbox_closes_when_the_block_raises_or_the_caller_dies(platform):
     # A caller that dies without closing takes its sandbox with it.
     caller = subprocess.run(
         [sys.executable, "-c", "import edgevisor, os, sys; "
-         f"sb = edgevisor.Sandbox(platform={platform!r}); print(sb.holder_pid, flush=True); "
-         "os._exit(0)"], capture_output=True, text=True, timeout=60,
+         f"sb = edgevisor.Sandbox(platform={platform!r}); "
+         "print(sb.holder_pid, sb.runtime_root, flush=True); os._exit(0)"],
+        capture_output=True, text=True, timeout=60,
         env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(edgevisor.__file__))})
-    orphan = int(caller.stdout)
+    orphan, root = caller.stdout.split()
     deadline = time.monotonic() + 10
     while os.path.exists(f"/proc/{orphan}") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{orphan}")
+    assert not os.path.exists(f"/proc/{orphan}") and not os.path.exists(root)
 
 
 def test_sandbox_runs_commands_at_once_from_threads(platform):
