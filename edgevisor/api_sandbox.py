@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO
 
 from .api import SandboxError, _config, _front_end_environment, _kill_sandbox
-from .config import ConfigError
+from .config import ConfigError, RunConfig
 from .platform.cgroups import Limits
 from .platform.isolation import Volume
 
@@ -207,7 +207,8 @@ class Sandbox:
             for fd in ours.values():
                 os.close(fd)
 
-    def _command(self, argv, env, cwd, user):
+    def _command(self, argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None,
+                 user: str | int | None) -> RunConfig:
         """The command's RunConfig: the Sandbox's, with this run's options, checked as
         edgevisor.run checks them."""
         from .syscall_tables import load
@@ -224,7 +225,7 @@ class Sandbox:
         return cfg
 
     @staticmethod
-    def _request(cfg) -> dict:
+    def _request(cfg: RunConfig) -> dict:
         """What the spawner runs (oci/execute.py's reduced process): the user as `do` takes
         it, root with `do`'s capabilities when none is given."""
         uid, gid, groups = cfg.identity() or (0, 0, ())
@@ -275,7 +276,8 @@ class Sandbox:
         return self._reports() or "the sandbox has ended"
 
     def _wait(self, argv: list[str], connection: socket.socket, ours: dict[int, int],
-              data: bytes | None, timeout: float | None, text: bool):
+              data: bytes | None, timeout: float | None,
+              text: bool) -> subprocess.CompletedProcess:
         deadline = None if timeout is None else time.monotonic() + timeout
         output: dict[int, list[bytes]] = {1: [], 2: []}
         answers: list[dict] = []
