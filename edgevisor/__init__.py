@@ -8,11 +8,15 @@ command line, which imports this package first."""
 
 __version__ = "0.1.0"
 
-_API = ("run", "SandboxError", "Limits", "Volume")
+_API = ("run", "Sandbox", "SandboxError", "Limits", "Volume")
 __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str):
+    if name == "Sandbox":
+        from .api_sandbox import Sandbox
+
+        return Sandbox
     if name in _API:
         from . import api
 

@@ -97,7 +97,9 @@ def run(cfg: RunConfig, report_fd: int | None = None) -> int:
     cgroup = []
     if cfg.limits:
         # the gofer, the publisher, the terminal watcher
-        own_tasks = platform.sentry_threads + 1 + bool(published) + terminal.wanted()
+        # (and a held sandbox's: exec's spawner, the Python API's init)
+        own_tasks = (platform.sentry_threads + 1 + bool(published) + terminal.wanted()
+                     + (cfg.hold.own_tasks if cfg.hold else 0))
         try:
             cgroup = cgroups.create(cfg.limits, own_tasks=own_tasks)
         except cgroups.Unavailable as e:

@@ -24,6 +24,10 @@ CREATED = b"created\n"
 
 
 class Hold:
+    # Tasks of edgevisor's in the guest that a `do`-style pids limit makes room for (the
+    # spawner); an OCI container's limits are its cgroup's, which create sizes itself.
+    own_tasks = 1
+
     def __init__(self, report_w: int, socket_path: str):
         self.report_w = report_w  # create reads "created", or the reason set-up failed
         self.socket_path = socket_path

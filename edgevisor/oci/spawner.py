@@ -136,7 +136,7 @@ def _spawn(process: dict, stdio: list[int], connection: int, callers: dict[int, 
                 text = f"exec: {process['args'][0]!r}: {e.strerror}"
             else:
                 text = f"exec failed: {e.strerror if isinstance(e, OSError) else e}"
-            os.write(report_w, text.encode())
+            os.write(report_w, f"{code or 0}\0{text}".encode())
         finally:
             os._exit(127)
     os.close(report_w)
@@ -148,7 +148,9 @@ def _spawn(process: dict, stdio: list[int], connection: int, callers: dict[int, 
     os.close(report_r)
     if failure:
         os.waitpid(pid, 0)
-        _answer(connection, ok=False, error=failure.decode(errors="replace"))
+        code, _, text = failure.partition(b"\0")
+        # errno: the Python API says a missing command as `edgevisor do` does (api_sandbox.py)
+        _answer(connection, ok=False, error=text.decode(errors="replace"), errno=int(code))
         os.close(connection)
         return
     _answer(connection, ok=True, pid=pid)
