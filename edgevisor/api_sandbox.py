@@ -32,10 +32,10 @@ from typing import IO
 
 from .api import SandboxError, _config, _front_end_environment, _kill_sandbox
 from .config import ConfigError, RunConfig
+from .oci.client import SOCKET_NAME
 from .platform.cgroups import Limits
 from .platform.isolation import Volume
 
-_SOCKET = "control.sock"
 _REPORT_PREFIX = "edgevisor: "
 _WARNING_PREFIX = "edgevisor: warning: "
 _CREATED = b"created\n"
@@ -83,7 +83,7 @@ class Sandbox:
         self._report = -1
         self._report_seen = 0
         self._root = tempfile.mkdtemp(prefix="edgevisor-sandbox-")  # 0700
-        self._socket = os.path.join(self._root, _SOCKET)
+        self._socket = os.path.join(self._root, SOCKET_NAME)
         try:
             self._start()
         except BaseException:
