@@ -70,7 +70,7 @@ def run(cfg: RunConfig, report_fd: int | None = None) -> int:
     """Run cfg.argv in a sandbox; return the exit code the front end should exit with.
     report_fd: where the caller pointed sys.stderr, edgevisor's own one-line reports, apart
     from the guest's stderr (the Python API's channel); kept open, close-on-exec."""
-    CLOCK.mark("imports")
+    CLOCK.mark_once("imports")
     table = load_table()
     cfg.validate(table)
     cfg = dataclasses.replace(cfg, cwd=cfg.working_directory())

@@ -15,14 +15,17 @@ from ..platform import get_platform
 from ..platform.cgroups import join as join_cgroups
 from ..platform.isolation import Volume, _loopback_up
 from ..platform.linux import mount, setns, unshare
+from ..startup import CLOCK
 
 
 def create(g, container_id: str, bundle: str | None, pid_file: str | None,
            console_socket: str | None) -> int:
     """Set the container up and return with its guest held before user code; the holder's
     pid goes to the pid file. On any failure nothing is left: process, cgroup or state."""
+    CLOCK.mark("imports")  # --debug's start-up line names the runtime's steps too
     state.check_id(container_id)
     plan = spec.load(bundle or os.getcwd(), g.platform, g.network)
+    CLOCK.mark("spec")
     if plan.terminal and not console_socket:
         raise OCIError("cannot allocate tty if runc will detach without setting console socket")
     if console_socket and not plan.terminal:
@@ -36,6 +39,7 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
     holder = 0
     try:
         cgroup.create(dirs, plan.resources, own_tasks)
+        CLOCK.mark("cgroup")
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         holder = os.fork()
         if holder == 0:
@@ -101,6 +105,7 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
         _mount_tmpfs(plan, where)
         hold = Hold(report_w, os.path.join(where, client.SOCKET_NAME))
         plan.run.hold = hold
+        CLOCK.mark("holder: console, cgroup, network")
         code = boot.run(plan.run)
         hold.finish()
         if hold.killed_by:
