@@ -259,7 +259,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     setns(own_pid_ns, abi.CLONE_NEWPID)
     os.close(own_pid_ns)
     if cfg.hold:
-        cfg.hold.guest_forked()
+        cfg.hold.guest_forked(pid)
     kernel.pids, kernel.init = PidNamespace(proc_fd), pid
     # Not dumpable: the guest (root, in the same pid namespace) can neither ptrace the Sentry
     # nor open its /proc/1/{mem,root,environ,fd}. Set after the fork, so that the guest stays

@@ -5,13 +5,22 @@ task are inside and the limits count them all (the pids limit gets room for edge
 tasks, as `do --pids-limit` does). With --systemd-cgroup the path is runc's
 `slice:prefix:name` form; edgevisor makes the directories itself (no systemd unit), at the
 place systemd would.
+
+`pause` freezes the guest's tasks before edgevisor's own. Frozen all at once, a guest thread
+waiting for the Sentry's answer (a killable wait, which the freezer cannot stop) would wait
+for a Sentry frozen already, and the cgroup would never be frozen. So the guest's tasks live
+in a child of the freezer's cgroup (GUEST, which the Sentry moves the guest into as it forks
+it): frozen first, while the Sentry answers what is in flight, then the rest.
 """
 
 import os
 import time
 
 from . import OCIError
-from ..platform.cgroups import ROOT, remove
+from ..platform import cgroups as _cgroups
+from ..platform.cgroups import ROOT
+
+GUEST = "guest"  # the freezer cgroup's child that holds the guest's tasks
 
 _V1 = ("cpu", "cpuacct", "memory", "pids", "freezer", "blkio")  # what stats and pause read
 _PERIOD = 100_000
@@ -114,25 +123,59 @@ def check(resources: dict) -> None:
 
 
 def freeze(d: str, frozen: bool) -> None:
-    """Stop (or let go on) every task of the container: the holder, Sentry, gofer, guest."""
-    if os.path.exists(os.path.join(d, "freezer.state")):
-        with open(os.path.join(d, "freezer.state"), "w") as f:
-            f.write("FROZEN" if frozen else "THAWED")
-        _settle(d, "FROZEN" if frozen else "THAWED")
-    else:
-        with open(os.path.join(d, "cgroup.freeze"), "w") as f:
-            f.write("1" if frozen else "0")
+    """Stop (or let go on) every task of the container: the guest's first, then the holder,
+    Sentry and gofer (thawed in the other order). A freeze that does not complete is undone:
+    a container left half frozen could not even be killed through its holder."""
+    guest = os.path.join(d, GUEST)
+    levels = [d for d in (guest, d) if os.path.isdir(d)]
+    if not frozen:
+        for level in reversed(levels):
+            _set_frozen(level, False)
+        return
+    try:
+        for level in levels:
+            _set_frozen(level, True)
+    except BaseException:
+        for level in reversed(levels):
+            try:
+                _set_frozen(level, False)
+            except OSError:
+                pass
+        raise
 
 
-def _settle(d: str, wanted: str) -> None:
-    """Freezing is asynchronous in v1: FREEZING until every task has stopped."""
+def make_guest_cgroup(d: str) -> str:
+    """The child of the freezer's cgroup `d` that the guest's tasks go into."""
+    guest = os.path.join(d, GUEST)
+    os.makedirs(guest, exist_ok=True)
+    return guest
+
+
+def _set_frozen(d: str, frozen: bool) -> None:
+    """Freezing is asynchronous: v1's state is FREEZING, v2's events say `frozen 0`, until
+    every task has stopped."""
+    v1 = os.path.exists(os.path.join(d, "freezer.state"))
+    name, value = ("freezer.state", "FROZEN" if frozen else "THAWED") if v1 else \
+        ("cgroup.freeze", "1" if frozen else "0")
+    with open(os.path.join(d, name), "w") as f:
+        f.write(value)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with open(os.path.join(d, "freezer.state")) as f:
-            if f.read().strip() == wanted:
-                return
+        if v1:
+            with open(os.path.join(d, "freezer.state")) as f:
+                if f.read().strip() == value:
+                    return
+        else:
+            with open(os.path.join(d, "cgroup.events")) as f:
+                if f"frozen {value}" in f.read().splitlines():
+                    return
         time.sleep(0.01)
-    raise OCIError(f"the container's cgroup did not reach {wanted}")
+    raise OCIError(f"the container's cgroup did not reach {'FROZEN' if frozen else 'THAWED'}")
+
+
+def remove(dirs: list[str]) -> None:
+    """The container's cgroups, the guest's child of the freezer's first."""
+    _cgroups.remove([*(os.path.join(d, GUEST) for d in dirs), *dirs])
 
 
 def freezer(dirs: list[str]) -> str | None:
@@ -141,12 +184,19 @@ def freezer(dirs: list[str]) -> str | None:
 
 
 def processes(dirs: list[str]) -> list[int]:
+    """Every task of the container (the guest's, in GUEST, as well)."""
     for d in dirs:
         try:
             with open(os.path.join(d, "cgroup.procs")) as f:
-                return [int(line) for line in f if line.strip()]
+                found = [int(line) for line in f if line.strip()]
         except OSError:
             continue
+        try:
+            with open(os.path.join(d, GUEST, "cgroup.procs")) as f:
+                found += [int(line) for line in f if line.strip()]
+        except OSError:
+            pass
+        return found
     return []
 
 

@@ -36,6 +36,7 @@ class Hold:
         self.sentry_pid = 0
         self.started = False
         self.killed_by = 0  # a signal that ended the container before `start`
+        self.guest_cgroup: str | None = None  # where the guest's tasks go (cgroup.GUEST)
         # Held while the control thread answers: a `kill` ends the container, and the holder
         # must not exit before the answer has gone (`finish`).
         self.answering = threading.Lock()
@@ -61,9 +62,13 @@ class Hold:
         self.listener.close()
         self.to_spawner.close()
 
-    def guest_forked(self) -> None:
+    def guest_forked(self, pid: int) -> None:
+        """In the Sentry: the guest (`pid`) is forked, and has run nothing of its own."""
         os.close(self.gate_r)
         self.spawner.close()
+        if self.guest_cgroup:
+            with open(os.path.join(self.guest_cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
 
     def in_front_end(self, sentry_pid: int) -> None:
         os.close(self.gate_r)

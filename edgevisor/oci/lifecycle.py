@@ -39,12 +39,14 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
     holder = 0
     try:
         cgroup.create(dirs, plan.resources, own_tasks)
+        freezer = cgroup.freezer(dirs)
+        guest_cgroup = cgroup.make_guest_cgroup(freezer) if freezer else None
         CLOCK.mark("cgroup")
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         holder = os.fork()
         if holder == 0:
             os.close(report_r)
-            _holder(plan, dirs, report_w, where, console_socket)
+            _holder(plan, dirs, report_w, where, console_socket, guest_cgroup)
         os.close(report_w)
         _await_created(report_r)
         current = state.State(container_id, holder, plan.bundle, plan.rootfs, "created",
@@ -82,7 +84,7 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
-            console_socket: str | None):
+            console_socket: str | None, guest_cgroup: str | None):
     """The pid-file process: it enters what the spec asks of the host (cgroup, network
     namespace, rlimits, sysctls), then runs the sandbox as `do` would, held before user
     code, and exits with the container's status."""
@@ -104,6 +106,7 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
                 f.write(value)
         _mount_tmpfs(plan, where)
         hold = Hold(report_w, os.path.join(where, client.SOCKET_NAME))
+        hold.guest_cgroup = guest_cgroup
         plan.run.hold = hold
         CLOCK.mark("holder: console, cgroup, network")
         code = boot.run(plan.run)

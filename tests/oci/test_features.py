@@ -58,6 +58,33 @@ def test_ps_pause_resume_update_and_events(runtime, bundle, out):
     assert runtime("kill", container, "KILL").returncode == 0
     assert wait_exit(pid) == 137
     assert runtime("delete", container).returncode == 0
+
+
+def test_pause_of_a_guest_busy_with_emulated_calls(runtime, bundle, out):
+    """A guest that opens files without pause has a call waiting for the Sentry's answer at
+    almost any moment (a wait the freezer cannot stop): frozen with the Sentry, the cgroup
+    would never be frozen, and the container could not be resumed or killed. The guest's
+    tasks are frozen first, so every pause completes, and the container goes on after it."""
+    container = new_id()
+    bundle.command("sh", "-c", "echo up > /out/up; i=0; while :; do read x < /out/up; "
+                   "i=$((i+1)); echo $i > /out/count; done")
+    pid = create(runtime, bundle, container)
+    assert runtime("start", container).returncode == 0
+    _wait_for(f"{out}/count")
+    for _ in range(10):
+        r = runtime("pause", container)
+        assert r.returncode == 0, r.stderr
+        assert runtime.state(container)["status"] == "paused"
+        r = runtime("resume", container)
+        assert r.returncode == 0, r.stderr
+    count = open(f"{out}/count").read()
+    deadline = time.monotonic() + 30
+    while open(f"{out}/count").read() == count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open(f"{out}/count").read() != count  # it runs on
+    assert runtime("kill", container, "KILL").returncode == 0
+    assert wait_exit(pid) == 137
+    assert runtime("delete", container).returncode == 0
     assert leftovers(runtime, container) == []
 
 
