@@ -10,8 +10,8 @@ right when the Sentry dies), `paused` while the freezer holds the cgroup.
 import json
 import os
 import re
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
 
 from . import OCIError
 from .client import SOCKET_NAME
@@ -22,21 +22,23 @@ STATE_NAME = "state.json"
 _ID = re.compile(r"^[\w+.-]+$")  # runc's own rule
 
 
-@dataclass
 class State:
-    id: str
-    pid: int
-    bundle: str
-    rootfs: str
-    status: str = "created"
-    created: str = ""
-    annotations: dict = field(default_factory=dict)
-    start_time: int = 0  # the holder's, from /proc: the pid stays its own
-    cgroups: list = field(default_factory=list)
-    freezer: str | None = None
-    hooks: dict = field(default_factory=dict)
-    own_tasks: int = 0  # edgevisor's tasks in the cgroup, which a pids limit makes room for
-    owner: str = ""
+    """What state.json holds. A plain class, not a dataclass: `start`, `kill` and `delete`
+    load it, and dataclasses (with inspect) would be a third of what they import."""
+
+    def __init__(self, id: str, pid: int, bundle: str, rootfs: str, status: str = "created",
+                 created: str = "", annotations: dict | None = None, start_time: int = 0,
+                 cgroups: list | None = None, freezer: str | None = None,
+                 hooks: dict | None = None, own_tasks: int = 0, owner: str = ""):
+        self.id, self.pid, self.bundle, self.rootfs = id, pid, bundle, rootfs
+        self.status, self.created = status, created
+        self.annotations = annotations if annotations is not None else {}
+        self.start_time = start_time  # the holder's, from /proc: the pid stays its own
+        self.cgroups = cgroups if cgroups is not None else []
+        self.freezer = freezer
+        self.hooks = hooks if hooks is not None else {}
+        self.own_tasks = own_tasks  # edgevisor's tasks in the cgroup, room in a pids limit
+        self.owner = owner
 
     def current_status(self) -> str:
         if self.status == "stopped" or start_time(self.pid) != self.start_time:
@@ -99,7 +101,7 @@ def make(root: str, container_id: str) -> str:
 def save(root: str, state: State) -> None:
     path = os.path.join(directory(root, state.id), STATE_NAME)
     with open(path + ".new", "w") as f:
-        json.dump(asdict(state), f)
+        json.dump(vars(state), f)
     os.replace(path + ".new", path)
 
 
@@ -123,8 +125,6 @@ def ids(root: str) -> list[str]:
 
 
 def remove(root: str, container_id: str) -> None:
-    import shutil  # here: with its archive modules, it would double `delete`'s imports
-
     shutil.rmtree(directory(root, container_id), ignore_errors=True)
 
 

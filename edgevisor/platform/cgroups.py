@@ -15,20 +15,44 @@ sandbox is gone; a start-up sweeps the empty ones a killed front end left behind
 import errno
 import os
 import time
-from dataclasses import dataclass
 
 ROOT = "/sys/fs/cgroup"
 _PERIOD = 100_000  # µs, the CFS period the cpu quota is a share of
 
 
-@dataclass(frozen=True)
 class Limits:
-    pids: int | None = None
-    memory: int | None = None  # bytes
-    cpus: float | None = None
+    """pids, memory (bytes) and cpus; None is no limit. Immutable. A plain class, not a
+    dataclass: the OCI runtime's quick commands import this module, and dataclasses (with
+    inspect) would be a third of what they import."""
+
+    __slots__ = ("pids", "memory", "cpus")
+
+    def __init__(self, pids: int | None = None, memory: int | None = None,
+                 cpus: float | None = None):
+        object.__setattr__(self, "pids", pids)
+        object.__setattr__(self, "memory", memory)
+        object.__setattr__(self, "cpus", cpus)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Limits is immutable: cannot set {name}")
+
+    def __reduce__(self):
+        return Limits, (self.pids, self.memory, self.cpus)
+
+    def _values(self) -> tuple:
+        return self.pids, self.memory, self.cpus
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Limits) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"Limits(pids={self.pids!r}, memory={self.memory!r}, cpus={self.cpus!r})"
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in (self.pids, self.memory, self.cpus))
+        return any(v is not None for v in self._values())
 
 
 class Unavailable(Exception):
