@@ -2,7 +2,8 @@
 """Syscall microbenchmarks: native vs edgevisor (seccomp, ptrace) vs runsc vs proot.
 
     python3 benchmarks/run.py [--runs N] [--only a,b] [--runners native,seccomp,...]
-                              [--scale X] [--json FILE] [--plot FILE.png] [--update-readme]
+                              [--scale X] [--binary PATH] [--json FILE] [--plot FILE.png]
+                              [--update-readme]
 
 Compiles syscall_bench.c with `cc -O2`, then for every run and every runner starts
 ONE process, `syscall_bench all SCALE [names]`, which runs all the benchmarks and
@@ -68,9 +69,15 @@ class Unavailable(Exception):
     pass
 
 
+BINARY = None  # --binary: an installed edgevisor command to time instead of this checkout
+
+
 def edgevisor_cmd():
     """This checkout's edgevisor, run by this interpreter: an `edgevisor` on PATH may be
-    another checkout's, or a shim (pyenv's) whose own start-up would be timed with it."""
+    another checkout's, or a shim (pyenv's) whose own start-up would be timed with it.
+    With --binary, that command (a venv's bin/edgevisor, as the README installs it)."""
+    if BINARY:
+        return [BINARY]
     probe = subprocess.run([sys.executable, "-m", "edgevisor.cli", "--help"], cwd=REPO,
                            capture_output=True, text=True, env=edgevisor_env())
     if probe.returncode != 0:
@@ -198,12 +205,17 @@ def main():
     ap.add_argument("--pin", type=int, metavar="CPU",
                     help="pin every process (and so sandbox and guest) to this one CPU")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per process")
+    ap.add_argument("--binary", metavar="PATH",
+                    help="time this installed edgevisor command (a venv's bin/edgevisor) "
+                         "instead of this checkout run by this interpreter")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--plot", metavar="FILE.png",
                     help="draw the summary as a bar chart (needs matplotlib: pip install .[bench])")
     ap.add_argument("--update-readme", action="store_true",
                     help="rewrite the benchmark table in README.md with this run's summary")
     args = ap.parse_args()
+    global BINARY
+    BINARY = args.binary and os.path.abspath(args.binary)
     runners = [r.strip() for r in args.runners.split(",") if r.strip()]
     bad = [r for r in runners if r not in SCALE]
     if bad or args.runs < 1 or args.scale <= 0:
