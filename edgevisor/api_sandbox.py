@@ -385,7 +385,7 @@ class Sandbox:
                       answers: list) -> None:
         """SIGKILL the command (a session of its own, which the spawner made it) and what is
         in its session or below it, until none is left; then wait for its status."""
-        from .oci.procs import guest_processes, parent
+        from .oci.procs import guest_processes, parent, session
 
         deadline = time.monotonic() + _KILL_GRACE
         connection.settimeout(_KILL_GRACE)
@@ -405,13 +405,13 @@ class Sandbox:
             guest = guest_processes(sentry)
             if leader is None:
                 leader = next((p for p in guest if _ns_pid(p) == guest_pid
-                               and _session(p) == p), None)
+                               and session(p) == p), None)
                 if leader is None:
                     break  # gone already
             victims = set()
             parents = {p: parent(p) for p in guest}
             for p in guest:
-                if _session(p) == leader:
+                if session(p) == leader:
                     victims.add(p)
             grown = True
             while grown:  # and below it, whatever session they made
@@ -484,11 +484,3 @@ def _ns_pid(pid: int) -> int | None:
         pass
     return None
 
-
-def _session(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(b")") + 2:].split()[3])

@@ -3,25 +3,31 @@
 import os
 
 
+def _stat(pid: int) -> list[bytes] | None:
+    """/proc/PID/stat's fields after the command name (state first), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2:].split()
+
+
 def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (None if it is gone or a zombie):
     with the pid, it names one process, whatever pid reuse does later."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+    fields = _stat(pid)
+    return None if fields is None or fields[0] in (b"Z", b"X") else int(fields[19])
 
 
 def parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(b")") + 2:].split()[1])
+    fields = _stat(pid)
+    return None if fields is None else int(fields[1])
+
+
+def session(pid: int) -> int | None:
+    fields = _stat(pid)
+    return None if fields is None else int(fields[3])
 
 
 def pid_namespace(pid: int) -> int | None:

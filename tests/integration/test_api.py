@@ -158,15 +158,7 @@ def test_a_timeout_kills_the_whole_sandbox(platform, tmp_path, monkeypatch):
                       limits=edgevisor.Limits(pids=64), timeout=15)
     assert e.value.cmd == ["sh", "-c", script]
     assert (tmp_path / "started").read_text() == "started\n"  # the daemons did exist
-    left = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if token.encode() in f.read():
-                    left.append(pid)
-        except OSError:
-            pass
-    assert left == []
+    assert _with_token(token) == []
     assert len(front_ends) == 1 and not os.path.exists(f"/proc/{front_ends[0]}")
     assert _sandbox_cgroups(front_ends[0]) == []
 
