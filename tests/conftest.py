@@ -17,6 +17,20 @@ PROGRAMS = Path(__file__).parent / "programs"
 PLATFORMS = ("seccomp", "ptrace")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _a_working_directory_the_guest_sees():
+    """Sandboxes start in their caller's working directory, and edgevisor refuses one the
+    guest cannot see (exit 125). A checkout under /tmp is such a one (the sandbox's /tmp is
+    its own): the suite runs from a scratch directory under /var/tmp instead, wherever the
+    checkout lives (tests/support.py puts the checkout on PYTHONPATH for `-m edgevisor.cli`)."""
+    where = tempfile.mkdtemp(prefix="edgevisor-tests-cwd-", dir="/var/tmp")
+    before = os.getcwd()
+    os.chdir(where)
+    yield
+    os.chdir(before)
+    shutil.rmtree(where, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def programs():
     out = Path(tempfile.mkdtemp(prefix="edgevisor-tests-", dir="/var/tmp"))

@@ -8,6 +8,11 @@ import os
 import subprocess
 import sys
 
+# This checkout's edgevisor, from any working directory (conftest.py runs the suite from one
+# the guest sees), whether or not it is the one installed.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join([CHECKOUT, *filter(None, [os.environ.get("PYTHONPATH")])])
+
 DIRECTFS = os.environ.get("EDGEVISOR_TEST_DIRECTFS", "true")
 if DIRECTFS not in ("true", "false"):
     raise SystemExit(f"EDGEVISOR_TEST_DIRECTFS={DIRECTFS!r}: expected true or false")
