@@ -36,6 +36,7 @@ from .platform import get_platform
 from .platform.base import die_with_parent
 from .platform.bpf import build_filter, build_refusals
 from .gofer.client import GoferClient
+from .gofer import allowlist
 from .gofer.server import start_gofer
 from .platform.isolation import (
     FILE_VOLUME_ENTRY,
@@ -80,7 +81,8 @@ def run(cfg: RunConfig, report_fd: int | None = None) -> int:
     CLOCK.mark("table")
     programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table)),
                 publish.build_filter() if cfg.publish else None,
-                sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug, cfg.directfs))
+                sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug, cfg.directfs),
+                allowlist.template())
     CLOCK.mark("filters")
 
     # What the guest inherits as if edgevisor were not there: the caller's signal mask, and
@@ -227,15 +229,14 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     log = _open_log(cfg)  # before the storage's tmpfs shadows /tmp
     terminal.prepare()
+    strace = None
+    if cfg.strace:  # imported before then too: a checkout or venv may live under /tmp
+        from .sentry.strace import Strace
+        strace = Strace(log, cfg.strace_syscalls)
     CLOCK.mark("fork, namespaces, /proc")
     storage = build_storage(RootfsSpec(cfg.rootfs, cfg.overlay, cfg.volumes, cfg.scratch_bound(),
                                        cfg.files, cfg.tmpfs))
     CLOCK.mark("storage")
-
-    strace = None
-    if cfg.strace:
-        from .sentry.strace import Strace
-        strace = Strace(log, cfg.strace_syscalls)
     kernel = Kernel(cfg.hostname)
     kernel.net = Network(cfg.network, cfg.container_netns)
     sentry = Sentry(table, kernel, strace, log if (cfg.debug or cfg.log) else None)
@@ -300,7 +301,7 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         mounts = [(host, read_only, shared_with_host(host),
                    FILE_VOLUME_ENTRY if is_file_volume(host) else None)
                   for _, host, read_only in storage.mounts]
-        _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False, True)])
+        _, gofer = start_gofer([*mounts, (f"/proc/{pid}/root", False, True)], programs[4])
         CLOCK.mark("gofer")
         kernel.fs = build_file_system(storage, GoferClient(gofer), proc_fd, guest_proc, kernel,
                                       directfs=cfg.directfs,

@@ -37,8 +37,36 @@ def allowed_syscalls() -> tuple[str, ...]:
     return FILE_CALLS + RUNTIME_CALLS + SOCKET_CALLS + ("fcntl",)
 
 
+# The socket's number in the program is a placeholder, set per gofer (for_socket): so the
+# program is one cache entry, and it is built by the front end (`template()`), while the
+# host's /tmp is still in view. The Sentry starts the gofer after its scratch tmpfs shadows
+# /tmp, where a checkout or venv may live: it must import nothing (libseccomp) by then.
+_PLACEHOLDER = 0x7E57_50CC  # never a descriptor: above any RLIMIT_NOFILE
+_JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K: how libseccomp compares an argument's low word
+
+
+def template() -> bytes:
+    """The gofer's program, with a placeholder for its socket's descriptor."""
+    return bpf_cache.program("gofer", (_PLACEHOLDER,), lambda: _compile(_PLACEHOLDER))
+
+
+def for_socket(program: bytes, sock_fd: int) -> bytes:
+    """`template()`'s program for the socket at `sock_fd`: every comparison with the
+    placeholder compares with it instead (the same program libseccomp would compile)."""
+    out = bytearray(program)
+    patched = 0
+    for offset in range(0, len(out), abi.SOCK_FILTER.size):
+        code, jt, jf, k = abi.SOCK_FILTER.unpack_from(out, offset)
+        if code == _JEQ_K and k == _PLACEHOLDER:
+            abi.SOCK_FILTER.pack_into(out, offset, code, jt, jf, sock_fd)
+            patched += 1
+    if not patched:
+        raise RuntimeError("the gofer's program does not compare with its socket")
+    return bytes(out)
+
+
 def build_filter(sock_fd: int) -> bytes:
-    return bpf_cache.program("gofer", (sock_fd,), lambda: _compile(sock_fd))
+    return for_socket(template(), sock_fd)
 
 
 def _compile(sock_fd: int) -> bytes:

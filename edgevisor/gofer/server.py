@@ -10,7 +10,7 @@ from .. import abi
 from ..platform.helper import detach_helper
 from ..platform.linux import prctl, seccomp_load
 from . import fs, protocol
-from .allowlist import build_filter
+from . import allowlist
 
 # (host path, read only[, shared: host users reach its files; True unless said]), by mount id
 Mounts = list[tuple]
@@ -81,16 +81,17 @@ def serve(sock: socket.socket, mounts: Mounts) -> None:
             os.close(root.fd)
 
 
-def start_gofer(mounts: Mounts) -> tuple[int, socket.socket]:
+def start_gofer(mounts: Mounts, program: bytes | None = None) -> tuple[int, socket.socket]:
     """Fork the gofer; returns its pid and the Sentry's end of its socket. The roots are opened
     here, so a missing or unreadable mount is an OSError in the caller, not a dead child.
+    `program`: allowlist.template(), built before (the Sentry's own start cannot build it).
 
     The gofer follows the thread that calls this (PR_SET_PDEATHSIG fires when that thread
     exits), so call it from a thread that lives as long as the sandbox."""
     roots = [fs.open_root(*mount) for mount in mounts]
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
-        program = build_filter(theirs.fileno())
+        program = allowlist.for_socket(program or allowlist.template(), theirs.fileno())
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgevisor import abi
@@ -30,6 +30,7 @@ from edgevisor.gofer import (
     serve,
     start_gofer,
 )
+from edgevisor.gofer import allowlist
 from edgevisor.gofer.allowlist import allowed_syscalls
 
 ROOT = os.geteuid() == 0
@@ -651,3 +652,13 @@ def test_a_full_descriptor_table_is_emfile_and_the_gofer_keeps_serving(gofer):
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     os.close(gofer.open(RW, b"file", os.O_RDONLY))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(min_value=0, max_value=(1 << 20) - 1))
+def test_the_gofer_program_for_a_socket_is_libseccomps_own(sock_fd):
+    """The front end builds the gofer's program once, with a placeholder for the socket's
+    descriptor, which the Sentry sets (it may import nothing by then: a venv under /tmp is
+    out of its view). The result is exactly what libseccomp compiles for that descriptor."""
+    assert allowlist.for_socket(allowlist.template(), sock_fd) == allowlist._compile(sock_fd)
+
