@@ -28,7 +28,7 @@ from .linux import pidfd_getfd, seccomp_load
 from ._notify import ffi, lib
 from .memory import ProcessMemory
 from .tasks import HostTasks
-from .waiting import WAKE, signals, wait_in_thread
+from .waiting import WAKE, signals, start_thread, wait_in_thread
 
 class SeccompPlatform(Platform):
     name = "seccomp"
@@ -93,8 +93,7 @@ class SeccompPlatform(Platform):
         listener = self.listener
         done = threading.Event()
         signal.signal(WAKE, lambda *_: None)  # only to interrupt NOTIF_RECV and waiting threads
-        reaper = threading.Thread(target=self._reap, args=(pid, done), daemon=True)
-        reaper.start()
+        start_thread(self._reap, pid, done)
         host = HostTasks()
         memo = sentry.per_task_constant
         lib.ev_set_memo(ffi.new("int32_t[]", sorted(memo)), len(memo))

@@ -18,12 +18,27 @@ POLL = 0.02
 WAKE = signal.SIGUSR1
 
 
+def start_thread(target, *args) -> threading.Thread:
+    """A daemon thread of the Sentry's that takes none of the process's signals but WAKE
+    (made with them blocked: no window). The Sentry's handlers (a forwarded signal, the
+    terminal's) must run in the main thread, whose wait they interrupt: the kernel gives a
+    process signal to another thread when the main one has one pending already, and there
+    its handler would wait for the guest's next trapped call, for ever if the guest sleeps."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - {WAKE})
+    try:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return thread
+
+
 def wait_in_thread(answer, still_waiting, done) -> None:
     """Runs `answer.wait()` in a thread, and from another one asks `still_waiting()` (False,
     or an OSError: the task no longer waits) until it returns, letting it go once the task
     no longer waits. Then calls `done(result)` from that thread: the descriptor to install,
     -errno, or None when the wait was let go (nobody is to be answered)."""
-    threading.Thread(target=_watch, args=(answer, still_waiting, done), daemon=True).start()
+    start_thread(_watch, answer, still_waiting, done)
 
 
 def _watch(answer, still_waiting, done) -> None:
@@ -35,8 +50,7 @@ def _watch(answer, still_waiting, done) -> None:
         except OSError as e:
             outcome.append(-e.errno)
 
-    thread = threading.Thread(target=waiter, daemon=True)
-    thread.start()
+    thread = start_thread(waiter)
     abandoned = False
     while True:
         thread.join(POLL)
