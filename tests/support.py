@@ -12,6 +12,11 @@ import sys
 # the guest sees), whether or not it is the one installed.
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["PYTHONPATH"] = os.pathsep.join([CHECKOUT, *filter(None, [os.environ.get("PYTHONPATH")])])
+# `python3` in a guest (and in its native oracle) is this interpreter's own binary: first on
+# PATH by its real path, since a venv's bin under /tmp is out of the guest's view and a pyenv
+# shim there is a shell script that forks (against a pids limit) and shows in --strace.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(os.path.realpath(sys.executable)),
+                                      *filter(None, [os.environ.get("PATH")])])
 
 DIRECTFS = os.environ.get("EDGEVISOR_TEST_DIRECTFS", "true")
 if DIRECTFS not in ("true", "false"):

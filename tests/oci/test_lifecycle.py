@@ -223,9 +223,17 @@ def _last_error(runtime) -> str:
 
 
 def _wait_for(path: str) -> None:
+    """Until the guest has written a whole line to `path` (a shell's `>` makes the file
+    before the command writes it)."""
     deadline = time.monotonic() + TIMEOUT
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while True:
+        try:
+            with open(path) as f:
+                if f.read().endswith("\n"):
+                    return
+        except FileNotFoundError:
+            pass
+        assert time.monotonic() < deadline, f"{path} never got its line"
         time.sleep(0.02)
 
 
