@@ -18,7 +18,8 @@ import time
 
 from . import OCIError
 from ..platform import cgroups as _cgroups
-from ..platform.cgroups import ROOT
+
+ROOT = _cgroups.ROOT
 
 GUEST = "guest"  # the freezer cgroup's child that holds the guest's tasks
 
@@ -127,7 +128,7 @@ def freeze(d: str, frozen: bool) -> None:
     Sentry and gofer (thawed in the other order). A freeze that does not complete is undone:
     a container left half frozen could not even be killed through its holder."""
     guest = os.path.join(d, GUEST)
-    levels = [d for d in (guest, d) if os.path.isdir(d)]
+    levels = [level for level in (guest, d) if os.path.isdir(level)]
     if not frozen:
         for level in reversed(levels):
             _set_frozen(level, False)
