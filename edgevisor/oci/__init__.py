@@ -16,6 +16,12 @@ class OCIError(Exception):
     in --log and on stderr, exit status 1."""
 
 
+# What the holder tells `create` on its report pipe (lifecycle._Report), in order, unless it
+# says why it failed instead: it is in the container's network namespace (the hooks may
+# run), then the guest waits at the start gate.
+NETWORK_READY = b"network\n"
+CREATED = b"created\n"
+
 COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "exec", "ps",
             "pause", "resume", "update", "events", "spec", "features")
 

@@ -18,9 +18,7 @@ import os
 import socket
 import threading
 
-from . import control, spawner
-
-CREATED = b"created\n"
+from . import CREATED, control, spawner
 
 
 class Hold:

@@ -6,15 +6,15 @@ import resource
 import signal
 import sys
 
-from . import OCIError, cgroup, client, console, hooks, spec, state
-from .hold import CREATED, Hold
+from . import CREATED, NETWORK_READY, OCIError, cgroup, client, console, hooks, spec, state
 from .manage import delete, kill, start
 from .procs import start_time
-from .. import abi, boot
+from .. import abi
 from ..platform import get_platform
 from ..platform.cgroups import join as join_cgroups
 from ..platform.isolation import Volume, _loopback_up
 from ..platform.linux import mount, setns, unshare
+from ..errors import EXIT_SETUP_FAILED
 from ..startup import CLOCK
 
 
@@ -36,7 +36,7 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
     dirs = cgroup.directories(cgroup.path_of(plan.cgroups_path, g.systemd_cgroup,
                                              container_id))
     where = state.make(g.root, container_id)
-    holder = 0
+    holder, report = 0, None
     try:
         cgroup.create(dirs, plan.resources, own_tasks)
         freezer = cgroup.freezer(dirs)
@@ -48,33 +48,73 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
             os.close(report_r)
             _holder(plan, dirs, report_w, where, console_socket, guest_cgroup)
         os.close(report_w)
-        _await_created(report_r)
-        current = state.State(container_id, holder, plan.bundle, plan.rootfs, "created",
+        report = _Report(report_r)
+        report.expect(NETWORK_READY)
+        current = state.State(container_id, holder, plan.bundle, plan.rootfs, "creating",
                               state.now(), plan.annotations, start_time(holder), dirs,
                               cgroup.freezer(dirs), plan.hooks, own_tasks=own_tasks)
         state.save(g.root, current)
-        for name in ("createRuntime", "prestart", "createContainer"):
-            hooks.run(plan.hooks, name, current.oci())
+        # The hooks run while the holder starts the sandbox: they need only its network
+        # namespace, and docker's prestart hook (eth0 there) takes as long as all the rest.
+        try:
+            for name in ("createRuntime", "prestart", "createContainer"):
+                hooks.run(plan.hooks, name, current.oci())
+        except OCIError as e:  # the holder's own failure, if it had one, is the cause
+            raise OCIError(report.failure_so_far() or str(e)) from None
+        report.expect(CREATED)
+        current.status = "created"
+        state.save(g.root, current)
         if pid_file:
             write_pid_file(pid_file, holder)
     except BaseException:
         if holder:
             os.kill(holder, signal.SIGKILL)
             os.waitpid(holder, 0)
+            for pid in cgroup.processes(dirs):  # whatever the holder had started by then
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         cgroup.remove(dirs)
         state.remove(g.root, container_id)
         raise
+    finally:
+        if report:
+            report.close()
     return 0
 
 
-def _await_created(report_r: int) -> None:
-    said = b""
-    while not said.startswith(CREATED) and (chunk := os.read(report_r, 4096)):
-        said += chunk
-    os.close(report_r)
-    if not said.startswith(CREATED):
-        message = said.decode(errors="replace").strip().splitlines()
-        raise OCIError(message[-1] if message else "the sandbox failed to start")
+class _Report:
+    """What the holder tells create, in order: NETWORK_READY once it is in the container's
+    network namespace, then CREATED once the guest waits at the gate; or, at any point
+    instead, a line that says why it failed, then EOF."""
+
+    def __init__(self, fd: int):
+        self.fd, self.said = fd, b""
+
+    def expect(self, what: bytes) -> None:
+        while not self.said.startswith(what) and (chunk := os.read(self.fd, 4096)):
+            self.said += chunk
+        if not self.said.startswith(what):
+            raise OCIError(self._reason() or "the sandbox failed to start")
+        self.said = self.said[len(what):]
+
+    def failure_so_far(self) -> str:
+        """Why the holder failed, if it has said so by now (without waiting for it)."""
+        os.set_blocking(self.fd, False)
+        try:
+            while chunk := os.read(self.fd, 4096):
+                self.said += chunk
+        except BlockingIOError:
+            pass
+        return "" if CREATED.startswith(self.said) else self._reason()
+
+    def _reason(self) -> str:
+        lines = self.said.decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -88,7 +128,7 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
     """The pid-file process: it enters what the spec asks of the host (cgroup, network
     namespace, rlimits, sysctls), then runs the sandbox as `do` would, held before user
     code, and exits with the container's status."""
-    code = boot.EXIT_SETUP_FAILED
+    code = EXIT_SETUP_FAILED
     try:
         if console_socket:
             console.attach(console_socket, plan.console_size)
@@ -104,6 +144,11 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
         for key, value in plan.sysctl.items():
             with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
                 f.write(value)
+        os.write(report_w, NETWORK_READY)  # create runs the hooks meanwhile
+        # Imported here, not by create: they load while the hooks run.
+        from .. import boot
+        from .hold import Hold
+
         _mount_tmpfs(plan, where)
         hold = Hold(report_w, os.path.join(where, client.SOCKET_NAME))
         hold.guest_cgroup = guest_cgroup
@@ -168,8 +213,10 @@ def run(g, container_id: str, bundle: str | None, pid_file: str | None,
         raise
     if detach:
         return 0
+    from ..boot import FORWARDED_SIGNALS
+
     holder = state.load(g.root, container_id).pid
-    for sig in boot.FORWARDED_SIGNALS:
+    for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: kill(g, container_id, s, False))
     _, status = os.waitpid(holder, 0)
     delete(g, container_id, force=True)

@@ -143,7 +143,9 @@ def test_hooks_get_the_state_and_a_failing_one_fails_create(runtime, bundle, out
     bundle.command("sh", "-c", "exit 0")
     pid = create(runtime, bundle, container)
     states = [json.loads(line) for line in open(seen).read().split("\n") if line]
-    assert [s["status"] for s in states] == ["created", "created"]
+    # as runc's: the container is still being created when they run (here, while the holder
+    # starts the sandbox: they need only its network namespace)
+    assert [s["status"] for s in states] == ["creating", "creating"]
     assert all(s["pid"] == pid and s["id"] == container for s in states)
     assert runtime("start", container).returncode == 0
     assert wait_exit(pid) == 0
@@ -159,6 +161,23 @@ def test_hooks_get_the_state_and_a_failing_one_fails_create(runtime, bundle, out
     msg = runtime.log_lines()[-1]["msg"]
     assert "prestart hook /bin/sh failed (exit status 3): no network for you" == msg
     assert leftovers(runtime, container) == []
+
+
+def test_a_prestart_hook_configures_the_network_the_guest_gets(runtime, bundle, out):
+    """create's hooks run while the holder starts the sandbox; what docker's prestart hook
+    does to the holder's network namespace (here an address on its loopback) is what the
+    guest's sockets have."""
+    container = new_id()
+    hook = {"path": "/bin/sh", "args": [
+        "sh", "-c", 'pid=$(sed -n "s/.*\\"pid\\": *\\([0-9]*\\).*/\\1/p"); '
+                    "exec nsenter -t $pid -n ip addr add 192.0.2.88/32 dev lo"]}
+    bundle.edit(lambda c: c.update(hooks={"prestart": [hook]}))
+    bundle.command("sh", "-c", "ip addr > /out/links")
+    pid = create(runtime, bundle, container)
+    assert runtime("start", container).returncode == 0
+    assert wait_exit(pid) == 0
+    assert "192.0.2.88" in open(f"{out}/links").read()
+    assert runtime("delete", container).returncode == 0
 
 
 @pytest.fixture
