@@ -5,7 +5,6 @@ docker's runtime calls is a process of its own, and its start-up is the user's w
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -20,15 +19,16 @@ if TYPE_CHECKING:
     from .sentry.net.publish import Port
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
+def _parser():
+    import argparse
 
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
-def _parser() -> argparse.ArgumentParser:
     from .platform import NAMES, default_platform_name
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse, but a usage error is one line on stderr and exit status 2."""
+
+        def error(self, message: str):
+            self.exit(2, f"{self.prog}: {message}\n")
 
     p = _Parser(prog="edgevisor", description="A gVisor-style user-space kernel sandbox.")
     p.add_argument("--version", action="version", version=f"edgevisor {__version__}")

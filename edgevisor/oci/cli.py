@@ -7,7 +7,6 @@ An error is one line on stderr and, with --log, one line there (a JSON object wi
 --log-format json, which is what the shim shows the user); the exit status is 1.
 """
 
-import argparse
 import json
 import sys
 
@@ -20,12 +19,13 @@ from ..sentry.net import MODES
 DEFAULT_ROOT = "/run/edgevisor"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise OCIError(message)
+def _parser(command: str | None = None):
+    import argparse
 
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str):
+            raise OCIError(message)
 
-def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p = _Parser(prog="edgevisor", description="edgevisor as an OCI runtime (runc's CLI)")
     p.add_argument("--root", default=DEFAULT_ROOT, help="the containers' state directory")
     p.add_argument("--log", help="where errors go too (the shim's log.json)")
@@ -119,6 +119,64 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+# The global flags, with their defaults as _parser gives them, for _quick_parse.
+_GLOBAL_VALUES = {"--root": ("root", DEFAULT_ROOT), "--log": ("log", None),
+                  "--log-format": ("log_format", "text"), "--rootless": ("rootless", "auto"),
+                  "--criu": ("criu", None), "--platform": ("platform", None),
+                  "--network": ("network", "host"), "--debug-log": ("debug_log", None)}
+_GLOBAL_SWITCHES = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup",
+                    "--strace": "strace"}
+_CHOICES = {"log_format": ("text", "json"), "platform": PLATFORMS, "network": MODES}
+# The commands docker runs for every container, as _parser reads them: their switches,
+# and their positional arguments with the defaults of the optional ones.
+_QUICK = {"start": ({}, ("id",), {}), "state": ({}, ("id",), {}),
+          "delete": ({"--force": "force", "-f": "force"}, ("id",), {}),
+          "kill": ({"--all": "all", "-a": "all"}, ("id", "signal"), {"signal": "SIGTERM"})}
+
+
+class _Namespace:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def _quick_parse(argv: list[str]):
+    """The plain command lines of start, state, delete and kill, read as _parser reads them,
+    without argparse (a tenth of such a call's start-up); None for anything else, which
+    _parser then reads, and refuses with its own message where it is wrong."""
+    fields = {name: default for name, default in _GLOBAL_VALUES.values()}
+    fields.update((name, False) for name in _GLOBAL_SWITCHES.values())
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_SWITCHES:
+            fields[_GLOBAL_SWITCHES[word]] = True
+        elif word in _GLOBAL_VALUES:
+            value = next(words, None)
+            if value is None or value.startswith("-"):
+                return None
+            fields[_GLOBAL_VALUES[word][0]] = value
+        else:
+            break
+    else:
+        return None
+    if word not in _QUICK or any(fields[name] is not None and fields[name] not in choices
+                                 for name, choices in _CHOICES.items()):
+        return None
+    switches, positional, defaults = _QUICK[word]
+    fields.update(command=word, **{name: False for name in switches.values()}, **defaults)
+    given = []
+    for word in words:
+        if word in switches and not given:  # argparse reads a switch between two
+            fields[switches[word]] = True    # positionals its own way
+        elif word.startswith("-"):
+            return None
+        else:
+            given.append(word)
+    if not len(positional) - len(defaults) <= len(given) <= len(positional):
+        return None
+    fields.update(zip(positional, given))
+    return _Namespace(**fields)
+
+
 _UPDATE_FLAGS = (("--memory", "memory", "limit"), ("--memory-reservation", "memory",
                  "reservation"), ("--memory-swap", "memory", "swap"),
                  ("--cpu-shares", "cpu", "shares"), ("--cpu-quota", "cpu", "quota"),
@@ -141,11 +199,13 @@ def _dispatch(g) -> int:
         if c == "create":
             return lifecycle.create(g, g.id, g.bundle, g.pid_file, g.console_socket)
         return lifecycle.run(g, g.id, g.bundle, g.pid_file, g.console_socket, g.detach)
-    if c in ("start", "kill", "delete"):
+    if c in _QUICK:
         from . import manage
 
         if c == "start":
             return manage.start(g, g.id)
+        if c == "state":
+            return manage.show_state(g, g.id)
         if c == "kill":
             return manage.kill(g, g.id, manage.parse_signal(g.signal), g.all)
         return manage.delete(g, g.id, g.force)
@@ -159,8 +219,6 @@ def _dispatch(g) -> int:
         return write_spec(g.bundle) if c == "spec" else features()
     from . import inspect
 
-    if c == "state":
-        return inspect.show_state(g, g.id)
     if c == "list":
         return inspect.list_containers(g, g.format, g.quiet)
     if c == "ps":
@@ -180,7 +238,7 @@ def _dispatch(g) -> int:
 def main(argv: list[str]) -> int:
     g = None
     try:
-        g = _parser(command_of(argv)).parse_args(argv)
+        g = _quick_parse(argv) or _parser(command_of(argv)).parse_args(argv)
         return _dispatch(g)
     except (OCIError, ConfigError) as e:
         _error(g, argv, str(e))

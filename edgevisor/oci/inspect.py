@@ -1,4 +1,4 @@
-"""state, list, ps, events, pause, resume and update: looking at and adjusting a container."""
+"""list, ps, events, pause, resume and update: looking at and adjusting a container."""
 
 import json
 import os
@@ -8,11 +8,6 @@ import sys
 import time
 
 from . import OCIError, cgroup, client, state
-
-
-def show_state(g, container_id: str) -> int:
-    print(json.dumps(state.load(g.root, container_id).oci(), indent=2))
-    return 0
 
 
 def list_containers(g, fmt: str, quiet: bool) -> int:

@@ -1,9 +1,10 @@
-"""start, kill and delete: what runc's commands do to a container that exists.
+"""start, kill, delete and state: what runc's commands do to a container that exists.
 
 Light on purpose (the state directory and the control socket's client, no Sentry): docker
 calls the runtime for each of them, and each call's start-up is the user's wait.
 """
 
+import json
 import os
 import signal
 import sys
@@ -40,6 +41,11 @@ def start(g, container_id: str) -> int:
     current.status = "running"
     state.save(g.root, current)
     hooks.run(current.hooks, "poststart", current.oci())
+    return 0
+
+
+def show_state(g, container_id: str) -> int:
+    print(json.dumps(state.load(g.root, container_id).oci(), indent=2))
     return 0
 
 

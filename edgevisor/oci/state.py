@@ -10,7 +10,6 @@ right when the Sentry dies), `paused` while the freezer holds the cgroup.
 import json
 import os
 import re
-import shutil
 import time
 
 from . import OCIError
@@ -125,7 +124,25 @@ def ids(root: str) -> list[str]:
 
 
 def remove(root: str, container_id: str) -> None:
-    shutil.rmtree(directory(root, container_id), ignore_errors=True)
+    """The container's directory: its files and the tmpfs mount points (empty outside the
+    holder's mount namespace). Not shutil.rmtree: its import is a sixth of `delete`'s."""
+    path = directory(root, container_id)
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                os.rmdir(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def now() -> str:

@@ -7,8 +7,10 @@ import signal
 import threading
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from edgevisor.oci import OCIError
+from edgevisor.oci import cli as oci_cli
 from edgevisor.oci.cgroup import path_of
 from edgevisor.oci import wants
 from edgevisor.oci.default_spec import default
@@ -29,6 +31,44 @@ from edgevisor.oci.state import check_id
 ])
 def test_runc_command_lines_go_to_the_oci_front_end(argv, oci):
     assert wants(argv) is oci
+
+
+# Words of runc command lines: flags, values, commands, ids and signals, and the things
+# argparse reads its own way (abbreviations, --flag=value, --, a value that looks like a flag).
+_WORDS = ["--root", "/r", "--log", "l.json", "--log-format", "json", "text", "xml", "--debug",
+          "--systemd-cgroup", "--platform", "ptrace", "seccomp", "--platform=ptrace", "--network",
+          "none", "bogus", "--strace", "--debug-log", "--rootless", "false", "--criu", "--ro",
+          "--root=/s", "start", "state", "kill", "delete", "create", "pause", "--force", "-f",
+          "--all", "-a", "-fa", "-h", "--", "-", "9", "TERM", "-9", "abc123", "x", ""]
+
+
+_COMMAND_LINES = st.builds(
+    lambda before, command, after: [*before, command, *after],
+    st.lists(st.sampled_from(_WORDS), max_size=6),
+    st.sampled_from(["start", "state", "kill", "delete", "pause"]),
+    st.lists(st.sampled_from(_WORDS), max_size=4))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(_COMMAND_LINES, st.lists(st.sampled_from(_WORDS), max_size=9)))
+def test_the_quick_parse_reads_what_argparse_reads(argv):
+    """start, state, kill and delete skip argparse: whatever the quick parse accepts,
+    argparse accepts, with the same meaning; the rest goes to argparse."""
+    quick = oci_cli._quick_parse(argv)
+    if quick is None:
+        return
+    assert vars(oci_cli._parser(oci_cli.command_of(argv)).parse_args(argv)) == vars(quick)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--root", "/var/run/docker/runtime-runc/moby", "--log", "/b/log.json", "--log-format",
+     "json", "--systemd-cgroup", cmd, *extra, "0123abcd"]
+    for cmd, extra in (("start", []), ("state", []), ("delete", []), ("delete", ["--force"]),
+                       ("kill", []), ("kill", ["--all"]))] + [
+    ["--platform=ptrace", "--root", "/r", "kill", "x", "9"][1:],
+    ["--platform", "ptrace", "--network", "none", "kill", "x", "15"]])
+def test_dockers_command_lines_take_the_quick_parse(argv):
+    assert oci_cli._quick_parse(argv) is not None
 
 
 def test_signals_by_number_and_name():
