@@ -200,7 +200,9 @@ def _front_end(sentry_pid: int, cfg: RunConfig, cgroup: list[str]) -> int:
               "--debug logs where)", file=sys.stderr)
         return 128 + signal.SIGSYS
     if os.WIFSIGNALED(status):
-        print(f"edgevisor: the sentry was killed by signal {os.WTERMSIG(status)}", file=sys.stderr)
+        if not (cfg.hold and cfg.hold.killed_by):  # not `kill` of a container never started
+            print(f"edgevisor: the sentry was killed by signal {os.WTERMSIG(status)}",
+                  file=sys.stderr)
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
 

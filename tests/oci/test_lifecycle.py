@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 
@@ -74,12 +75,18 @@ def test_create_holds_the_guest_until_start_and_the_pid_file_process_exits_with_
     assert leftovers(runtime, container) == []
 
 
-def test_kill_of_a_created_container_ends_it_unstarted(runtime, bundle, out):
+def test_kill_of_a_created_container_ends_it_unstarted(runtime, bundle, out, tmp_path):
     container = new_id()
     bundle.command("sh", "-c", "echo ran > /out/marker")
-    pid = create(runtime, bundle, container)
+    pid_file, said = bundle.path + "/init.pid", tmp_path / "said"
+    with open(said, "w") as stdio:  # the container's stdout and stderr, as the shim's pipes
+        subprocess.run(runtime.argv("create", "--bundle", bundle.path, "--pid-file", pid_file,
+                                    container), stdin=subprocess.DEVNULL, stdout=stdio,
+                       stderr=stdio, check=True, timeout=60)
+    pid = int(open(pid_file).read())
     assert runtime("kill", container, "15").returncode == 0
     assert wait_exit(pid) == 128 + signal.SIGTERM
+    assert said.read_text() == ""  # no word of edgevisor's own in the container's output
     assert not os.path.exists(f"{out}/marker")
     assert runtime.state(container)["status"] == "stopped"
     assert runtime("delete", container).returncode == 0
