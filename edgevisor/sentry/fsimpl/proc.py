@@ -48,10 +48,10 @@ truncate is accepted and changes nothing, as in Linux.
 import collections
 import errno
 import fcntl
-import hashlib
 import os
 import time
 import weakref
+from _blake2 import blake2b  # hashlib's own, without importing OpenSSL
 from collections.abc import Callable
 from typing import Protocol
 
@@ -201,7 +201,7 @@ def _path_ino(tgid: int, path: tuple) -> int:
     """A task entry's inode number, from its thread group and path below /proc alone:
     stable without a table (two collide as rarely as two 63-bit random draws), and far
     above the fixed entries' numbers, which count from 1."""
-    digest = hashlib.blake2b(repr((tgid, path)).encode(), digest_size=8).digest()
+    digest = blake2b(repr((tgid, path)).encode(), digest_size=8).digest()
     return (1 << 32) + int.from_bytes(digest, "little") % ((1 << 63) - (1 << 32))
 
 
