@@ -10,7 +10,7 @@ from . import CREATED, NETWORK_READY, OCIError, cgroup, client, console, hooks, 
 from .manage import delete, kill, start
 from .procs import start_time
 from .. import abi
-from ..platform import get_platform
+from ..platform import SENTRY_THREADS
 from ..platform.cgroups import join as join_cgroups
 from ..platform.isolation import Volume, _loopback_up
 from ..platform.linux import mount, setns, unshare
@@ -32,7 +32,7 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
         raise OCIError("cannot use console socket if runc will not detach or allocate tty")
     plan.run.debug, plan.run.strace, plan.run.log = g.debug, g.strace, g.debug_log
     # the holder, the gofer and exec's spawner
-    own_tasks = get_platform(g.platform).sentry_threads + 3
+    own_tasks = SENTRY_THREADS[g.platform] + 3
     dirs = cgroup.directories(cgroup.path_of(plan.cgroups_path, g.systemd_cgroup,
                                              container_id))
     where = state.make(g.root, container_id)
@@ -144,16 +144,17 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
         for key, value in plan.sysctl.items():
             with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
                 f.write(value)
+        CLOCK.mark("holder: console, cgroup, network")
         os.write(report_w, NETWORK_READY)  # create runs the hooks meanwhile
         # Imported here, not by create: they load while the hooks run.
         from .. import boot
         from .hold import Hold
 
+        CLOCK.mark("holder: the Sentry's imports")
         _mount_tmpfs(plan, where)
         hold = Hold(report_w, os.path.join(where, client.SOCKET_NAME))
         hold.guest_cgroup = guest_cgroup
         plan.run.hold = hold
-        CLOCK.mark("holder: console, cgroup, network")
         code = boot.run(plan.run)
         hold.finish()
         if hold.killed_by:

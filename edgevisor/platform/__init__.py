@@ -7,6 +7,9 @@ this package knows which one runs.
 """
 
 NAMES = ("seccomp", "ptrace")
+# The Sentry's threads while it serves, per platform: room a pids limit makes for them
+# (each Platform's sentry_threads; here for those who do not import the platform).
+SENTRY_THREADS = {"seccomp": 2, "ptrace": 1}
 
 
 def __getattr__(name: str):
@@ -37,4 +40,4 @@ def default_platform_name() -> str:
     return "seccomp" if seccomp_action_available(abi.SECCOMP_RET_USER_NOTIF) else "ptrace"
 
 
-__all__ = ["NAMES", "Platform", "default_platform_name", "get_platform"]
+__all__ = ["NAMES", "SENTRY_THREADS", "Platform", "default_platform_name", "get_platform"]

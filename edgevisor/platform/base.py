@@ -4,13 +4,14 @@ import signal
 from abc import ABC, abstractmethod
 
 from .. import abi
+from . import SENTRY_THREADS
 from .linux import prctl
 
 
 class Platform(ABC):
     name: str
     trap: int  # the seccomp action that hands a syscall to the Sentry
-    sentry_threads: int = 1  # the Sentry's threads while it serves
+    sentry_threads: int = SENTRY_THREADS["ptrace"]  # the Sentry's threads while it serves
 
     # In the guest, before exec ---------------------------------------------------------
     @abstractmethod

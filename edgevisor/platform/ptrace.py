@@ -23,7 +23,6 @@ whatever else it reaps meanwhile is queued in `pending` and handled by the loop 
 import ctypes
 import errno
 import os
-import platform as _pyplatform
 import signal
 import threading
 import time
@@ -115,7 +114,7 @@ class PtracePlatform(Platform):
         self._proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def serve(self, pid: int, sentry) -> int:
-        x86_64 = _pyplatform.machine() == "x86_64"
+        x86_64 = os.uname().machine == "x86_64"
         regs = _X86_64Regs() if x86_64 else _Aarch64Regs()
         host = HostTasks()
         pending = deque()  # (tid, status) reaped while injecting, handled before waiting again

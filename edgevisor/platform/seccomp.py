@@ -21,6 +21,7 @@ import threading
 import time
 
 from .. import abi
+from . import SENTRY_THREADS
 from ..sentry.dispatch import CONTINUE, InstallFd, WaitFd
 from ..sentry.kernel.task import Task
 from .base import Platform
@@ -33,7 +34,7 @@ from .waiting import WAKE, signals, start_thread, wait_in_thread
 class SeccompPlatform(Platform):
     name = "seccomp"
     trap = abi.SECCOMP_RET_USER_NOTIF
-    sentry_threads = 2  # the hot loop and the reaper
+    sentry_threads = SENTRY_THREADS["seccomp"]  # the hot loop and the reaper
 
     def __init__(self):
         self.listener = -1

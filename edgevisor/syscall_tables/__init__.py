@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno as errno_module
 import functools
 import importlib
-import platform
+import os
 from dataclasses import dataclass
 
 from edgevisor.syscall_tables.policy import POLICY, Refusal
@@ -64,7 +64,7 @@ def _normalize(arch: str) -> str:
 
 
 def host_arch() -> str:
-    return _normalize(platform.machine())
+    return _normalize(os.uname().machine)  # platform.machine's, without its module
 
 
 def _errno(name: str | None, syscall: str) -> int | None:
