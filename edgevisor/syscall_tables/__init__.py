@@ -63,8 +63,12 @@ def _normalize(arch: str) -> str:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHES)}") from None
 
 
+def _machine() -> str:
+    return os.uname().machine  # platform.machine()'s, without importing platform
+
+
 def host_arch() -> str:
-    return _normalize(os.uname().machine)  # platform.machine's, without its module
+    return _normalize(_machine())
 
 
 def _errno(name: str | None, syscall: str) -> int | None:

@@ -272,9 +272,9 @@ def test_every_number_is_listed_unlisted_or_a_gap(nr, arch):
 def test_load_is_cached_and_follows_the_host(monkeypatch):
     assert load("x86_64") is load("x86_64")
     assert load("arm64") is load("aarch64")
-    monkeypatch.setattr(syscall_tables.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(syscall_tables, "_machine", lambda: "arm64")
     assert host_arch() == "aarch64" and load() is load("aarch64")
-    monkeypatch.setattr(syscall_tables.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(syscall_tables, "_machine", lambda: "x86_64")
     assert host_arch() == "x86_64" and load() is load("x86_64")
     with pytest.raises(ValueError, match="mips"):
         load("mips")
