@@ -4,7 +4,8 @@ import json
 import os
 
 from . import OCIError
-from .spec import CAPABILITIES, HOOKS, NAMESPACES, PROVIDED
+from .bundle import HOOKS, NAMESPACES
+from .spec import CAPABILITIES, PROVIDED
 from .state import OCI_VERSION
 from ..platform.isolation import KEPT_CAPABILITIES
 

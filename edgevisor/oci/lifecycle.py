@@ -6,14 +6,14 @@ import resource
 import signal
 import sys
 
-from . import CREATED, NETWORK_READY, OCIError, cgroup, client, console, hooks, spec, state
+from . import CREATED, NETWORK_READY, OCIError, cgroup, client, hooks, state
+from .bundle import Plan, read as read_bundle
 from .manage import delete, kill, start
 from .procs import start_time
 from .. import abi
 from ..platform import SENTRY_THREADS
 from ..platform.cgroups import join as join_cgroups
-from ..platform.isolation import Volume, _loopback_up
-from ..platform.linux import mount, setns, unshare
+from ..platform.linux import loopback_up, mount, setns, unshare
 from ..errors import EXIT_SETUP_FAILED
 from ..startup import CLOCK
 
@@ -24,13 +24,12 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
     pid goes to the pid file. On any failure nothing is left: process, cgroup or state."""
     CLOCK.mark("imports")  # --debug's start-up line names the runtime's steps too
     state.check_id(container_id)
-    plan = spec.load(bundle or os.getcwd(), g.platform, g.network)
+    plan = read_bundle(bundle or os.getcwd())  # the host's part: the holder reads the rest
     CLOCK.mark("spec")
     if plan.terminal and not console_socket:
         raise OCIError("cannot allocate tty if runc will detach without setting console socket")
     if console_socket and not plan.terminal:
         raise OCIError("cannot use console socket if runc will not detach or allocate tty")
-    plan.run.debug, plan.run.strace, plan.run.log = g.debug, g.strace, g.debug_log
     # the holder, the gofer and exec's spawner
     own_tasks = SENTRY_THREADS[g.platform] + 3
     dirs = cgroup.directories(cgroup.path_of(plan.cgroups_path, g.systemd_cgroup,
@@ -46,7 +45,7 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
         holder = os.fork()
         if holder == 0:
             os.close(report_r)
-            _holder(plan, dirs, report_w, where, console_socket, guest_cgroup)
+            _holder(g, plan, dirs, report_w, where, console_socket, guest_cgroup)
         os.close(report_w)
         report = _Report(report_r)
         report.expect(NETWORK_READY)
@@ -123,7 +122,7 @@ def write_pid_file(path: str, pid: int) -> None:
     os.replace(path + ".tmp", path)
 
 
-def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
+def _holder(g, plan: Plan, dirs: list[str], report_w: int, where: str,
             console_socket: str | None, guest_cgroup: str | None):
     """The pid-file process: it enters what the spec asks of the host (cgroup, network
     namespace, rlimits, sysctls), then runs the sandbox as `do` would, held before user
@@ -131,6 +130,8 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
     code = EXIT_SETUP_FAILED
     try:
         if console_socket:
+            from . import console
+
             console.attach(console_socket, plan.console_size)
         else:
             os.setsid()  # the caller's process group and its signals are not the container's
@@ -146,11 +147,15 @@ def _holder(plan: spec.Plan, dirs: list[str], report_w: int, where: str,
                 f.write(value)
         CLOCK.mark("holder: console, cgroup, network")
         os.write(report_w, NETWORK_READY)  # create runs the hooks meanwhile
-        # Imported here, not by create: they load while the hooks run.
+        # Imported and read here, not by create: while the hooks run.
         from .. import boot
         from .hold import Hold
+        from .spec import complete
 
         CLOCK.mark("holder: the Sentry's imports")
+        complete(plan, g.platform, g.network)
+        plan.run.debug, plan.run.strace, plan.run.log = g.debug, g.strace, g.debug_log
+        CLOCK.mark("holder: spec")
         _mount_tmpfs(plan, where)
         hold = Hold(report_w, os.path.join(where, client.SOCKET_NAME))
         hold.guest_cgroup = guest_cgroup
@@ -184,14 +189,16 @@ def _enter_network(path: str | None) -> None:
             os.close(fd)
     else:
         unshare(abi.CLONE_NEWNET)
-        _loopback_up()
+        loopback_up()
 
 
-def _mount_tmpfs(plan: spec.Plan, where: str) -> None:
+def _mount_tmpfs(plan: Plan, where: str) -> None:
     """tmpfs mounts (`docker run --tmpfs`) as volumes of tmpfs mounted in the holder's own
     mount namespace: no host user sees them, and they go with the holder."""
     if not plan.tmpfs:
         return
+    from ..platform.isolation import Volume
+
     unshare(abi.CLONE_NEWNS)
     mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
     volumes = list(plan.run.volumes)

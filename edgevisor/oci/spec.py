@@ -1,17 +1,15 @@
-"""A bundle's config.json, read into what `create` does: a RunConfig for boot.run, and the
-parts the holder applies itself (network namespace, cgroup, rlimits, sysctls, hooks).
+"""A bundle's config.json, the sandbox's part: the RunConfig boot.run starts (the command,
+its user, capabilities and environment, the mounts, the seccomp profile), read by the
+holder while create's hooks run (bundle.py read the host's part before).
 
 Whatever the spec asks that edgevisor cannot honour is an OCIError naming the field, except
 where runc itself ignores the field. See docs/architecture.md for what maps onto what.
 """
 
-import json
 import os
-import resource
-from dataclasses import dataclass, field
 
-from . import OCIError
-from .cgroup import check as check_resources
+from . import OCIError, bundle
+from .bundle import Plan
 from .seccomp import compile_profile
 from .. import abi
 from ..config import RunConfig
@@ -32,92 +30,40 @@ PROVIDED = {"/proc": {"proc"}, "/dev": {"tmpfs"}, "/dev/pts": {"devpts"},
 MOUNTPOINTS = ("proc", "dev", "tmp")
 # Masked and read-only paths the Sentry's /proc and /sys never show from the host.
 GENERATED = ("/proc/", "/sys/")
-# Per-network-namespace sysctls the holder may write in the container's namespace.
-SYSCTL_PREFIXES = ("net.",)
-HOOKS = {"prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-         "poststop"}
-NAMESPACES = {"pid", "network", "ipc", "uts", "mount", "cgroup", "user", "time"}
 
 
-@dataclass
-class Plan:
-    """What one container is: built by `create` from the bundle."""
-    run: RunConfig
-    bundle: str
-    rootfs: str
-    annotations: dict
-    terminal: bool = False
-    console_size: tuple[int, int] | None = None  # (rows, columns)
-    netns: str | None = None  # a path to join; None: a new namespace
-    cgroups_path: str = ""
-    resources: dict = field(default_factory=dict)
-    rlimits: list[tuple[int, int, int]] = field(default_factory=list)
-    oom_score_adj: int | None = None
-    sysctl: dict = field(default_factory=dict)
-    hooks: dict = field(default_factory=dict)  # name -> the spec's hooks (oci/hooks.py)
-    tmpfs: list[tuple[str, str]] = field(default_factory=list)  # (guest path, options)
+def load(path: str, platform: str, network: str) -> Plan:
+    """The whole plan of the bundle at `path` (create reads it in two steps: bundle.read,
+    then complete in the holder)."""
+    return complete(bundle.read(path), platform, network)
 
 
-def load(bundle: str, platform: str, network: str) -> Plan:
-    bundle = os.path.abspath(bundle)
-    path = os.path.join(bundle, "config.json")
-    try:
-        with open(path) as f:
-            spec = json.load(f)
-    except FileNotFoundError:
-        raise OCIError(f"JSON specification file config.json not found in {bundle}") from None
-    except (OSError, ValueError) as e:
-        raise OCIError(f"config.json: {e}") from None
-    if not isinstance(spec, dict):
-        raise OCIError("config.json: not a JSON object")
-    try:
-        return _plan(spec, bundle, platform, network)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise OCIError(f"config.json: malformed ({type(e).__name__}: {e})") from None
+def complete(plan: Plan, platform: str, network: str) -> Plan:
+    """plan.run and plan.tmpfs from the spec; OCIError for what edgevisor cannot honour."""
+    return bundle.malformed_is_an_error(_complete, plan.spec, plan, platform, network)
 
 
-def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
-    process = spec.get("process")
-    if not process or not process.get("args"):
-        raise OCIError("config.json: process.args must not be empty")
-    root = spec.get("root") or {}
-    rootfs = os.path.join(bundle, root.get("path") or "rootfs")
-    if not os.path.isdir(rootfs):
-        raise OCIError(f"rootfs ({rootfs}) does not exist")
-    linux = spec.get("linux") or {}
+def _complete(spec: dict, plan: Plan, platform: str, network: str) -> Plan:
+    process, root, linux = spec["process"], spec.get("root") or {}, spec.get("linux") or {}
     user = process.get("user") or {}
     if user.get("username"):
         raise OCIError("process.user.username is not supported (Windows only)")
     env = dict(e.split("=", 1) for e in process.get("env") or [] if "=" in e)
     cfg = RunConfig(argv=list(process["args"]), platform=platform,
-                    hostname=spec.get("hostname") or "edgevisor", rootfs=rootfs,
+                    hostname=spec.get("hostname") or "edgevisor", rootfs=plan.rootfs,
                     overlay=not root.get("readonly", False), env=env,
                     cwd=process.get("cwd") or "/",
                     user=f"{int(user.get('uid', 0))}:{int(user.get('gid', 0))}",
                     group_add=tuple(str(int(g)) for g in user.get("additionalGids") or ()),
                     network=network, spec_capabilities=capabilities(process.get("capabilities")),
                     container_netns=True)
-    plan = Plan(cfg, bundle, rootfs, spec.get("annotations") or {},
-                terminal=bool(process.get("terminal")),
-                cgroups_path=linux.get("cgroupsPath") or "",
-                resources=linux.get("resources") or {},
-                oom_score_adj=process.get("oomScoreAdj"),
-                sysctl=linux.get("sysctl") or {})
-    size = process.get("consoleSize")
-    if size:
-        plan.console_size = (int(size.get("height", 0)), int(size.get("width", 0)))
-    plan.rlimits = [_rlimit(r) for r in process.get("rlimits") or ()]
+    plan.run = cfg
     _mounts(spec.get("mounts") or (), plan)
     _check_executable(cfg, env.get("PATH", os.defpath))  # boot's execvpe's default too
-    _namespaces(linux.get("namespaces") or (), plan)
-    check_resources(plan.resources)
     for path in (*(linux.get("maskedPaths") or ()), *(linux.get("readonlyPaths") or ())):
         if not path.startswith(GENERATED):
             raise OCIError(f"masked or read-only path {path}: edgevisor honours these under "
                            "/proc and /sys only")
-    for key in plan.sysctl:
-        if not key.startswith(SYSCTL_PREFIXES) or "/" in key:
-            raise OCIError(f"sysctl {key!r} is not allowed in edgevisor (only net.*)")
     for key in ("uidMappings", "gidMappings", "intelRdt", "personality"):
         if linux.get(key):
             raise OCIError(f"linux.{key} is not supported by edgevisor")
@@ -126,14 +72,6 @@ def _plan(spec: dict, bundle: str, platform: str, network: str) -> Plan:
                        "devices only")
     if linux.get("seccomp"):
         cfg.seccomp = compile_profile(linux["seccomp"])
-    plan.hooks = {name: hooks for name, hooks in (spec.get("hooks") or {}).items() if hooks}
-    for name, hooks in plan.hooks.items():
-        if name not in HOOKS:
-            raise OCIError(f"hooks.{name} is not an OCI hook")
-        if any(not h.get("path") for h in hooks):
-            raise OCIError(f"hooks.{name}: a hook without a path")
-    if plan.hooks.get("startContainer"):
-        raise OCIError("hooks.startContainer: edgevisor cannot run a hook inside the sandbox")
     if root.get("readonly"):  # last: a spec refused above leaves the rootfs untouched
         _make_mountpoints(plan)
     return plan
@@ -177,14 +115,6 @@ def _check_executable(cfg: RunConfig, path: str) -> None:
         if os.path.lexists(os.path.join(where, inside.lstrip("/"))):
             return
     raise OCIError(f'exec: "{name}": executable file not found in $PATH')
-
-
-def _rlimit(r: dict) -> tuple[int, int, int]:
-    name = r["type"]
-    number = getattr(resource, name, None)
-    if not name.startswith("RLIMIT_") or number is None:
-        raise OCIError(f"unknown rlimit {name!r}")
-    return number, int(r["soft"]), int(r["hard"])
 
 
 def _mounts(mounts, plan: Plan) -> None:
@@ -238,24 +168,3 @@ def _make_mountpoints(plan: Plan) -> None:
             else:
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW,
                                  0o644))
-
-
-def _namespaces(namespaces, plan: Plan) -> None:
-    kinds = set()
-    for ns in namespaces:
-        kind = ns["type"]
-        if kind not in NAMESPACES:
-            raise OCIError(f"namespace type {kind!r} is unknown")
-        kinds.add(kind)
-        if kind == "network" and ns.get("path"):
-            plan.netns = ns["path"]
-            if not os.path.exists(plan.netns):
-                raise OCIError(f"network namespace {plan.netns} does not exist")
-        elif ns.get("path"):
-            raise OCIError(f"joining a {kind} namespace by path is not supported by edgevisor "
-                           "(each sandbox has its own)")
-        elif kind in ("user", "time"):
-            raise OCIError(f"a {kind} namespace in the spec is not supported by edgevisor")
-    if "network" not in kinds:
-        raise OCIError("the host's network namespace (no network namespace in the spec) is "
-                       "not supported by edgevisor")

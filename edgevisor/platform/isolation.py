@@ -9,16 +9,14 @@ Everything here runs in the freshly forked guest before exec, as root in its nam
 """
 
 import errno
-import fcntl
 import os
 import socket
 import stat
-import struct
 import sys
 from dataclasses import dataclass
 
 from .. import abi
-from .linux import mount, pivot_root, set_capabilities, umount2, unshare
+from .linux import loopback_up, mount, pivot_root, set_capabilities, umount2, unshare
 
 # Docker's default capability set, less CAP_MKNOD and CAP_NET_RAW.
 # --cap-add gives back only these: every capability beyond them reaches a host object even
@@ -132,15 +130,7 @@ class Storage:
 def enter_namespaces(hostname: str) -> None:
     unshare(abi.CLONE_NEWNS | abi.CLONE_NEWNET | abi.CLONE_NEWIPC | abi.CLONE_NEWUTS)
     socket.sethostname(hostname)
-    _loopback_up()
-
-
-def _loopback_up() -> None:
-    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifreq = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack_from("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+    loopback_up()
 
 
 def _mkdirs(path: str, mode: int = 0o755) -> None:

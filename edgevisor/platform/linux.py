@@ -3,16 +3,18 @@
 Every wrapper raises OSError with the kernel's errno; nothing here decides policy.
 """
 
+import _socket  # not socket: the OCI runtime's holder needs loopback_up before anything else
 import contextlib
 import errno
 import ctypes
+import fcntl
 import os
+import struct
 
 from .. import abi
-from ..syscall_tables import numbers
 
 libc = ctypes.CDLL(None, use_errno=True)
-_NR = numbers()  # for the syscalls glibc has no wrapper for, or that we call raw on purpose
+_NR: dict[str, int] = {}  # for the syscalls glibc has no wrapper for, or that we call raw on purpose
 
 libc.syscall.restype = ctypes.c_long
 libc.ptrace.restype = ctypes.c_long
@@ -43,6 +45,10 @@ def _check(ret: int, filename: str | None = None) -> int:
 
 def syscall(name: str, *args) -> int:
     """A raw syscall by name, its number from the generated table of the host's arch."""
+    if not _NR:  # on first use: the OCI runtime's holder joins namespaces before the tables
+        from ..syscall_tables import numbers
+
+        _NR.update(numbers())
     return _check(libc.syscall(ctypes.c_long(_NR[name]), *args))
 
 
@@ -183,3 +189,15 @@ def open_interruptible(dir_fd: int, path: str, flags: int) -> int:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return fd
+
+
+def loopback_up() -> None:
+    """`ip link set lo up` in this task's network namespace (a new one has lo down)."""
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
+        ifreq = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack_from("16sH", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
