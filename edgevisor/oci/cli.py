@@ -127,11 +127,19 @@ _GLOBAL_VALUES = {"--root": ("root", DEFAULT_ROOT), "--log": ("log", None),
 _GLOBAL_SWITCHES = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup",
                     "--strace": "strace"}
 _CHOICES = {"log_format": ("text", "json"), "platform": PLATFORMS, "network": MODES}
-# The commands docker runs for every container, as _parser reads them: their switches,
-# and their positional arguments with the defaults of the optional ones.
-_QUICK = {"start": ({}, ("id",), {}), "state": ({}, ("id",), {}),
-          "delete": ({"--force": "force", "-f": "force"}, ("id",), {}),
-          "kill": ({"--all": "all", "-a": "all"}, ("id", "signal"), {"signal": "SIGTERM"})}
+# The commands docker runs for every container, as _parser reads them: their switches, their
+# options that take a value, their positional arguments, and the defaults of those that
+# may be left out.
+_QUICK = {
+    "create": ({"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"},
+               {"--bundle": "bundle", "-b": "bundle", "--console-socket": "console_socket",
+                "--pid-file": "pid_file"}, ("id",),
+               {"bundle": None, "console_socket": None, "pid_file": None, "preserve_fds": 0}),
+    "start": ({}, {}, ("id",), {}),
+    "state": ({}, {}, ("id",), {}),
+    "delete": ({"--force": "force", "-f": "force"}, {}, ("id",), {}),
+    "kill": ({"--all": "all", "-a": "all"}, {}, ("id", "signal"), {"signal": "SIGTERM"}),
+}
 
 
 class _Namespace:
@@ -140,9 +148,9 @@ class _Namespace:
 
 
 def _quick_parse(argv: list[str]):
-    """The plain command lines of start, state, delete and kill, read as _parser reads them,
-    without argparse (a tenth of such a call's start-up); None for anything else, which
-    _parser then reads, and refuses with its own message where it is wrong."""
+    """The plain command lines of create, start, state, delete and kill, read as _parser
+    reads them, without argparse (a fifth of such a call's start-up); None for anything
+    else, which _parser then reads, and refuses with its own message where it is wrong."""
     fields = {name: default for name, default in _GLOBAL_VALUES.values()}
     fields.update((name, False) for name in _GLOBAL_SWITCHES.values())
     words = iter(argv)
@@ -150,8 +158,7 @@ def _quick_parse(argv: list[str]):
         if word in _GLOBAL_SWITCHES:
             fields[_GLOBAL_SWITCHES[word]] = True
         elif word in _GLOBAL_VALUES:
-            value = next(words, None)
-            if value is None or value.startswith("-"):
+            if (value := _value(words)) is None:
                 return None
             fields[_GLOBAL_VALUES[word][0]] = value
         else:
@@ -161,20 +168,33 @@ def _quick_parse(argv: list[str]):
     if word not in _QUICK or any(fields[name] is not None and fields[name] not in choices
                                  for name, choices in _CHOICES.items()):
         return None
-    switches, positional, defaults = _QUICK[word]
+    switches, options, positional, defaults = _QUICK[word]
     fields.update(command=word, **{name: False for name in switches.values()}, **defaults)
     given = []
     for word in words:
-        if word in switches and not given:  # argparse reads a switch between two
-            fields[switches[word]] = True    # positionals its own way
+        if given and word.startswith("-"):  # argparse reads a flag between two
+            return None                     # positionals its own way
+        if word in switches:
+            fields[switches[word]] = True
+        elif word in options:
+            if (value := _value(words)) is None:
+                return None
+            fields[options[word]] = value
         elif word.startswith("-"):
             return None
         else:
             given.append(word)
-    if not len(positional) - len(defaults) <= len(given) <= len(positional):
+    optional = sum(name in defaults for name in positional)
+    if not len(positional) - optional <= len(given) <= len(positional):
         return None
     fields.update(zip(positional, given))
     return _Namespace(**fields)
+
+
+def _value(words) -> str | None:
+    """An option's value, unless it is missing or could be read as a flag."""
+    value = next(words, None)
+    return None if value is None or value.startswith("-") else value
 
 
 _UPDATE_FLAGS = (("--memory", "memory", "limit"), ("--memory-reservation", "memory",

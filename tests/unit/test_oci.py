@@ -39,20 +39,22 @@ _WORDS = ["--root", "/r", "--log", "l.json", "--log-format", "json", "text", "xm
           "--systemd-cgroup", "--platform", "ptrace", "seccomp", "--platform=ptrace", "--network",
           "none", "bogus", "--strace", "--debug-log", "--rootless", "false", "--criu", "--ro",
           "--root=/s", "start", "state", "kill", "delete", "create", "pause", "--force", "-f",
-          "--all", "-a", "-fa", "-h", "--", "-", "9", "TERM", "-9", "abc123", "x", ""]
+          "--all", "-a", "-fa", "-h", "--", "-", "9", "TERM", "-9", "abc123", "x", "",
+          "--bundle", "-b", "/b", "--pid-file", "/b/init.pid", "--console-socket", "/s.sock",
+          "--no-pivot", "--no-new-keyring", "--preserve-fds", "3", "--detach", "run"]
 
 
 _COMMAND_LINES = st.builds(
     lambda before, command, after: [*before, command, *after],
     st.lists(st.sampled_from(_WORDS), max_size=6),
-    st.sampled_from(["start", "state", "kill", "delete", "pause"]),
+    st.sampled_from(["create", "start", "state", "kill", "delete", "pause", "run"]),
     st.lists(st.sampled_from(_WORDS), max_size=4))
 
 
 @settings(max_examples=3000, deadline=None)
 @given(st.one_of(_COMMAND_LINES, st.lists(st.sampled_from(_WORDS), max_size=9)))
 def test_the_quick_parse_reads_what_argparse_reads(argv):
-    """start, state, kill and delete skip argparse: whatever the quick parse accepts,
+    """create, start, state, kill and delete skip argparse: whatever the quick parse accepts,
     argparse accepts, with the same meaning; the rest goes to argparse."""
     quick = oci_cli._quick_parse(argv)
     if quick is None:
@@ -64,7 +66,10 @@ def test_the_quick_parse_reads_what_argparse_reads(argv):
     ["--root", "/var/run/docker/runtime-runc/moby", "--log", "/b/log.json", "--log-format",
      "json", "--systemd-cgroup", cmd, *extra, "0123abcd"]
     for cmd, extra in (("start", []), ("state", []), ("delete", []), ("delete", ["--force"]),
-                       ("kill", []), ("kill", ["--all"]))] + [
+                       ("kill", []), ("kill", ["--all"]),
+                       ("create", ["--bundle", "/b", "--pid-file", "/b/init.pid"]),
+                       ("create", ["--bundle", "/b", "--pid-file", "/b/init.pid",
+                                   "--console-socket", "/s.sock"]))] + [
     ["--platform=ptrace", "--root", "/r", "kill", "x", "9"][1:],
     ["--platform", "ptrace", "--network", "none", "kill", "x", "15"]])
 def test_dockers_command_lines_take_the_quick_parse(argv):
