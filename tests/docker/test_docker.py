@@ -72,6 +72,17 @@ def test_exit_status(daemon, runtime, busybox, status, flags, command):
     assert result.returncode == status, result.stderr
 
 
+def test_a_missing_command_fails_create_as_with_runc(daemon, runtime, busybox):
+    """The holder checks the command while docker's prestart hook gives the container its
+    network: the error is still create's, and docker reports it as it does runc's."""
+    name = f"missing-{runtime}"
+    result = run(daemon, runtime, "--name", name, busybox, "no-such-command")
+    assert result.returncode == 127, result.stderr
+    assert 'exec: "no-such-command": executable file not found in $PATH' in result.stderr
+    # --rm removed it (and the suite's end checks that nothing of it is left on the host)
+    assert daemon.docker("ps", "-aq", "--filter", f"name={name}").stdout == ""
+
+
 def test_stdin(daemon, runtime, busybox):
     result = run(daemon, runtime, "-i", busybox, "tr", "a-z", "A-Z", input="hello\nworld\n")
     assert (result.returncode, result.stdout) == (0, "HELLO\nWORLD\n"), result.stderr
