@@ -219,7 +219,7 @@ def _dispatch(g) -> int:
         if c == "create":
             return lifecycle.create(g, g.id, g.bundle, g.pid_file, g.console_socket)
         return lifecycle.run(g, g.id, g.bundle, g.pid_file, g.console_socket, g.detach)
-    if c in _QUICK:
+    if c in ("start", "state", "kill", "delete"):
         from . import manage
 
         if c == "start":
