@@ -518,12 +518,17 @@ class GoferDirectory(GoferInode):
         self._refresh()
         return inode
 
-    def create(self, name: bytes, kind: Kind, mode: int, uid: int, gid: int) -> GoferInode:
+    def create(self, name: bytes, kind: Kind, mode: int, uid: int, gid: int, *,
+               make_file=None) -> GoferInode:
+        """`make_file(mode)`, for a regular file: makes it instead of the gofer's own
+        O_CREAT|O_EXCL open here, as the open of the caller's that created it."""
         fs, path, mode = self.fs, self._child_path(name), mode & 0o7777
         if fs.host_shared and kind is not Kind.DIR:
             mode &= ~(stat.S_ISUID | stat.S_ISGID)
         if kind is Kind.DIR:
             fs.client.mkdir(fs.mount, path, mode)
+        elif kind is Kind.REG and make_file is not None:
+            make_file(mode)
         elif kind is Kind.REG:
             os.close(fs.client.open(fs.mount, path, abi.O_RDONLY | abi.O_CREAT | abi.O_EXCL
                                     | abi.O_NOFOLLOW | abi.O_CLOEXEC, mode))
