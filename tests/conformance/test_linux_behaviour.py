@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="the native oracle needs root (unshare)")
 
 TIMEOUT = 120
-ON_FILES = ("signals", "emfile", "fsize", "inotify", "created")
+ON_FILES = ("signals", "emfile", "fsize", "inotify", "inotify-unlink", "created")
 SECTIONS = ON_FILES + ("hostname", "pidfd", "calls", "seccomp", "procsys", "ns", "mem",
                        "fdlinks", "splice", "kill-storm")
 # Still different from Linux, each for a reason its entry gives (docs/architecture.md).

@@ -109,9 +109,14 @@ class FileSystem:
         """The dentry a host identity was opened or entered through, removed since or not:
         a task may hold a deleted file open, or sit in a deleted directory, as on Linux.
         (The identity cannot be another file's meanwhile: the dentry's inode holds the host
-        file open, so its inode number is not reused.) A handed terminal: its name in the
-        guest's devpts."""
-        return self.terminals.get(key) or self._known.get(key)
+        file open, so its inode number is not reused.) Not a file whose last name the guest
+        removed: the Sentry let go of it then (GoferInode.release), so the number may be a
+        new file's. A handed terminal: its name in the guest's devpts."""
+        dentry = self.terminals.get(key) or self._known.get(key)
+        if dentry is not None and getattr(dentry.inode, "released", False):
+            del self._known[key]
+            return None
+        return dentry
 
     def mount_info(self, mount) -> tuple[bytes, bytes]:
         """(source, fstype) of a mount, as /proc/PID/mounts shows them."""
@@ -149,7 +154,7 @@ class FileSystem:
         except FileNotFoundError:
             raise OSError(errno.ESRCH, "task gone") from None
         key = (st.st_dev, st.st_ino)
-        dentry = self._known.get(key)
+        dentry = self.known(key)
         if dentry is not None:
             return dentry
         try:
