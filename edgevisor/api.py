@@ -124,7 +124,7 @@ def _run(cfg: RunConfig, stdin, capture_output: bool, timeout: float | None,
     if failure:
         raise SandboxError(failure)
     return subprocess.CompletedProcess(cfg.argv, proc.returncode, stdout,
-                                       with_notes(stderr, notes, text))
+                                       _with_notes(stderr, notes, text))
 
 
 def _front_end_environment() -> dict[str, str]:
@@ -175,7 +175,7 @@ def _reports(text: bytes) -> tuple[str | None, list[str]]:
     return failure, notes
 
 
-def with_notes(stderr: bytes | str | None, notes: list[str], text: bool):
+def _with_notes(stderr: bytes | str | None, notes: list[str], text: bool):
     """The run's captured stderr with edgevisor's notes after the command's own output, or,
     not captured, the notes printed on the caller's stderr, as `edgevisor do` prints them."""
     if not notes:

@@ -39,7 +39,7 @@ from .api import (
     _front_end_environment,
     _kill_sandbox,
     _reports,
-    with_notes,
+    _with_notes,
 )
 from .config import ConfigError, RunConfig, oom_report
 from .oci.client import SOCKET_NAME
@@ -214,7 +214,7 @@ class Sandbox:
         ours: dict[int, int] = {}  # our ends of the pipes, by the command's number
         close_after: list[int] = []  # the command's ends, which it has once it is sent
         connection = None
-        kills = cgroups.oom_kills(self._cgroups)
+        kills_before = cgroups.oom_kills(self._cgroups)
         try:
             try:
                 fds = [self._stdio(number, what, ours, close_after)
@@ -224,9 +224,9 @@ class Sandbox:
                 for fd in close_after:
                     os.close(fd)
             result = self._wait(cfg.argv, connection, ours, data, timeout, text)
-            kills = cgroups.oom_kills(self._cgroups) - kills
+            kills = cgroups.oom_kills(self._cgroups) - kills_before
             if kills:  # as edgevisor.run and `edgevisor do` say it, for this run
-                result.stderr = with_notes(
+                result.stderr = _with_notes(
                     result.stderr, [oom_report(cfg.limits.memory, kills, result.returncode)],
                     text)
             return result
