@@ -111,9 +111,11 @@ class FileSystem:
         (The identity cannot be another file's meanwhile: the dentry's inode holds the host
         file open, so its inode number is not reused.) Not a file whose last name the guest
         removed: the Sentry let go of it then (GoferInode.release), so the number may be a
-        new file's. A handed terminal: its name in the guest's devpts."""
+        new file's (an O_PATH stand-in's identity is its memfd's, still its own). A handed
+        terminal: its name in the guest's devpts."""
         dentry = self.terminals.get(key) or self._known.get(key)
-        if dentry is not None and getattr(dentry.inode, "released", False):
+        if (dentry is not None and getattr(dentry.inode, "released", False)
+                and key not in self._path_only_keys):
             del self._known[key]
             return None
         return dentry
