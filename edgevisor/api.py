@@ -24,6 +24,9 @@ from .platform.isolation import Volume
 
 _REPORT_PREFIX = "edgevisor: "
 _WARNING_PREFIX = "edgevisor: warning: "
+# A report about a command that did run (config.oom_report's): the caller gets its result,
+# and the line where the command's stderr goes, as `edgevisor do` prints it.
+_OOM_PREFIX = "edgevisor: the memory limit "
 
 
 class SandboxError(Exception):
@@ -114,13 +117,14 @@ def _run(cfg: RunConfig, stdin, capture_output: bool, timeout: float | None,
                 if isinstance(e, subprocess.TimeoutExpired):
                     e.cmd = cfg.argv
                 raise
-        failure = _failure(report_fd)
+        failure, notes = _reports(os.pread(report_fd, os.fstat(report_fd).st_size, 0))
     finally:
         os.close(config_fd)
         os.close(report_fd)
     if failure:
         raise SandboxError(failure)
-    return subprocess.CompletedProcess(cfg.argv, proc.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(cfg.argv, proc.returncode, stdout,
+                                       _with_notes(stderr, notes, text))
 
 
 def _front_end_environment() -> dict[str, str]:
@@ -156,15 +160,29 @@ def _kill_sandbox(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _failure(report_fd: int) -> str | None:
-    """The last of edgevisor's reports that is not a warning (warnings go on to the caller's
-    stderr), without its prefix; None if there is none."""
-    size = os.fstat(report_fd).st_size
-    lines = os.pread(report_fd, size, 0).decode(errors="replace").splitlines()
-    failure = None
-    for line in filter(None, lines):
+def _reports(text: bytes) -> tuple[str | None, list[str]]:
+    """edgevisor's reports: warnings go on to the caller's stderr; the last line that says
+    why the sandbox failed, without its prefix (None if none), and the lines about a
+    command that did run (the memory limit's kills)."""
+    failure, notes = None, []
+    for line in filter(None, text.decode(errors="replace").splitlines()):
         if line.startswith(_WARNING_PREFIX):
             print(line, file=sys.stderr)
+        elif line.startswith(_OOM_PREFIX):
+            notes.append(line)
         else:
             failure = line.removeprefix(_REPORT_PREFIX)
-    return failure
+    return failure, notes
+
+
+def _with_notes(stderr: bytes | str | None, notes: list[str], text: bool):
+    """The run's captured stderr with edgevisor's notes after the command's own output, or,
+    not captured, the notes printed on the caller's stderr, as `edgevisor do` prints them."""
+    if not notes:
+        return stderr
+    lines = "".join(f"{line}\n" for line in notes)
+    if stderr is None:
+        sys.stderr.write(lines)
+        sys.stderr.flush()
+        return None
+    return stderr + (lines if text else lines.encode())

@@ -27,17 +27,26 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO
 
-from .api import SandboxError, _config, _front_end_environment, _kill_sandbox
-from .config import ConfigError, RunConfig
+from .api import (
+    _REPORT_PREFIX,
+    SandboxError,
+    _config,
+    _front_end_environment,
+    _kill_sandbox,
+    _reports,
+    _with_notes,
+)
+from .config import ConfigError, RunConfig, oom_report
 from .oci.client import SOCKET_NAME
+from .platform import cgroups
 from .platform.cgroups import Limits
 from .platform.isolation import Volume
 
-_REPORT_PREFIX = "edgevisor: "
-_WARNING_PREFIX = "edgevisor: warning: "
 _CREATED = b"created\n"
 # After a timeout's SIGKILLs, how long the command's end may take to be reported.
 _KILL_GRACE = 10.0
@@ -52,7 +61,9 @@ class Sandbox:
     Sandbox is made (a bad option, or a sandbox that cannot be set up, raises SandboxError
     there) and ends at `close()` (or the `with` block's end, even by an exception): every
     process in it is killed, its cgroup and its private runtime directory removed. If the
-    caller dies without closing it, the sandbox ends as well.
+    caller dies without closing it, the sandbox ends as well; a Sandbox garbage collected
+    unclosed is closed then, with a ResourceWarning (as subprocess.Popen warns of a process
+    still running).
 
     `run` may be called from several threads at once: each command has its own connection
     and pipes, and the commands run side by side in the sandbox. A `limits` applies to the
@@ -82,8 +93,13 @@ class Sandbox:
         self._lifeline = -1
         self._report = -1
         self._report_seen = 0
+        self._cgroups: list[str] = []  # the sandbox's own, where its OOM kills are counted
         self._root = tempfile.mkdtemp(prefix="edgevisor-sandbox-")  # 0700
         self._socket = os.path.join(self._root, SOCKET_NAME)
+        # What the sandbox holds outside this object, for close() or, if the caller drops
+        # the Sandbox unclosed, the finaliser (which must not refer to the Sandbox itself).
+        self._held = _Held(self._root)
+        self._finalizer = weakref.finalize(self, _abandoned, self._held)
         try:
             self._start()
         except BaseException:
@@ -97,6 +113,7 @@ class Sandbox:
         self._report = os.memfd_create("edgevisor-report", os.MFD_CLOEXEC)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         lifeline_r, self._lifeline = os.pipe2(os.O_CLOEXEC)
+        self._held.fds = [self._lifeline, self._report]
         try:
             os.write(config_fd, pickle.dumps(self._cfg) + pickle.dumps(self._socket))
             os.lseek(config_fd, 0, os.SEEK_SET)
@@ -109,6 +126,7 @@ class Sandbox:
                 stderr=subprocess.DEVNULL, pass_fds=(config_fd, self._report, ready_w,
                                                      lifeline_r),
                 start_new_session=True, env=_front_end_environment())
+            self._held.proc = self._proc
         finally:
             for fd in (config_fd, ready_w, lifeline_r):
                 os.close(fd)
@@ -122,23 +140,25 @@ class Sandbox:
             self._proc.wait()
             raise SandboxError(self._reports() or "the sandbox failed to start")
         self._reports()  # its warnings, now
+        sentry = self._sentry_pid()
+        if self._cfg.limits.memory is not None and sentry is not None:
+            try:
+                self._cgroups = cgroups.of_process(sentry, self._proc.pid)
+            except OSError:
+                pass  # the sandbox is gone already: the next run says so
 
     def _reports(self) -> str | None:
         """The holder's reports since the last look: warnings go to the caller's stderr, as
-        edgevisor.run's; the last other line, without its prefix, is returned."""
+        edgevisor.run's; the last other line, without its prefix, is returned (the memory
+        limit's, when it killed the Sentry and so ended the sandbox)."""
         with self._lock:
             if self._report < 0:
                 return None
             size = os.fstat(self._report).st_size
             text = os.pread(self._report, size - self._report_seen, self._report_seen)
             self._report_seen = size
-        failure = None
-        for line in filter(None, text.decode(errors="replace").splitlines()):
-            if line.startswith(_WARNING_PREFIX):
-                print(line, file=sys.stderr)
-            else:
-                failure = line.removeprefix(_REPORT_PREFIX)
-        return failure
+        failure, notes = _reports(text)
+        return failure or (notes[-1].removeprefix(_REPORT_PREFIX) if notes else None)
 
     @property
     def holder_pid(self) -> int:
@@ -162,7 +182,9 @@ class Sandbox:
         env: the command's whole environment (default: the Sandbox's). cwd: a guest path
         (default: the Sandbox's). user: as the Sandbox's (default: the Sandbox's). stdin:
         None (the caller's), a descriptor or file, subprocess.DEVNULL, or bytes or str to
-        feed it. Death by signal N is returncode 128+N.
+        feed it. Death by signal N is returncode 128+N. When the memory limit's OOM killer
+        killed a process of the sandbox meanwhile, edgevisor's line saying so follows the
+        command's stderr, as edgevisor.run's (captured, or on the caller's stderr).
 
         `run` returns when the command exits: what it left running in the background goes on
         (until close), and what that writes later is not captured.
@@ -192,6 +214,7 @@ class Sandbox:
         ours: dict[int, int] = {}  # our ends of the pipes, by the command's number
         close_after: list[int] = []  # the command's ends, which it has once it is sent
         connection = None
+        kills_before = cgroups.oom_kills(self._cgroups)
         try:
             try:
                 fds = [self._stdio(number, what, ours, close_after)
@@ -200,7 +223,13 @@ class Sandbox:
             finally:
                 for fd in close_after:
                     os.close(fd)
-            return self._wait(cfg.argv, connection, ours, data, timeout, text)
+            result = self._wait(cfg.argv, connection, ours, data, timeout, text)
+            kills = cgroups.oom_kills(self._cgroups) - kills_before
+            if kills:  # as edgevisor.run and `edgevisor do` say it, for this run
+                result.stderr = _with_notes(
+                    result.stderr, [oom_report(cfg.limits.memory, kills, result.returncode)],
+                    text)
+            return result
         finally:
             if connection is not None:
                 connection.close()
@@ -453,14 +482,9 @@ class Sandbox:
             if self._closed:
                 return
             self._closed = True
-        if self._proc is not None:
-            _kill_sandbox(self._proc)
-        with self._lock:
-            for fd in (self._lifeline, self._report):
-                if fd >= 0:
-                    os.close(fd)
-            self._lifeline = self._report = -1
-        shutil.rmtree(self._root, ignore_errors=True)
+            self._lifeline = self._report = -1  # to be closed by self._held.end()
+        self._finalizer.detach()
+        self._held.end()
 
     @property
     def closed(self) -> bool:
@@ -471,6 +495,35 @@ class Sandbox:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Held:
+    """A Sandbox's holder process, the descriptors it shares with it and its runtime
+    directory: what ending the sandbox releases."""
+
+    __slots__ = ("fds", "proc", "root")
+
+    def __init__(self, root: str):
+        self.root = root
+        self.proc: subprocess.Popen | None = None
+        self.fds: list[int] = []
+
+    def end(self) -> None:
+        if self.proc is not None:
+            _kill_sandbox(self.proc)
+        for fd in self.fds:
+            if fd >= 0:
+                os.close(fd)
+        self.fds = []
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _abandoned(held: _Held) -> None:
+    """The finaliser of a Sandbox the caller dropped without closing it."""
+    pid = held.proc.pid if held.proc is not None else None
+    warnings.warn(f"edgevisor.Sandbox (holder pid {pid}) was not closed: ending it now",
+                  ResourceWarning)
+    held.end()
 
 
 def _ns_pid(pid: int) -> int | None:

@@ -29,7 +29,7 @@ from .config import (
     EXIT_SETUP_FAILED,
     RunConfig,
     SetupError,
-    format_size,
+    oom_report,
 )
 from .platform import cgroups
 from .platform import get_platform
@@ -188,13 +188,11 @@ def _front_end(sentry_pid: int, cfg: RunConfig, cgroup: list[str]) -> int:
     _, status = os.waitpid(sentry_pid, 0)
     _reclaim_terminal()
     kills = cgroups.oom_kills(cgroup)
-    if kills:  # as docker's OOMKilled: say why, whoever the kernel chose
+    if kills:
         code = os.waitstatus_to_exitcode(status)
-        what = "the command" if code in (-signal.SIGKILL, 128 + signal.SIGKILL) else (
-            f"{kills} process{'es' if kills > 1 else ''} of the sandbox")
-        print(f"edgevisor: the memory limit (--memory {format_size(cfg.limits.memory)}) "
-              f"killed {what}", file=sys.stderr)
-        return 128 - code if code < 0 else code
+        code = 128 - code if code < 0 else code
+        print(oom_report(cfg.limits.memory, kills, code), file=sys.stderr)
+        return code
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS:
         print("edgevisor: the sentry made a system call its seccomp filter forbids (SIGSYS; "
               "--debug logs where)", file=sys.stderr)

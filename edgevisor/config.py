@@ -1,6 +1,7 @@
 """What one sandbox run is asked to do, independent of the front end that asked."""
 
 import os
+import signal
 from dataclasses import dataclass, field
 
 from . import abi
@@ -216,6 +217,15 @@ def format_size(n: int) -> str:
         if n and n % scale == 0:
             return f"{n // scale}{unit}"
     return str(n)
+
+
+def oom_report(memory: int, kills: int, code: int) -> str:
+    """The line saying that the memory limit's OOM killer killed `kills` tasks of a sandbox
+    whose command ended with `code` (128+N for death by signal N), as docker reports
+    OOMKilled: the command itself when it died of SIGKILL, whoever the kernel chose."""
+    what = "the command" if code == 128 + signal.SIGKILL else (
+        f"{kills} process{'es' if kills > 1 else ''} of the sandbox")
+    return f"edgevisor: the memory limit (--memory {format_size(memory)}) killed {what}"
 
 
 def _capability(name: str, flag: str) -> int:

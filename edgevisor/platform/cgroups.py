@@ -119,6 +119,24 @@ def oom_kills(directories: list[str]) -> int:
     return kills
 
 
+def of_process(pid: int, front_end: int) -> list[str]:
+    """The directories `create` made for the sandbox whose front end is `front_end`, found
+    from the cgroups process `pid` (its Sentry) is in; [] when it made none (no limits, or
+    no cgroup to use), so that nobody else's cgroup is ever taken for the sandbox's."""
+    mine = f"edgevisor-{front_end}-"
+    unified = os.path.exists(f"{ROOT}/cgroup.controllers")
+    found = []
+    for line in _read(f"/proc/{pid}/cgroup").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if not os.path.basename(path).startswith(mine) or unified != (controllers == ""):
+            continue
+        for controller in controllers.split(","):
+            directory = f"{ROOT}/{controller}".rstrip("/") + path
+            if directory not in found and os.path.isdir(directory):
+                found.append(directory)
+    return found
+
+
 def _places(controllers: list[str]) -> list[tuple[str, int, list[str]]]:
     """(new directory, cgroup version, its controllers) for every hierarchy needed."""
     name = f"edgevisor-{os.getpid()}-{os.urandom(3).hex()}"

@@ -25,13 +25,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="the native oracle needs root (unshare)")
 
 TIMEOUT = 120
-ON_FILES = ("signals", "emfile", "fsize", "inotify", "created")
+ON_FILES = ("signals", "emfile", "fsize", "inotify", "inotify-unlink", "created")
 SECTIONS = ON_FILES + ("hostname", "pidfd", "calls", "seccomp", "procsys", "ns", "mem",
                        "fdlinks", "splice", "kill-storm")
 # Still different from Linux, each for a reason its entry gives (docs/architecture.md).
 NOT_YET = {
-    "created": "F_CREATED_QUERY: fcntl passes through, and the descriptor the guest gets was "
-               "opened after the file was created (by the gofer, or from a tmpfs memfd)",
     "seccomp": "strict mode: the kernel refuses it (EINVAL) under the sandbox's own filter; "
                "it would have to be stacked as an equivalent filter from inside the task",
 }

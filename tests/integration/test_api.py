@@ -2,6 +2,7 @@
 platforms: what a grader, a CI runner or an agent tool would do with it."""
 
 import concurrent.futures
+import gc
 import glob
 import os
 import shutil
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -414,3 +416,56 @@ def test_sandbox_pids_limit_is_the_commands_as_for_run(platform):
     alone = edgevisor.run(["python3", "-c", forks], platform=platform, limits=limits,
                           capture_output=True, text=True, timeout=60)
     assert alone.stdout == r.stdout
+
+
+HOG = "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); print('survived')"
+OOM_LINE = "edgevisor: the memory limit (--memory 64m) killed "
+
+
+def test_the_memory_limits_kill_is_said_after_the_commands_stderr(platform, capfd):
+    """As `edgevisor do` prints it: the command's result stands (137), and the line follows
+    its stderr, captured or on the caller's."""
+    limits = edgevisor.Limits(memory=64 << 20)
+    r = edgevisor.run(["sh", "-c", f'echo before >&2; python3 -c "{HOG}"'], platform=platform,
+                      limits=limits, capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (137, "")
+    assert r.stderr.startswith("before\n") and r.stderr.endswith(OOM_LINE + "the command\n")
+    capfd.readouterr()
+    r = edgevisor.run(["python3", "-c", HOG], platform=platform, limits=limits, timeout=120)
+    assert r.returncode == 137
+    assert capfd.readouterr().err.endswith(OOM_LINE + "the command\n")
+
+
+def test_sandbox_says_when_the_memory_limit_killed_in_a_run(platform, capfd):
+    """Each run that the memory limit's OOM killer struck says so, as edgevisor.run does;
+    the sandbox survives it, and the runs after it say nothing."""
+    with edgevisor.Sandbox(platform=platform, limits=edgevisor.Limits(memory=64 << 20)) as sb:
+        r = sb.run(["python3", "-c", HOG], capture_output=True, text=True, timeout=120)
+        assert (r.returncode, r.stdout) == (137, "")
+        assert r.stderr.endswith(OOM_LINE + "the command\n"), r.stderr
+        assert sb.run(["true"], capture_output=True, timeout=60).stderr == b""
+        r = sb.run(["sh", "-c", f'python3 -c "{HOG}"; echo "child $?"'], capture_output=True,
+                   timeout=120)
+        assert (r.returncode, r.stdout) == (0, b"child 137\n")
+        assert r.stderr.endswith((OOM_LINE + "1 process of the sandbox\n").encode())
+        capfd.readouterr()
+        assert sb.run(["python3", "-c", HOG], timeout=120).returncode == 137
+        assert capfd.readouterr().err.endswith(OOM_LINE + "the command\n")
+
+
+def test_an_unclosed_sandbox_ends_when_collected(platform):
+    """As subprocess.Popen: a ResourceWarning, and nothing of the sandbox is left."""
+    from edgevisor.oci.procs import start_time
+
+    sb = edgevisor.Sandbox(platform=platform, limits=edgevisor.Limits(pids=64))
+    holder, root = sb.holder_pid, sb.runtime_root
+    alive = {holder: start_time(holder)}
+    assert sb.run(["true"], timeout=60).returncode == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del sb
+        gc.collect()
+    assert [w.category for w in caught] == [ResourceWarning]
+    assert f"holder pid {holder}" in str(caught[0].message)
+    assert _alive(alive) == [] and not os.path.exists(root)
+    assert _sandbox_cgroups(holder) == []

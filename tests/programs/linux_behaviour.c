@@ -241,6 +241,53 @@ static void section_inotify(void) {
     unlink(a);
 }
 
+/* A watched file's IN_DELETE_SELF (then IN_IGNORED) comes when the last reference to it goes
+ * after its last name: at that unlink when no one holds it open, at the last close if one does;
+ * a file replaced by a rename gets it too, and one with another name left does not. */
+static void touch(const char *path) {
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+    if (fd < 0) die("open");
+    close(fd);
+}
+
+static void watch(int in, const char *path) {
+    if (inotify_add_watch(in, path, IN_ALL_EVENTS) < 0) die("inotify_add_watch");
+}
+
+static void section_inotify_unlink(void) {
+    char *a = path_in("doomed"), *b = path_in("doomed.link"), *c = path_in("doomed.over");
+    int in = inotify_init1(IN_NONBLOCK);
+    if (in < 0) die("inotify_init1");
+    touch(a);
+    watch(in, a);
+    say("inotify-unlink.unlink %s", res(unlink(a)));
+    print_events(in, "unlink");
+
+    int fd = open(a, O_CREAT | O_RDWR, 0600);
+    if (fd < 0) die("open");
+    watch(in, a);
+    say("inotify-unlink.unlink-held %s", res(unlink(a)));
+    print_events(in, "unlink-held");
+    close(fd);
+    print_events(in, "close-held");
+
+    touch(a);
+    if (link(a, b)) die("link");
+    watch(in, a);
+    say("inotify-unlink.unlink-linked %s", res(unlink(a)));
+    print_events(in, "unlink-linked");
+    say("inotify-unlink.unlink-last-link %s", res(unlink(b)));
+    print_events(in, "unlink-last-link");
+
+    touch(a);
+    touch(c);
+    watch(in, c);
+    say("inotify-unlink.renamed-over %s", res(rename(a, c)));
+    print_events(in, "renamed-over");
+    unlink(c);
+    close(in);
+}
+
 /* ---- identity and processes ---------------------------------------------------------------- */
 
 static void drop_cap(int cap) {
@@ -623,7 +670,8 @@ static void section_splice(void) {
 static const struct { const char *name; void (*run)(void); } sections[] = {
     {"signals", section_signals}, {"signals-no-restart", section_signals_no_restart},
     {"kill-storm", kill_self_loop}, {"emfile", section_emfile}, {"fsize", section_fsize},
-    {"inotify", section_inotify}, {"hostname", section_hostname}, {"pidfd", section_pidfd},
+    {"inotify", section_inotify}, {"inotify-unlink", section_inotify_unlink},
+    {"hostname", section_hostname}, {"pidfd", section_pidfd},
     {"calls", section_calls}, {"seccomp", section_seccomp}, {"created", section_created},
     {"procsys", section_procsys}, {"sysvipc", section_sysvipc}, {"ns", section_ns},
     {"mem", section_mem}, {"fdlinks", section_fdlinks}, {"splice", section_splice},

@@ -160,6 +160,9 @@ class GoferFS:
 class GoferInode(Inode):
     """A file behind the gofer. Fifos, sockets and device nodes are this class itself."""
 
+    # Its descriptor closed: the guest removed the file's last name (`release`).
+    released = False
+
     def __init__(self, fs: GoferFS, fd: int, st: os.stat_result, kind: Kind):
         self._fd = fd
         self.fs = fs
@@ -218,7 +221,10 @@ class GoferInode(Inode):
     def _refresh(self) -> os.stat_result:
         """Takes the stat again now: after every change made through the gofer, which may
         also have given the file a new host identity (overlayfs copies up on a write open,
-        chmod, chown, utimens, truncate, link, rename and setxattr)."""
+        chmod, chown, utimens, truncate, link, rename and setxattr). A released file keeps
+        its last one."""
+        if self.released:
+            return self._st
         st = os.stat(self._fd)
         self._st, self._gen = st, self.fs.generation.value
         key = (st.st_dev, st.st_ino)
@@ -301,6 +307,32 @@ class GoferInode(Inode):
 
     def _drop_link(self, parent: "GoferDirectory", name: bytes) -> None:
         self._links = [(p, n) for p, n in self._links if p is not parent or n != name]
+
+    def _removed(self) -> None:
+        """A name of this file was removed (unlink, or replaced by a rename): when it was the
+        last, release it."""
+        self._refresh()
+        if self._st.st_nlink == 0 and self.kind is not Kind.DIR:
+            self.release()
+
+    def release(self) -> None:
+        """Closes the descriptor of a file that has no name left. On Linux a watcher gets
+        IN_DELETE_SELF and IN_IGNORED when the last reference to such a file goes, at the
+        unlink when no one holds it open: this descriptor would otherwise be one for as long
+        as a cache keeps the inode. The guest's own descriptors are the kernel's references,
+        and keep the file as natively. The inode keeps its last stat (nlink 0); it has no
+        path, so nothing opens or changes it through the gofer any more; and its host
+        identity is no longer its own (the host may give it to a new file), so it leaves
+        the identity index. (A directory keeps its descriptor: a task's cwd in a removed
+        directory still climbs out of it through its dentry.)"""
+        fs = self.fs
+        self.released = True
+        if fs._by_key.get(self._key) is self:
+            del fs._by_key[self._key]
+        fs._recent.pop(self, None)
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def _own(self, path: bytes, mode: int | None, uid: int, gid: int) -> None:
         """Gives a file the gofer just made the owner and mode the VFS chose. The gofer
@@ -518,12 +550,17 @@ class GoferDirectory(GoferInode):
         self._refresh()
         return inode
 
-    def create(self, name: bytes, kind: Kind, mode: int, uid: int, gid: int) -> GoferInode:
+    def create(self, name: bytes, kind: Kind, mode: int, uid: int, gid: int, *,
+               make_file=None) -> GoferInode:
+        """`make_file(mode)`, for a regular file: makes it instead of the gofer's own
+        O_CREAT|O_EXCL open here, as the open of the caller's that created it."""
         fs, path, mode = self.fs, self._child_path(name), mode & 0o7777
         if fs.host_shared and kind is not Kind.DIR:
             mode &= ~(stat.S_ISUID | stat.S_ISGID)
         if kind is Kind.DIR:
             fs.client.mkdir(fs.mount, path, mode)
+        elif kind is Kind.REG and make_file is not None:
+            make_file(mode)
         elif kind is Kind.REG:
             os.close(fs.client.open(fs.mount, path, abi.O_RDONLY | abi.O_CREAT | abi.O_EXCL
                                     | abi.O_NOFOLLOW | abi.O_CLOEXEC, mode))
@@ -554,7 +591,7 @@ class GoferDirectory(GoferInode):
         fs.client.unlink(fs.mount, self._child_path(name))
         child = self._unbind(name)
         if child is not None:
-            child._refresh()
+            child._removed()
         self._refresh()
 
     def rmdir(self, name: bytes) -> None:
@@ -590,8 +627,13 @@ class GoferDirectory(GoferInode):
             self._unbind(old_name)
         if source is not None:
             new_dir._bind(new_name, source)
-        for inode in {self, new_dir, source, target} - {None}:
+        for inode in {self, new_dir, source} - {None}:
             inode._refresh()
+        if target is not None:
+            if flags & abi.RENAME_EXCHANGE:
+                target._refresh()
+            else:
+                target._removed()
 
 
 class GoferFile(GoferInode):

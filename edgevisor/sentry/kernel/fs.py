@@ -22,7 +22,7 @@ import stat
 
 from ..answers import InstallFd, WaitFd
 from ..fsimpl.directfs import open_beneath
-from ..fsimpl.gofer import Generation, GoferInode
+from ..fsimpl.gofer import Generation, GoferDirectory, GoferInode
 from ..vfs import Credentials, Dentry, FSContext, Kind, MountTable, d_path, lookup
 from . import procfs
 from .fifo import open_fifo
@@ -109,9 +109,16 @@ class FileSystem:
         """The dentry a host identity was opened or entered through, removed since or not:
         a task may hold a deleted file open, or sit in a deleted directory, as on Linux.
         (The identity cannot be another file's meanwhile: the dentry's inode holds the host
-        file open, so its inode number is not reused.) A handed terminal: its name in the
-        guest's devpts."""
-        return self.terminals.get(key) or self._known.get(key)
+        file open, so its inode number is not reused.) Not a file whose last name the guest
+        removed: the Sentry let go of it then (GoferInode.release), so the number may be a
+        new file's (an O_PATH stand-in's identity is its memfd's, still its own). A handed
+        terminal: its name in the guest's devpts."""
+        dentry = self.terminals.get(key) or self._known.get(key)
+        if (dentry is not None and getattr(dentry.inode, "released", False)
+                and key not in self._path_only_keys):
+            del self._known[key]
+            return None
+        return dentry
 
     def mount_info(self, mount) -> tuple[bytes, bytes]:
         """(source, fstype) of a mount, as /proc/PID/mounts shows them."""
@@ -149,7 +156,7 @@ class FileSystem:
         except FileNotFoundError:
             raise OSError(errno.ESRCH, "task gone") from None
         key = (st.st_dev, st.st_ino)
-        dentry = self._known.get(key)
+        dentry = self.known(key)
         if dentry is not None:
             return dentry
         try:
@@ -192,8 +199,9 @@ class FileSystem:
 
     # Descriptors --------------------------------------------------------------------
 
-    def open(self, dentry: Dentry, flags: int) -> int:
-        """A new host descriptor for the file at `dentry`, opened with `flags`.
+    def open(self, dentry: Dentry, flags: int, created: "CreatingOpen | None" = None) -> int:
+        """A new host descriptor for the file at `dentry`, opened with `flags`, or the one
+        `created` made it with.
 
         A file of a host file system is opened by the gofer in the guest's own root, by the
         name the Sentry just resolved it to: the descriptor then lives on the guest's own
@@ -203,16 +211,19 @@ class FileSystem:
         copy it up, which the inode then shows too): after a rename in between, EAGAIN,
         never another file. The descriptor's identity is remembered as this dentry's."""
         inode = dentry.inode
-        if flags & os.O_PATH and not inode.is_dir:
-            return self._path_only(dentry)
-        if flags & os.O_PATH:
-            # A directory opened for reading serves every use of an O_PATH one (fchdir, *at,
-            # fstat) and, unlike it, can be installed (NOTIF_ADDFD takes no O_PATH file).
-            flags = os.O_RDONLY | os.O_DIRECTORY
-        if self.view is None or not self.is_host_file(inode):
-            fd = inode.open_host(flags)
-        else:
-            fd = self._open_in_view(dentry, flags)
+        fd = created.take() if created is not None else None
+        if fd is None:
+            if flags & os.O_PATH and not inode.is_dir:
+                return self._path_only(dentry)
+            if flags & os.O_PATH:
+                # A directory opened for reading serves every use of an O_PATH one (fchdir,
+                # *at, fstat) and, unlike it, can be installed (NOTIF_ADDFD takes no O_PATH
+                # file).
+                flags = os.O_RDONLY | os.O_DIRECTORY
+            if self.view is None or not self.is_host_file(inode):
+                fd = inode.open_host(flags)
+            else:
+                fd = self._open_in_view(dentry, flags)
         try:
             st = os.fstat(fd)
             key = (st.st_dev, st.st_ino)
@@ -231,6 +242,11 @@ class FileSystem:
         (never by a name the guest could change meanwhile), or a WaitFd when the open waits
         for its peer (see kernel/fifo.py)."""
         return open_fifo(self.proc_fd, dentry.inode.path_fd, flags, cloexec)
+
+    def creating(self, flags: int) -> "CreatingOpen":
+        """How an open with `flags` (the host's) makes the file O_CREAT did not find: pass
+        it to vfs.openat as `create`, then to `open`."""
+        return CreatingOpen(self, flags)
 
     def forget_absent(self) -> None:
         """Every host file system forgets the names it remembers absent (see sys_bind)."""
@@ -379,6 +395,47 @@ class FileSystem:
         if dentry is None:
             raise OSError(errno.ENOTDIR, "not a directory")
         return dentry
+
+
+class CreatingOpen:
+    """open(O_CREAT) of a name that does not exist, on a host file system: the file is made
+    by the open whose descriptor the guest gets (O_CREAT|O_EXCL, by the gofer in the
+    guest's view, where the descriptor must live), as Linux's own open makes it. The kernel
+    then marks that description as the one that created the file (fcntl's
+    F_CREATED_QUERY), and inotify sees one open, not the gofer's and then the guest's.
+    Creating stays the gofer's, as every change to a host file (docs/architecture.md,
+    directfs). Anywhere else, the directory's own create."""
+
+    def __init__(self, fs: FileSystem, flags: int):
+        self._fs = fs
+        self._flags = flags
+        self._fd: int | None = None
+
+    def __call__(self, parent: Dentry, name: bytes, mode: int, uid: int, gid: int):
+        fs, directory = self._fs, parent.inode
+        if fs.view is None or not isinstance(directory, GoferDirectory):
+            return directory.create(name, Kind.REG, mode, uid, gid)
+        client, view = fs.view
+        path, _ = d_path(parent, fs.table.root.root)
+        path = path.rstrip(b"/") + b"/" + name
+        flags = (self._flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                 | os.O_NOCTTY)
+
+        def make_file(mode: int) -> None:
+            self._fd = client.open(view, path, flags, mode)
+
+        try:
+            return directory.create(name, Kind.REG, mode, uid, gid, make_file=make_file)
+        except BaseException:
+            fd = self.take()
+            if fd is not None:
+                os.close(fd)
+            raise
+
+    def take(self) -> int | None:
+        """The descriptor of the open that made the file, once; None if it made none."""
+        fd, self._fd = self._fd, None
+        return fd
 
 
 def _put_bounded(cache: dict, key, value):

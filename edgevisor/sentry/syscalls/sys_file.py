@@ -99,15 +99,18 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
                      scoped=bool(resolve_flags & (abi.RESOLVE_BENEATH | abi.RESOLVE_IN_ROOT)))
     if flags & abi.O_TMPFILE_BIT:
         return _tmpfile(fs, ctx, start, path, flags, mode, resolve_flags)
+    host_flags = flags & ~_NOT_TO_HOST
+    # A file O_CREAT makes is made by the open the guest gets (kernel/fs.py's CreatingOpen).
+    created = fs.creating(host_flags) if flags & abi.O_CREAT else None
     try:
-        dentry = openat(ctx, fs.creds, start, path, flags, mode, resolve_flags=resolve_flags)
+        dentry = openat(ctx, fs.creds, start, path, flags, mode, resolve_flags=resolve_flags,
+                        create=created)
     except OutsideVFS as e:
         # /proc/PID/fd/N (/dev/stdout ...) of a pipe or socket: reopened as Linux does.
         reopen = getattr(e.link, "reopen", None)
         if reopen is None:
             raise
-        return InstallFd(reopen(flags & ~_NOT_TO_HOST), bool(flags & abi.O_CLOEXEC))
-    host_flags = flags & ~_NOT_TO_HOST
+        return InstallFd(reopen(host_flags), bool(flags & abi.O_CLOEXEC))
     if flags & abi.O_PATH:
         host_flags = abi.O_PATH | (flags & abi.O_DIRECTORY)
     elif dentry.inode.kind is Kind.FIFO and fs.is_host_file(dentry.inode):
@@ -115,7 +118,7 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int, resolve_flags: i
         return fs.open_fifo(dentry, host_flags, bool(flags & abi.O_CLOEXEC))
     elif dentry.inode.kind is Kind.CHR and dentry.inode.rdev == _DEV_TTY:
         return InstallFd(fs.controlling_terminal(t, host_flags), bool(flags & abi.O_CLOEXEC))
-    return InstallFd(fs.open(dentry, host_flags), bool(flags & abi.O_CLOEXEC))
+    return InstallFd(fs.open(dentry, host_flags, created), bool(flags & abi.O_CLOEXEC))
 
 
 def _tmpfile(fs, ctx, start, path, flags, mode, resolve_flags):

@@ -129,13 +129,19 @@ def _new_name(ctx, creds, start, path, *, want_dir: bool = False) -> Resolved:
     return res
 
 
-def _create(ctx: FSContext, creds: Credentials, res: Resolved, kind: Kind, mode: int) -> Dentry:
+def _create(ctx: FSContext, creds: Credentials, res: Resolved, kind: Kind, mode: int,
+            make=None) -> Dentry:
     dir = res.parent.inode
     may_create(creds, dir)
     mode, uid, gid = init_owner(creds, dir, kind, mode & ~ctx.umask)
-    return res.parent.instantiate(res.name, dir.create(res.name, kind, mode, uid, gid))
+    inode = (dir.create(res.name, kind, mode, uid, gid) if make is None
+             else make(res.parent, res.name, mode, uid, gid))
+    return res.parent.instantiate(res.name, inode)
 
 
-def create_in(ctx: FSContext, creds: Credentials, res: Resolved, mode: int) -> Dentry:
-    """Creates the regular file open(O_CREAT) did not find at `res`."""
-    return _create(ctx, creds, res, Kind.REG, mode & _S_IALLUGO)
+def create_in(ctx: FSContext, creds: Credentials, res: Resolved, mode: int,
+              make=None) -> Dentry:
+    """Creates the regular file open(O_CREAT) did not find at `res`: with the directory
+    inode's `create`, or `make(directory dentry, name, mode, uid, gid)`, which returns the
+    new inode (the caller's way of making it, as Linux's atomic_open)."""
+    return _create(ctx, creds, res, Kind.REG, mode & _S_IALLUGO, make)

@@ -48,10 +48,12 @@ def chdir(ctx: FSContext, creds: Credentials, start: Dentry | None, path: bytes)
 
 
 def openat(ctx: FSContext, creds: Credentials, start: Dentry | None, path: bytes, flags: int,
-           mode: int = 0, *, resolve_flags: int = 0) -> Dentry:
+           mode: int = 0, *, resolve_flags: int = 0, create=None) -> Dentry:
     """open(2) up to the file description: resolves, creates (O_CREAT), checks access and
     truncates (O_TRUNC), and returns the dentry to open. openat2's stricter validation of
-    flags and mode is the caller's; O_TMPFILE is not supported (EOPNOTSUPP)."""
+    flags and mode is the caller's; O_TMPFILE is not supported (EOPNOTSUPP). `create`, if
+    given, makes the file O_CREAT did not find, as namei.create_in's `make`: the caller may
+    make it by the very open that gives the description (Linux's atomic_open)."""
     if flags & abi.O_PATH:
         flags &= _O_PATH_FLAGS
     if flags & (abi.O_CREAT | abi.O_DIRECTORY) == abi.O_CREAT | abi.O_DIRECTORY:
@@ -73,7 +75,7 @@ def openat(ctx: FSContext, creds: Credentials, start: Dentry | None, path: bytes
         if not creat:
             raise error(errno.ENOENT)
         res.parent.mount.want_write()
-        return create_in(ctx, creds, res, mode)
+        return create_in(ctx, creds, res, mode, create)
 
     dentry, inode, mount = res.dentry, res.dentry.inode, res.dentry.mount
     if creat:
