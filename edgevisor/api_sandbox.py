@@ -42,12 +42,12 @@ from .api import (
     _with_notes,
 )
 from .config import ConfigError, RunConfig, oom_report
+from .oci import CREATED
 from .oci.client import SOCKET_NAME
 from .platform import cgroups
 from .platform.cgroups import Limits
 from .platform.isolation import Volume
 
-_CREATED = b"created\n"
 # After a timeout's SIGKILLs, how long the command's end may take to be reported.
 _KILL_GRACE = 10.0
 
@@ -132,11 +132,11 @@ class Sandbox:
                 os.close(fd)
         said = b""
         try:
-            while not said.startswith(_CREATED) and (chunk := os.read(ready_r, 4096)):
+            while not said.startswith(CREATED) and (chunk := os.read(ready_r, 4096)):
                 said += chunk
         finally:
             os.close(ready_r)
-        if not said.startswith(_CREATED):
+        if not said.startswith(CREATED):
             self._proc.wait()
             raise SandboxError(self._reports() or "the sandbox failed to start")
         self._reports()  # its warnings, now
