@@ -69,6 +69,10 @@ def _accept(listener: socket.socket, hold) -> None:
                     conn.sendall(json.dumps(answer).encode() + b"\n")
                 except OSError:
                     pass
+                if request.get("op") == "start" and answer["ok"]:
+                    # After the answer: `start` returns while the guest goes on to its exec,
+                    # not after (the Sentry's exec work would hold up docker's next step).
+                    hold.release()
 
 
 def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
@@ -105,7 +109,7 @@ def _handle(hold, request: dict) -> dict:
     if op == "start":
         if hold.started:
             raise OCIError("cannot start an already started container")
-        hold.release()
+        hold.started = True  # the gate opens once the answer has gone (_accept)
         return {}
     if op == "kill":
         _kill(hold, int(request["signal"]), bool(request.get("all")))
