@@ -6,18 +6,19 @@ calls the runtime for each of them, and each call's start-up is the user's wait.
 
 import json
 import os
-import signal
 import sys
 import time
 
 from . import OCIError, cgroup, client, hooks, state
 from .procs import start_time
 
-# What runc names its signals with, for `kill ID TERM` as well as `kill ID 15`.
-_SIGNALS = {s.name: s.value for s in signal.Signals}
+_SIGKILL = 9  # signal.SIGKILL, without importing signal's enums
 
 
 def parse_signal(text: str) -> int:
+    """A signal as runc names it: `kill ID TERM` as well as `kill ID 15`."""
+    import signal  # here: start and delete have no use for its enums
+
     if text.isdigit():
         number = int(text)
         if 0 < number < signal.SIGRTMAX + 1:
@@ -25,8 +26,8 @@ def parse_signal(text: str) -> int:
     else:
         name = text.upper()
         name = name if name.startswith("SIG") else f"SIG{name}"
-        if name in _SIGNALS:
-            return _SIGNALS[name]
+        if name in signal.Signals.__members__:
+            return signal.Signals[name].value
     raise OCIError(f"unknown signal {text!r}")
 
 
@@ -84,12 +85,12 @@ def _destroy(current: state.State) -> None:
     """Kill every task of the container: the holder first (the Sentry and guest die with
     it), then whatever is left in its cgroup, which may be frozen."""
     try:
-        os.kill(current.pid, signal.SIGKILL)
+        os.kill(current.pid, _SIGKILL)
     except ProcessLookupError:
         pass
     for pid in cgroup.processes(current.cgroups):
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, _SIGKILL)
         except ProcessLookupError:
             pass
     if current.freezer:
