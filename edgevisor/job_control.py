@@ -65,6 +65,8 @@ class GuestJob:
         try:
             if os.getpgid(k.init) != k.init:
                 return
+            if sig in (signal.SIGTTIN, signal.SIGTTOU) and _foreground() == k.init:
+                return  # sent before `fg` handed the group the terminal: stale
             if sig in STOPS:
                 self.stop(sig)
             else:
@@ -142,6 +144,13 @@ class GuestJob:
             os.killpg(group, signal.SIGCONT)
         except ProcessLookupError:
             pass
+
+
+def _foreground() -> int | None:
+    try:
+        return os.tcgetpgrp(0)
+    except OSError:
+        return None
 
 
 def stop_requests() -> tuple[int, int] | None:

@@ -375,7 +375,7 @@ def test_suspend_stops_the_job_and_fg_resumes_it(platform, tmp_path, program):
             shell.key(b"\x1a")
             shell.expect(b"Stopped")
             shell.expect(shell.PROMPT)
-            assert _state(guest) in _STOPPED, (prefix, shell.out)
+            _wait_state(guest, lambda s: s in _STOPPED)  # on ptrace, a moment after the job
             shell.type("fg")
             assert shell.command_group(not prefix) == guest
             if program == "cat":
