@@ -81,8 +81,18 @@ class GuestJob:
             # the action this signal found).
             self.resets.discard(sig)
             return
-        if not self.stopped:
-            stop_init(self.kernel, sig, lambda: self._stopped(sig))
+        if self.stopped:
+            return
+        # Set first: a handler of the Sentry's (another key) can run within this one.
+        self.stopped = True
+        try:
+            now = stop_init(self.kernel, sig, lambda: self._stopped(sig))
+        except ProcessLookupError:
+            now = False  # pid 1 is gone
+            raise
+        finally:
+            if not now:  # not stopped, or not yet (blocked): then _stopped sets it
+                self.stopped = False
 
     def sigaction(self, sig: int, handler: int, flags: int) -> None:
         """pid 1 is about to set the stop signal `sig`'s action, held in its rt_sigaction
@@ -129,8 +139,9 @@ class GuestJob:
 
     def continued(self, foreground: bool) -> None:
         """The front end was continued, with the terminal or without (FOREGROUND or
-        BACKGROUND): so is pid 1's process group."""
-        self.stopped = False
+        BACKGROUND): so is pid 1's process group. The terminal first, and only then no
+        longer stopped: a SIGTTIN the group got in the background may still come (and
+        find it in the foreground, or stopped)."""
         try:
             group = os.getpgid(self.kernel.init)
         except ProcessLookupError:
@@ -140,6 +151,7 @@ class GuestJob:
                 os.tcsetpgrp(0, group)
             except OSError:
                 pass
+        self.stopped = False
         try:
             os.killpg(group, signal.SIGCONT)
         except ProcessLookupError:

@@ -2,8 +2,8 @@
 
 The table decides: an `emulate` row runs its handler; a trapped `passthrough` row (trapped
 only so --strace can show it) is handed back to the kernel to run, but rt_sigaction, which
-on a terminal is trapped as it sets a stop signal's action, is seen by job control first; a number with no row is
-answered ENOSYS and named in the log. A `deny` row gets here only when trapped for --strace
+on a terminal is trapped as it sets a stop signal's action, is seen by job control first; a
+number with no row is answered ENOSYS and named in the log. A `deny` row gets here only when trapped for --strace
 or the log (the filter answers it otherwise): it is answered its errno, never run, and
 named in the log once.
 """

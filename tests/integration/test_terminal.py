@@ -281,7 +281,8 @@ class _JobShell:
         deadline = time.monotonic() + timeout
         while (at := self.out.find(needle, self.seen)) < 0:
             left = deadline - time.monotonic()
-            assert left > 0, f"no {needle!r} in {self.out[self.seen:]!r}"
+            assert left > 0, f"no {needle!r} after {self.out[:self.seen]!r} in " \
+                             f"{self.out[self.seen:]!r}"
             if select.select([self.master], [], [], min(left, 0.5))[0]:
                 try:
                     chunk = os.read(self.master, 4096)

@@ -15,8 +15,9 @@ signal is the kernel's to deliver, with its true sender: handled and ignored one
 anyone; and, as in a container, signals whose default is to stop do not stop pid 1, but for
 the terminal's own (^Z, a background read or write), for which stop_init stops it as the
 rest of its process group is stopped (see job_control).
-Only kill, tkill and tgkill aimed at pid 1 itself are seen here: kill(0) or kill(-pgid) that
-include it get the kernel's init protection.
+Only kill, tkill and tgkill aimed at pid 1 itself are seen here, and on a terminal a kill(0)
+with a stop signal from pid 1's group: other kill(0) or kill(-pgid) that include it get the
+kernel's init protection.
 """
 
 import os
@@ -64,19 +65,21 @@ def _kill_init(k, sig: int) -> None:
     syscall("kill", k.init, signal.SIGKILL)
 
 
-def stop_init(k, sig: int, stopped) -> None:
+def stop_init(k, sig: int, stopped) -> bool:
     """Stop the guest's init for the stop signal `sig` (the terminal's, to its process
     group) as an ordinary process is stopped, when the kernel's init protection drops it:
     when it neither handles nor ignores it, at once, or once it unblocks it; with SIGSTOP
-    from the namespace above, which the protection lets through. Then calls `stopped()`."""
+    from the namespace above, which the protection lets through. Then calls `stopped()`.
+    Returns whether it stopped it now."""
     blocked, caught, ignored = _dispositions(k, k.init)
     bit = 1 << (sig - 1)
     if (caught | ignored) & bit:
-        return
+        return False
     if blocked & bit:
         _queue(k, sig, lambda: _stop_init(k, stopped))
-    else:
-        _stop_init(k, stopped)
+        return False
+    _stop_init(k, stopped)
+    return True
 
 
 def _stop_init(k, stopped) -> None:
