@@ -84,10 +84,10 @@ class GuestJob:
         if self.stopped:
             return
         # Set first: a handler of the Sentry's (another key) can run within this one.
-        self.stopped = True
+        self.stopped = now = True
         try:
             now = stop_init(self.kernel, sig, lambda: self._stopped(sig))
-        except ProcessLookupError:
+        except BaseException:
             now = False  # pid 1 is gone
             raise
         finally:
