@@ -292,3 +292,8 @@ SOL_NETLINK = 270
 # mask; and the flag that makes an interrupted call restart after the handler.
 KERNEL_SIGACTION = struct.Struct("=QQQQ")
 SA_RESTART = 0x10000000
+SA_RESETHAND = 0x80000000  # the action goes back to SIG_DFL as the signal is delivered
+# The stop signals of a terminal's job control: ^Z, and a background process group's read
+# and write of the terminal (consecutive numbers).
+SIGTSTP, SIGTTIN, SIGTTOU = 20, 21, 22
+STOP_SIGNALS = frozenset({SIGTSTP, SIGTTIN, SIGTTOU})

@@ -22,6 +22,8 @@ import sys
 import traceback  # imported now: the Sentry leaves the host's root before it may report
 
 from . import abi
+from .job_control import (BACKGROUND, FOREGROUND, GuestJob, ignore_stops, stop_requests,
+                          wait_for_sentry)
 from .startup import CLOCK
 from .config import (
     EXIT_CANNOT_EXECUTE,
@@ -79,7 +81,8 @@ def run(cfg: RunConfig, report_fd: int | None = None) -> int:
     keep_inherited_fds(cfg.preserve_fds, own)
     platform = get_platform(cfg.platform)
     CLOCK.mark("table")
-    programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table)),
+    programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table),
+                                                    stop_actions=terminal.wanted()),
                 publish.build_filter() if cfg.publish else None,
                 sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug, cfg.directfs),
                 allowlist.template())
@@ -113,16 +116,21 @@ def run(cfg: RunConfig, report_fd: int | None = None) -> int:
         cfg.hold.open()
     unshare(abi.CLONE_NEWPID)
     lifeline_r, lifeline_w = os.pipe2(os.O_CLOEXEC)
+    requests = stop_requests()
     sentry_pid = os.fork()
     if sentry_pid == 0:
         os.close(lifeline_w)
+        to_front_end = None
+        if requests:
+            os.close(requests[0])
+            to_front_end = requests[1]
         if cfg.hold:
             cfg.hold.in_sentry()
         code = EXIT_SETUP_FAILED
         try:
             cgroups.join(cgroup)  # before anything is forked: the whole sandbox is inside
             code = _sentry_main(cfg, table, platform, programs, inherited, lifeline_r,
-                                published)
+                                published, to_front_end)
         except BaseException as e:  # noqa: BLE001 - the Sentry reports and exits, always
             _report(cfg, f"sentry: {e}", e)
         finally:
@@ -130,12 +138,14 @@ def run(cfg: RunConfig, report_fd: int | None = None) -> int:
             sys.stderr.flush()
             os._exit(code)
     os.close(lifeline_r)
+    if requests:
+        os.close(requests[1])
     for s in published:
         s.close()
     if cfg.hold:
         cfg.hold.in_front_end(sentry_pid)
     try:
-        return _front_end(sentry_pid, cfg, cgroup)
+        return _front_end(sentry_pid, cfg, cgroup, requests and requests[0])
     finally:
         cgroups.remove(cgroup)
 
@@ -182,10 +192,11 @@ def _become_namespace_root() -> None:
         f.write(f"{gid} {gid} 1")
 
 
-def _front_end(sentry_pid: int, cfg: RunConfig, cgroup: list[str]) -> int:
+def _front_end(sentry_pid: int, cfg: RunConfig, cgroup: list[str],
+               stop_requests: int | None) -> int:
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: os.kill(sentry_pid, s))
-    _, status = os.waitpid(sentry_pid, 0)
+    status = wait_for_sentry(sentry_pid, stop_requests)
     _reclaim_terminal()
     kills = cgroups.oom_kills(cgroup)
     if kills:
@@ -218,7 +229,7 @@ def _reclaim_terminal() -> None:
 
 
 def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline: int,
-                 published) -> int:
+                 published, to_front_end: int | None) -> int:
     die_with_parent()
     if select.select([lifeline], [], [], 0)[0]:
         return EXIT_SETUP_FAILED  # the front end died before we could follow it
@@ -239,7 +250,8 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     CLOCK.mark("storage")
     kernel = Kernel(cfg.hostname)
     kernel.net = Network(cfg.network, cfg.container_netns)
-    sentry = Sentry(table, kernel, strace, log if (cfg.debug or cfg.log) else None)
+    sentry = Sentry(table, kernel, strace, log if (cfg.debug or cfg.log) else None,
+                    stop_actions=terminal.wanted())
 
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
@@ -277,10 +289,17 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
     os.closerange(3, 3 + cfg.preserve_fds)  # the guest's now, not the Sentry's
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda s, _f: _forward(kernel, s))
-    for sig in terminal.SIGNALS:
-        signal.signal(terminal.to_sentry(sig),
-                      lambda s, _f: _from_terminal(kernel, terminal.from_watcher(s)))
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, map(terminal.to_sentry, terminal.SIGNALS))
+    if to_front_end is not None:  # on a terminal
+        kernel.job = job = GuestJob(kernel, to_front_end)
+        ignore_stops()
+        for sig in terminal.SIGNALS:
+            signal.signal(terminal.to_sentry(sig),
+                          lambda s, _f: job.key(terminal.from_watcher(s)))
+        signal.signal(FOREGROUND, lambda _s, _f: job.continued(True))
+        signal.signal(BACKGROUND, lambda _s, _f: job.continued(False))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {FOREGROUND, BACKGROUND,
+                                                    *map(terminal.to_sentry, terminal.SIGNALS)})
+        signal.pthread_sigmask(signal.SIG_BLOCK, {terminal.FLUSH})  # taken by sigtimedwait
     CLOCK.mark("kernel state, guest fork")
     platform.attach(pid)
     CLOCK.mark("attach")
@@ -313,7 +332,9 @@ def _sentry_main(cfg: RunConfig, table, platform, programs, inherited, lifeline:
         guest_net = os.open(f"{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
         leave_host_root()
         nothing = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        terminal.start_watcher(pid, nothing)  # the guest has its process group by now
+        watcher = terminal.start_watcher(pid, nothing)  # the guest has its group by now
+        if watcher is not None:
+            kernel.job.watcher = os.pidfd_open(watcher)
         os.close(nothing)
         if published:
             publish.start_publisher(cfg.publish, published, guest_net, programs[2])
@@ -368,16 +389,6 @@ def _forward(kernel, sig: int) -> None:
     if group is None or in_group:
         if not deliver_to_init(kernel, sig) and group is None:
             os.kill(kernel.init, sig)
-
-
-def _from_terminal(kernel, sig: int) -> None:
-    """The terminal sent `sig` to the guest's first process group (the watcher says so):
-    pid 1, if it is still in that group, gets it as an ordinary process would."""
-    try:
-        if os.getpgid(kernel.init) == kernel.init:
-            deliver_to_init(kernel, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _foreground_group() -> int | None:

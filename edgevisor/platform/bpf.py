@@ -20,16 +20,20 @@ from .. import abi
 from . import bpf_cache
 
 
-def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset()) -> bytes:
+def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset(),
+                 stop_actions: bool = False) -> bytes:
     """BPF for `table` on the host architecture. `trap` is the seccomp action that hands a
     syscall to the Sentry; numbers in `also_trap` are trapped even if the table passes them
     through (for --strace, which then lets the kernel run them) or denies them (for --strace
-    and the log, the Sentry then answering the row's errno)."""
-    inputs = (bpf_cache.table_digest(table), trap, tuple(sorted(also_trap)))
-    return bpf_cache.program("guest", inputs, lambda: _compile(table, trap, also_trap))
+    and the log, the Sentry then answering the row's errno). With `stop_actions` (on a
+    terminal, for job control) an rt_sigaction that sets a stop signal's action is trapped
+    too: a few calls per program, the Sentry then lets the kernel run it."""
+    inputs = (bpf_cache.table_digest(table), trap, tuple(sorted(also_trap)), stop_actions)
+    return bpf_cache.program("guest",
+                             inputs, lambda: _compile(table, trap, also_trap, stop_actions))
 
 
-def _compile(table, trap: int, also_trap: frozenset[int]) -> bytes:
+def _compile(table, trap: int, also_trap: frozenset[int], stop_actions: bool) -> bytes:
     import pyseccomp  # only when no cached program will do
 
     f = pyseccomp.SyscallFilter(defaction=trap)
@@ -38,8 +42,18 @@ def _compile(table, trap: int, also_trap: frozenset[int]) -> bytes:
     f.set_attr(pyseccomp.Attr.CTL_NNP, 0)
     # A binary tree keeps the worst case at a few dozen instructions for ~450 numbers.
     f.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
+    sigaction = table.by_name["rt_sigaction"].nr
     for row in table.by_nr.values():
-        if row.action == "passthrough" and row.nr not in also_trap:
+        if row.nr == sigaction and stop_actions and row.nr not in also_trap:
+            # Allowed unless it sets (act != NULL) the action of a stop signal. libseccomp
+            # compares all 64 bits of `sig`, the kernel the low 32: a guest that sets high
+            # bits escapes only its own job control's bookkeeping.
+            f.add_rule(pyseccomp.ALLOW, row.nr, pyseccomp.Arg(1, pyseccomp.EQ, 0))
+            f.add_rule(pyseccomp.ALLOW, row.nr, pyseccomp.Arg(0, pyseccomp.LT,
+                                                             min(abi.STOP_SIGNALS)))
+            f.add_rule(pyseccomp.ALLOW, row.nr, pyseccomp.Arg(0, pyseccomp.GT,
+                                                             max(abi.STOP_SIGNALS)))
+        elif row.action == "passthrough" and row.nr not in also_trap:
             f.add_rule(pyseccomp.ALLOW, row.nr)
         elif row.action == "deny" and row.nr not in also_trap:
             f.add_rule(pyseccomp.ERRNO(row.errno), row.nr)

@@ -54,6 +54,7 @@ RUNTIME_CALLS = (
 SERVING_CALLS = (
     "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd",
     "pidfd_send_signal", "kill", "wait4", "waitid", "kcmp",
+    "rt_sigtimedwait",  # the terminal watcher's answers (job_control.py)
     "newfstatat", "statx", "fstatfs", "readlinkat", "getdents64", "fchmod", "ftruncate",
     "fallocate", "fsync", "fdatasync", "memfd_create", "pipe2", "eventfd2", "dup", "dup3",
     "socketpair", "sendmsg", "recvmsg", "sendto", "recvfrom", "shutdown",
@@ -61,11 +62,12 @@ SERVING_CALLS = (
     "sendfile", "copy_file_range", "splice", "fcntl",
 )
 # ioctl requests by number: the listener's (seccomp platform), the pidfd's, and the terminal
-# reads the Sentry makes to forward signals to the foreground job.
+# reads the Sentry makes to forward signals to the foreground job, and its hand-over of the
+# terminal to the guest at `fg` (job_control.py).
 IOCTLS = (
     abi.SECCOMP_IOCTL_NOTIF_RECV, abi.SECCOMP_IOCTL_NOTIF_SEND, abi.SECCOMP_IOCTL_NOTIF_ID_VALID,
     abi.SECCOMP_IOCTL_NOTIF_ADDFD, abi.SECCOMP_IOCTL_NOTIF_SET_FLAGS, abi.PIDFD_GET_INFO,
-    termios.TCGETS, termios.TIOCGPGRP, termios.FIONBIO, termios.FIOCLEX,
+    termios.TCGETS, termios.TIOCGPGRP, termios.TIOCSPGRP, termios.FIONBIO, termios.FIOCLEX,
 )
 # The ptrace platform's requests on the tasks it traces (ptrace.py, inject.py): never
 # PTRACE_TRACEME, PTRACE_ATTACH or PTRACE_SEIZE, which would take a new tracee.

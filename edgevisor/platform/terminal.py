@@ -1,4 +1,4 @@
-"""The terminal watcher: ^C and ^\\ on the user's terminal for a guest whose pid 1 would
+"""The terminal watcher: ^C, ^\\ and ^Z on the user's terminal for a guest whose pid 1 would
 drop them.
 
 The guest's command is init of its pid namespace, and the kernel drops every signal an init
@@ -6,10 +6,12 @@ has no handler for, even one its terminal sends: natively `sleep 10` dies of ^C,
 it would not. The Sentry delivers such a signal as an ordinary process would get it
 (sys_signal.deliver_to_init), but the terminal's signal goes to the foreground process
 group alone, never to the Sentry. So a small process of the Sentry's joins the guest's
-process group (same session: the front end's) and waits for the terminal's signals there.
-One that the kernel sent (SI_KERNEL: the terminal; a guest's kill(0) is SI_USER and is
-ignored) is passed to the Sentry as a real-time signal of its own, SIGNALS' index above
-SIGRTMIN.
+process group (same session: the front end's) and waits for the terminal's signals there:
+^C, ^\\, ^Z, and SIGTTIN and SIGTTOU, which the terminal sends a background group that reads
+or writes it. One that the kernel sent (SI_KERNEL: the terminal; a guest's kill(0) is
+SI_USER and is ignored) is passed to the Sentry as a real-time signal of its own, SIGNALS'
+index above SIGRTMIN. The Sentry puts it in that group before the guest runs its command,
+so that no key is missed.
 
 The guest can reach it only with signals to its own process group, which at worst end it
 (and with it ^C for pid 1): it is outside the guest's pid namespace, holds no descriptor,
@@ -25,8 +27,14 @@ from .helper import detach_helper
 from .linux import prctl, seccomp_load, set_capabilities
 from .sentry_filter import RUNTIME_CALLS
 
-SIGNALS = (signal.SIGINT, signal.SIGQUIT)  # interrupt, quit: the terminal's killing keys
+# interrupt, quit (the terminal's killing keys); suspend, and a background group's read and
+# write of the terminal (its stopping signals)
+SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 _SI_KERNEL = 0x80
+
+
+# The Sentry's question "have you passed on every key so far?", and the watcher's answer.
+FLUSH = signal.SIGRTMIN + len(SIGNALS)
 
 
 def to_sentry(sig: int) -> int:
@@ -50,30 +58,42 @@ def prepare() -> None:
         import pyseccomp  # noqa: F401 - imported for _build_filter, later
 
 
-def start_watcher(guest_pgrp: int, placeholder: int) -> None:
+def start_watcher(guest_pgrp: int, placeholder: int) -> int | None:
     """On a terminal, fork the watcher into the process group `guest_pgrp` (the guest's, in
-    the caller's pid numbering). Call it from the Sentry's main thread before the Sentry
-    confines itself; `placeholder` (an empty directory) stands in for the watcher's 0, 1
-    and 2."""
+    the caller's pid numbering), and return its pid. Call it from the Sentry's main thread
+    before the Sentry confines itself, with FLUSH blocked; `placeholder` (an empty
+    directory) stands in for the watcher's 0, 1 and 2."""
     if not wanted():
-        return
+        return None
     program = _build_filter()
     parent = os.getpid()
-    if os.fork() == 0:
-        try:
-            _watch(parent, guest_pgrp, placeholder, program)
-        finally:
-            os._exit(0)
+    # Forked with SIGNALS blocked, so that none of them reaches a handler of the Sentry's
+    # there, and no stop signal stops it (and ^C with it), and put in the guest's group by
+    # both (whichever comes first, as a shell does for a job): a key typed as soon as the
+    # guest runs reaches it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        child = os.fork()
+        if child == 0:
+            try:
+                _watch(parent, guest_pgrp, placeholder, program)
+            finally:
+                os._exit(0)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        os.setpgid(child, guest_pgrp)
+    except OSError:
+        pass  # the watcher's own call reports it
+    return child
 
 
 def _watch(parent: int, guest_pgrp: int, placeholder: int, program: bytes) -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     if not detach_helper(parent, set(), placeholder, session=False):
         return
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH, signal.SIGUSR1,
-                signal.SIGCHLD, *(to_sentry(s) for s in SIGNALS)):
-        signal.signal(sig, signal.SIG_DFL)  # not the Sentry's handlers
-    signal.signal(signal.SIGTSTP, signal.SIG_IGN)  # ^Z must not stop it (and ^C with it)
+    for sig in signal.valid_signals():
+        if callable(signal.getsignal(sig)) or sig in SIGNALS:  # the Sentry's handlers, and
+            signal.signal(sig, signal.SIG_DFL)  # what it ignores (SIGNALS are blocked)
     try:
         os.setpgid(0, guest_pgrp)
     except OSError:
@@ -82,8 +102,11 @@ def _watch(parent: int, guest_pgrp: int, placeholder: int, program: bytes) -> No
     prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
     seccomp_load(program, 0)
     while True:
-        info = signal.sigwaitinfo(SIGNALS)
-        if info.si_code == _SI_KERNEL:
+        info = signal.sigwaitinfo((*SIGNALS, FLUSH))
+        if info.si_signo == FLUSH:
+            if info.si_pid == parent:  # not a guest's
+                os.kill(parent, FLUSH)
+        elif info.si_code == _SI_KERNEL:
             os.kill(parent, to_sentry(info.si_signo))
 
 

@@ -1,8 +1,9 @@
 """The Sentry's dispatch: one syscall event in, one result out.
 
 The table decides: an `emulate` row runs its handler; a trapped `passthrough` row (trapped
-only so --strace can show it) is handed back to the kernel to run; a number with no row is
-answered ENOSYS and named in the log. A `deny` row gets here only when trapped for --strace
+only so --strace can show it) is handed back to the kernel to run, but rt_sigaction, which
+on a terminal is trapped as it sets a stop signal's action, is seen by job control first; a
+number with no row is answered ENOSYS and named in the log. A `deny` row gets here only when trapped for --strace
 or the log (the filter answers it otherwise): it is answered its errno, never run, and
 named in the log once.
 """
@@ -11,6 +12,7 @@ import errno
 
 from .answers import CONTINUE, InstallFd, WaitFd  # noqa: F401 - the platforms take them from here
 from .syscalls import HANDLERS
+from .syscalls.sys_signal import stop_action
 
 # Under --strace the trace starts at the guest's first of these: before it, the calls are
 # edgevisor's own start-up code. They are always trapped when tracing.
@@ -20,7 +22,7 @@ _ENOSYS = -errno.ENOSYS
 
 
 class Sentry:
-    def __init__(self, table, kernel, strace=None, log=None):
+    def __init__(self, table, kernel, strace=None, log=None, stop_actions=False):
         self.table = table
         self.kernel = kernel
         self.strace = strace
@@ -32,6 +34,8 @@ class Sentry:
         for row in table.by_nr.values():
             if row.action == "emulate":
                 self._handlers[row.nr] = HANDLERS[row.name]
+        if stop_actions:  # the filter traps their setting (platform/bpf.py)
+            self._handlers[table.by_name["rt_sigaction"].nr] = stop_action
         if strace is not None:
             self._before_exec = True
             self.handle = self._handle_traced

@@ -132,8 +132,11 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         futex futex_waitv futex_wake futex_wait futex_requeue set_robust_list
         get_robust_list set_tid_address rseq"""),
     (passthrough("signal state of the task itself"), """
-        rt_sigaction rt_sigprocmask rt_sigreturn rt_sigpending rt_sigtimedwait
+        rt_sigprocmask rt_sigreturn rt_sigpending rt_sigtimedwait
         rt_sigsuspend sigaltstack pause restart_syscall"""),
+    (passthrough("signal state of the task itself; on a terminal, the setting of a stop "
+                 "signal's action is trapped, for job control to see pid 1's first, then run"),
+     "rt_sigaction"),
     (passthrough("signal delivery inside the guest's own pid namespace, which holds only "
                  "its tasks"), "rt_sigqueueinfo rt_tgsigqueueinfo pidfd_send_signal"),
     (passthrough(_PROC + "; CLONE_NEW* flags are refused (EPERM), as unshare is",

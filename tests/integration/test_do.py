@@ -125,6 +125,30 @@ def test_a_signal_to_edgevisor_ends_a_guest_without_a_handler(platform, sig):
     assert p.returncode == 128 + sig
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_pid_1_blocks_ends_it_once_it_unblocks_it(platform, sig):
+    """A signal to edgevisor that finds pid 1 blocking it (dash blocks signals around its
+    fork) stays pending, and ends the command when it unblocks it, as natively (the oracle),
+    though the kernel drops such a signal for an init once it is unblocked."""
+    script = ("import signal, sys, time\n"
+              f"signal.pthread_sigmask(signal.SIG_BLOCK, {{{int(sig)}}})\n"
+              "print('ready', flush=True)\n"
+              "time.sleep(1)\n"
+              f"signal.pthread_sigmask(signal.SIG_UNBLOCK, {{{int(sig)}}})\n"
+              "time.sleep(30)\n"
+              "print('survived', flush=True)\n")
+    codes = []
+    for prefix in ([], [*EDGEVISOR, "do", f"--platform={platform}", "--"]):
+        p = subprocess.Popen([*prefix, "python3", "-c", script], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(sig)
+        start = time.monotonic()
+        out, _ = p.communicate(timeout=60)
+        codes.append((p.returncode, out, time.monotonic() - start < 10))
+    assert codes == [(-sig, "", True), (128 + sig, "", True)]
+
+
 def test_a_signal_while_the_sentry_injects_still_ends_the_guest(platform, programs):
     """pid 1 execs itself without pause: on ptrace the Sentry plants a courier after each
     exec, by injection, with the thread's signals blocked meanwhile. A SIGTERM to edgevisor

@@ -4,6 +4,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import signal
 import subprocess
 import time
@@ -126,8 +127,10 @@ def test_the_terminals_interrupt_and_quit_end_a_direct_command(platform, key, si
 
 
 def test_interrupt_still_works_after_a_suspend_key(platform):
-    """^Z, which pid 1 does not honour (as in a container), must not stop the terminal
-    watcher either: a ^C after it still ends the command."""
+    """^Z must not stop the terminal watcher: a ^C after it still ends the command. (Here
+    edgevisor leads its session, an orphaned process group, where the kernel discards
+    stop signals, as it does natively for the terminal's ^Z to such a group: the command
+    runs on.)"""
     pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh",
                                  "-c", "echo ready; exec sleep 1000"])
     out = _read_until(master, b"ready")
@@ -246,3 +249,299 @@ def test_proc_self_fd_lists_every_link(platform, on_pty):
     for fd in "012":
         line = [line for line in out.splitlines() if re.search(rf" {fd} -> ", line)]
         assert line and not line[0].startswith("l?"), out
+
+
+class _JobShell:
+    """An interactive bash, job control on, leading the session of a pty of its own: the
+    user's shell, typed at. --noediting leaves the echo to the terminal; `set -b` reports a
+    background job's stop at once; history goes to the test's own file and is off."""
+
+    PROMPT = b"jobs$ "
+
+    def __init__(self, tmp_path):
+        env = {**os.environ, "PS1": self.PROMPT.decode(), "PS2": "",
+               "HISTFILE": str(tmp_path / "hist"), "TERM": "dumb"}
+        env.pop("PROMPT_COMMAND", None)
+        self.pid, self.master = pty.fork()
+        if self.pid == 0:
+            os.execvpe("bash", ["bash", "--norc", "--noprofile", "--noediting", "-i"], env)
+        self.out, self.seen = b"", 0
+        self.expect(self.PROMPT)
+        self.type("set +o history -b")
+        self.expect(self.PROMPT)
+
+    def type(self, line: str, end: bytes = b"\n") -> None:
+        os.write(self.master, line.encode() + end)
+
+    def key(self, key: bytes) -> None:
+        os.write(self.master, key)
+
+    def expect(self, needle: bytes, timeout: float = 60) -> None:
+        """Wait for `needle` in what the terminal showed since the last match."""
+        deadline = time.monotonic() + timeout
+        while (at := self.out.find(needle, self.seen)) < 0:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {needle!r} after {self.out[:self.seen]!r} in " \
+                             f"{self.out[self.seen:]!r}"
+            if select.select([self.master], [], [], min(left, 0.5))[0]:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"the terminal closed before {needle!r}: {self.out!r}"
+                self.out += chunk
+        self.seen = at + len(needle)
+
+    def status(self) -> int:
+        """The exit status of the last command ($?), at a prompt."""
+        self.type("echo status=$?")
+        self.expect(b"\nstatus=")
+        self.expect(b"\r\n")
+        return int(self.out[self.out.rfind(b"status=", 0, self.seen) + 7:self.seen - 2])
+
+    def job(self) -> int:
+        """The pid (and process group) of the shell's one job."""
+        children = open(f"/proc/{self.pid}/task/{self.pid}/children").read().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
+    def foreground(self) -> int:
+        return os.tcgetpgrp(self.master)
+
+    def command_group(self, native: bool) -> int:
+        """The process group of the command the job runs, once it has the terminal: the
+        job's own natively, a group of the guest's sandboxed (the front end's is the job's)."""
+        if native:
+            return self.wait_foreground(lambda g: g == self.job())
+        return self.wait_foreground(lambda g: g not in (self.pid, self.job()))
+
+    def wait_foreground(self, test, timeout: float = 30) -> int:
+        """The terminal's foreground process group once test(it) holds, within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not test(group := self.foreground()):
+            assert time.monotonic() < deadline, f"foreground group {group}: {self.out!r}"
+            time.sleep(0.02)
+        return group
+
+    def close(self) -> None:
+        try:
+            children = open(f"/proc/{self.pid}/task/{self.pid}/children").read().split()
+        except OSError:
+            children = []
+        for child in children:  # a front end: its Sentry and guest die with it
+            os.kill(int(child), signal.SIGKILL)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.master)
+
+
+_STOPPED = ("T", "t")  # stopped; a tracee's group-stop (ptrace) is a tracing stop
+
+
+def _state(pid: int) -> str:
+    """A process's state letter, from its stat."""
+    stat = open(f"/proc/{pid}/stat").read()
+    return stat[stat.rindex(")") + 2]
+
+
+def _wait_state(pid: int, wanted, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while not wanted(state := _state(pid)):
+        assert time.monotonic() < deadline, f"pid {pid} stays in state {state}"
+        time.sleep(0.02)
+    return state
+
+
+def _command(prefix, script: str) -> str:
+    """A command line for the shell: `script` run by sh, natively or sandboxed."""
+    return shlex.join([*prefix, "sh", "-c", script])
+
+
+def _prefixes(platform):
+    """How a command runs: natively first (the oracle), then sandboxed."""
+    return [[], [*EDGEVISOR, "do", f"--platform={platform}", "--"]]
+
+
+@pytest.mark.parametrize("program", ["sleep 30", "cat"])
+def test_suspend_stops_the_job_and_fg_resumes_it(platform, tmp_path, program):
+    """^Z stops the command (the shell reports the job Stopped, the command is in state T);
+    `fg` gives it the terminal again and resumes it: cat echoes a line, then ends at ^D;
+    sleep ends at ^C."""
+    for prefix in _prefixes(platform):
+        shell = _JobShell(tmp_path)
+        try:
+            shell.type(_command(prefix, f"echo ready; exec {program}"))
+            shell.expect(b"\nready")
+            guest = shell.command_group(not prefix)
+            shell.key(b"\x1a")
+            shell.expect(b"Stopped")
+            shell.expect(shell.PROMPT)
+            _wait_state(guest, lambda s: s in _STOPPED)  # on ptrace, a moment after the job
+            shell.type("fg")
+            assert shell.command_group(not prefix) == guest
+            if program == "cat":
+                shell.type("ping")
+                shell.expect(b"ping\r\nping\r\n")
+                shell.key(b"\x04")
+                shell.expect(shell.PROMPT)
+                assert shell.status() == 0, (prefix, shell.out)
+            else:
+                _wait_state(guest, lambda s: s not in _STOPPED)
+                shell.key(b"\x03")
+                shell.expect(shell.PROMPT)
+                assert shell.status() == 130, (prefix, shell.out)
+        finally:
+            shell.close()
+
+
+def test_bg_then_fg(platform, tmp_path):
+    """`bg` continues the stopped command in the background, where its read of the terminal
+    stops it again (SIGTTIN); `fg` then gives it the terminal."""
+    for prefix in _prefixes(platform):
+        shell = _JobShell(tmp_path)
+        try:
+            shell.type(_command(prefix, "echo ready; read line; echo got=$line"))
+            shell.expect(b"\nready")
+            shell.key(b"\x1a")
+            shell.expect(b"Stopped")
+            shell.expect(shell.PROMPT)
+            shell.type("bg")
+            shell.expect(b"Stopped")  # bash's word for SIGTTIN's stop too
+            shell.type("fg")
+            shell.type("ping")
+            shell.expect(b"\ngot=ping")
+            shell.expect(shell.PROMPT)
+            assert shell.status() == 0, (prefix, shell.out)
+        finally:
+            shell.close()
+
+
+def test_fg_after_bg_gives_the_running_command_the_terminal(platform, tmp_path):
+    """`fg` of a job `bg` left running hands the command the terminal again (^C from the
+    terminal then reaches it, and only it)."""
+    for prefix in _prefixes(platform):
+        shell = _JobShell(tmp_path)
+        try:
+            shell.type(_command(prefix, "echo ready; exec sleep 30"))
+            shell.expect(b"\nready")
+            guest = shell.command_group(not prefix)
+            shell.key(b"\x1a")
+            shell.expect(b"Stopped")
+            shell.expect(shell.PROMPT)
+            shell.type("bg")
+            shell.expect(shell.PROMPT)
+            _wait_state(guest, lambda s: s not in _STOPPED)
+            assert shell.foreground() == shell.pid
+            shell.type("fg")
+            shell.wait_foreground(lambda g: g == guest)
+            shell.key(b"\x03")
+            shell.expect(shell.PROMPT)
+            assert shell.status() == 130, (prefix, shell.out)
+        finally:
+            shell.close()
+
+
+_TSTP_AND_READ = """import signal, sys
+{setup}
+print('ready', flush=True)
+print('got', sys.stdin.readline().strip(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("setup,shown", [
+    ("signal.signal(signal.SIGTSTP, lambda *a: print('caught', flush=True))", b"caught"),
+    ("signal.signal(signal.SIGTSTP, signal.SIG_IGN)", b"^Z"),
+], ids=["handled", "ignored"])
+def test_suspend_leaves_a_command_that_handles_or_ignores_it(platform, tmp_path, setup, shown):
+    """A command with its own SIGTSTP handler gets ^Z and runs on; one that ignores it
+    runs on: neither is stopped, and the shell never reports a stop."""
+    for prefix in _prefixes(platform):
+        shell = _JobShell(tmp_path)
+        try:
+            shell.type(shlex.join([*prefix, "python3", "-c",
+                                   _TSTP_AND_READ.format(setup=setup)]))
+            shell.expect(b"\nready")
+            shell.key(b"\x1a")
+            shell.expect(shown)
+            shell.type("ping")
+            shell.expect(b"\ngot ping")
+            shell.expect(shell.PROMPT)
+            assert shell.status() == 0, (prefix, shell.out)
+            assert b"Stopped" not in shell.out, (prefix, shell.out)
+        finally:
+            shell.close()
+
+
+_SUSPENDS_ITSELF = """import os, signal, sys
+def suspend(*_):
+    signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+    os.kill({target}, signal.SIGTSTP)
+    signal.signal(signal.SIGTSTP, suspend)
+    print('resumed', flush=True)
+signal.signal(signal.SIGTSTP, suspend)
+print('ready', flush=True)
+print('got', sys.stdin.readline().strip(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("target", ["os.getpid()", "0"], ids=["self", "group"])
+def test_a_command_that_suspends_itself_at_suspend_stops(platform, tmp_path, target):
+    """A command whose SIGTSTP handler tidies up and then stops itself (less's and
+    ncurses' way, kill(getpid()); vim's, kill(0)) stops, and goes on after `fg`."""
+    for prefix in _prefixes(platform):
+        shell = _JobShell(tmp_path)
+        try:
+            shell.type(shlex.join([*prefix, "python3", "-c",
+                                   _SUSPENDS_ITSELF.format(target=target)]))
+            shell.expect(b"\nready")
+            shell.key(b"\x1a")
+            shell.expect(b"Stopped")
+            shell.expect(shell.PROMPT)
+            shell.type("fg")
+            shell.expect(b"\nresumed")
+            shell.type("ping")
+            shell.expect(b"\ngot ping")
+            shell.expect(shell.PROMPT)
+            assert shell.status() == 0, (prefix, shell.out)
+        finally:
+            shell.close()
+
+
+_RESETS_ITS_HANDLER = """import ctypes, sys
+libc = ctypes.CDLL(None)
+class Sigaction(ctypes.Structure):  # glibc's struct sigaction
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+act = Sigaction(ctypes.cast(libc.getpid, ctypes.c_void_p).value)  # any harmless function
+act.flags = -0x80000000  # SA_RESETHAND
+assert libc.sigaction(20, ctypes.byref(act), None) == 0
+print('ready', flush=True)
+print('got', sys.stdin.readline().strip(), flush=True)
+print('got', sys.stdin.readline().strip(), flush=True)
+"""
+
+
+def test_a_handler_that_resets_itself_takes_one_suspend(platform, tmp_path):
+    """A SIGTSTP handler installed with SA_RESETHAND takes the first ^Z (the kernel then
+    resets it to SIG_DFL, unseen by the Sentry): the command is not stopped then, and is at
+    the second ^Z."""
+    for prefix in _prefixes(platform):
+        shell = _JobShell(tmp_path)
+        try:
+            shell.type(shlex.join([*prefix, "python3", "-c", _RESETS_ITS_HANDLER]))
+            shell.expect(b"\nready")
+            shell.key(b"\x1a")
+            shell.expect(b"^Z")
+            shell.type("one")
+            shell.expect(b"\ngot one")
+            shell.key(b"\x1a")
+            shell.expect(b"Stopped")
+            shell.expect(shell.PROMPT)
+            shell.type("fg")
+            shell.type("two")
+            shell.expect(b"\ngot two")
+            shell.expect(shell.PROMPT)
+            assert shell.status() == 0, (prefix, shell.out)
+            assert shell.out.count(b"Stopped") == 1, (prefix, shell.out)
+        finally:
+            shell.close()

@@ -51,9 +51,10 @@ def _serve(listener: int, stop: threading.Event) -> None:
             pass
 
 
-def _verdicts(program: bytes, first: int, last: int) -> dict[int, object]:
+def _verdicts(program: bytes, *args: str) -> list[tuple[int, object]]:
+    """(number, verdict) of each call the child makes: args are verdict_child's."""
     env = {**os.environ, "PYTHONPATH": ROOT}
-    child = subprocess.Popen([sys.executable, CHILD, str(first), str(last)], env=env,
+    child = subprocess.Popen([sys.executable, CHILD, *args], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     child.stdin.write(b"%d\n" % len(program) + program)
     child.stdin.flush()
@@ -77,14 +78,15 @@ def _verdicts(program: bytes, first: int, last: int) -> dict[int, object]:
     server.join()
     os.close(listener)
     assert child.returncode == 0
-    return {int(k): v for k, v in json.loads(out).items()}
+    return [tuple(verdict) for verdict in json.loads(out)]
 
 
-def test_every_number_gets_the_tables_verdict():
+@pytest.mark.parametrize("stop_actions", [False, True], ids=["pipe", "terminal"])
+def test_every_number_gets_the_tables_verdict(stop_actions):
     table = load("x86_64")
-    program = build_filter(table, abi.SECCOMP_RET_USER_NOTIF)
+    program = build_filter(table, abi.SECCOMP_RET_USER_NOTIF, stop_actions=stop_actions)
     last = table.max_nr + 64
-    verdicts = _verdicts(program, 0, last)
+    verdicts = dict(_verdicts(program, "0", str(last)))
     for nr in range(last):
         if nr in SECCOMP_EXEMPT:
             continue
@@ -97,6 +99,20 @@ def test_every_number_gets_the_tables_verdict():
             expected = row.errno
         name = row.name if row else "(none)"
         assert verdicts[nr] == expected, f"{nr} {name}: got {verdicts[nr]}, want {expected}"
+
+
+def test_on_a_terminal_the_setting_of_a_stop_signals_action_is_trapped():
+    """The one verdict that depends on arguments, for job control (job_control.py):
+    rt_sigaction(SIGTSTP, SIGTTIN or SIGTTOU, act) goes to the Sentry; a query (act NULL)
+    and any other signal are the kernel's."""
+    table = load("x86_64")
+    nr = table.by_name["rt_sigaction"].nr
+    program = build_filter(table, abi.SECCOMP_RET_USER_NOTIF, stop_actions=True)
+    calls = [[nr, sig, act] for sig in (2, 19, 20, 21, 22, 23, 64) for act in (0, 0x1000)]
+    verdicts = _verdicts(program, json.dumps(calls))
+    trapped = {(sig, act) for (_, sig, act), (_, v) in zip(calls, verdicts) if v == MARKER}
+    assert trapped == {(20, 0x1000), (21, 0x1000), (22, 0x1000)}
+    assert all(v in (MARKER, errno.ENOSYS) for _, v in verdicts)
 
 
 def test_ptrace_filter_differs_only_in_the_trap_action():

@@ -38,8 +38,14 @@ def probe_filter() -> bytes:
 
 
 def main() -> None:
+    """argv: FIRST LAST (every number between, with zero arguments), or a JSON list of
+    [number, arg0, arg1] to issue."""
     program = sys.stdin.buffer.read(int(sys.stdin.buffer.readline()))
-    first, last = int(sys.argv[1]), int(sys.argv[2])
+    if sys.argv[1].startswith("["):
+        calls = [tuple(call) for call in json.loads(sys.argv[1])]
+    else:
+        calls = [(nr, 0, 0) for nr in range(int(sys.argv[1]), int(sys.argv[2]))
+                 if nr not in SECCOMP_EXEMPT]
     prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
     seccomp_load(probe_filter(), 0)
     probe = os.open("/dev/null", os.O_RDONLY)
@@ -48,13 +54,12 @@ def main() -> None:
     listener = seccomp_load(program, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER)
     assert listener == probe
     sys.stdin.buffer.readline()  # the parent holds the listener now
-    verdicts = {}
-    for nr in range(first, last):
-        if nr in SECCOMP_EXEMPT:
-            continue
+    verdicts = []
+    for nr, arg0, arg1 in calls:
         ctypes.set_errno(0)
-        ret = libc.syscall(ctypes.c_long(nr), 0, 0, 0, 0, 0, ctypes.c_ulong(MAGIC))
-        verdicts[nr] = ctypes.get_errno() if ret == -1 else f"returned {ret}"
+        ret = libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(arg0), ctypes.c_ulong(arg1), 0,
+                           0, 0, ctypes.c_ulong(MAGIC))
+        verdicts.append([nr, ctypes.get_errno() if ret == -1 else f"returned {ret}"])
     sys.stdout.write(json.dumps(verdicts) + "\n")
     sys.stdout.flush()
 

@@ -27,6 +27,10 @@ class Kernel:
         self.pids = None  # the guest's PidNamespace, once it has one (None: ids as given)
         self.init = 0  # the guest's init, in the Sentry's numbering
         self.init_killed_by = 0  # the signal the Sentry stood in for with a SIGKILL to init
+        # signals init blocked when they came, and what to do once it takes one with no
+        # handler (syscalls/sys_signal.py)
+        self.init_queued: dict = {}
+        self.job = None  # on a terminal, the guest as the user's job (job_control.GuestJob)
         # /proc/sysvipc/<name> of the guest's ipc namespace, opened at start-up (see
         # platform/sysvipc.py); empty: no such files.
         self.sysvipc: dict[str, int] = {}
