@@ -84,12 +84,9 @@ class GuestJob:
         if self.stopped:
             return
         # Set first: a handler of the Sentry's (another key) can run within this one.
-        self.stopped = now = True
+        self.stopped, now = True, False
         try:
             now = stop_init(self.kernel, sig, lambda: self._stopped(sig))
-        except BaseException:
-            now = False  # pid 1 is gone
-            raise
         finally:
             if not now:  # not stopped, or not yet (blocked): then _stopped sets it
                 self.stopped = False
