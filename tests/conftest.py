@@ -5,6 +5,7 @@ which it sees through the read-only host root."""
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,6 +16,21 @@ from .support import edgevisor
 
 PROGRAMS = Path(__file__).parent / "programs"
 PLATFORMS = ("seccomp", "ptrace")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _signals_as_from_a_terminal():
+    """edgevisor hands its guest the signals its caller ignored, as ignored (nohup's
+    meaning), and a shell cannot trap a signal ignored on entry. A suite run under nohup,
+    or as a background job of a script (which ignores SIGINT and SIGQUIT), would otherwise
+    see its guests deaf to ^C, SIGHUP and SIGQUIT: the suite's sandboxes start as from a
+    terminal, whatever its caller ignored."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)
