@@ -102,10 +102,30 @@ def test_a_signal_to_edgevisor_reaches_the_foreground_job_on_a_terminal(platform
     assert b"child caught" in out and b"child exited 3" in out and b"sh caught" in out, out
 
 
+def _wait_for_exec(master, timeout=30) -> None:
+    """Until the terminal's foreground job runs a command that `exec sleep` or `exec cat`
+    started: a key typed while pid 1 is still the shell, about to exec, is the shell's to
+    take (dash catches SIGINT), and the command would never see it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        group = os.tcgetpgrp(master)
+        for name in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if (os.getpgid(int(name)) == group
+                        and open(f"/proc/{name}/comm").read().strip() in ("sleep", "cat")):
+                    return
+            except OSError:
+                continue
+        time.sleep(0.02)
+
+
 def _status_after_key(argv, key: bytes) -> tuple[int, bytes]:
-    """Start argv on a pty, wait for its "ready", type `key`, and return its exit status."""
+    """Start argv on a pty, wait for its "ready" (and its exec, if it has one), type `key`,
+    and return its exit status."""
     pid, master = _spawn_on_pty(argv)
     out = _read_until(master, b"ready")
+    if "exec " in argv[-1]:
+        _wait_for_exec(master)
     os.write(master, key)
     out += _read_until(master, b"never printed", timeout=60)  # until the terminal closes
     status = _reap(pid)
@@ -134,6 +154,7 @@ def test_interrupt_still_works_after_a_suspend_key(platform):
     pid, master = _spawn_on_pty([*EDGEVISOR, "do", f"--platform={platform}", "--", "sh",
                                  "-c", "echo ready; exec sleep 1000"])
     out = _read_until(master, b"ready")
+    _wait_for_exec(master)
     os.write(master, b"\x1a")
     out += _read_until(master, b"^Z")  # the terminal's echo: it has sent SIGTSTP by now
     os.write(master, b"\x03")
@@ -178,6 +199,7 @@ def test_the_terminal_watcher_is_confined(platform):
         assert int(fields["CapEff"], 16) == int(fields["CapPrm"], 16) == 0
         assert sorted(os.listdir(f"/proc/{name}/fd")) == ["0", "1", "2"]
         assert {os.readlink(f"/proc/{name}/fd/{fd}") for fd in "012"} == {"/"}
+        _wait_for_exec(master)
         os.write(master, b"\x03")
         _read_until(master, b"never printed", timeout=60)
     finally:

@@ -49,15 +49,7 @@ def deliver_to_init(k, sig: int) -> bool:
     a handler init installs before it unblocks."""
     if sig in _NOT_TERMINATING:
         return False
-    blocked, caught, ignored = _dispositions(k, k.init)
-    bit = 1 << (sig - 1)
-    if (caught | ignored) & bit:
-        return False
-    if blocked & bit:
-        _queue(k, sig, lambda: _kill_init(k, sig))
-        return False
-    _kill_init(k, sig)
-    return True
+    return _as_for_an_ordinary_process(k, sig, lambda: _kill_init(k, sig))
 
 
 def _kill_init(k, sig: int) -> None:
@@ -71,14 +63,21 @@ def stop_init(k, sig: int, stopped) -> bool:
     when it neither handles nor ignores it, at once, or once it unblocks it; with SIGSTOP
     from the namespace above, which the protection lets through. Then calls `stopped()`.
     Returns whether it stopped it now."""
+    return _as_for_an_ordinary_process(k, sig, lambda: _stop_init(k, stopped))
+
+
+def _as_for_an_ordinary_process(k, sig: int, act) -> bool:
+    """act() now, for a `sig` init neither handles nor ignores nor blocks; once init
+    unblocks it, for one it blocks (queued); never for one it handles or ignores, which the
+    kernel delivers itself. Returns whether it acted now."""
     blocked, caught, ignored = _dispositions(k, k.init)
     bit = 1 << (sig - 1)
     if (caught | ignored) & bit:
         return False
     if blocked & bit:
-        _queue(k, sig, lambda: _stop_init(k, stopped))
+        _queue(k, sig, act)
         return False
-    _stop_init(k, stopped)
+    act()
     return True
 
 
