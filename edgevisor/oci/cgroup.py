@@ -201,6 +201,17 @@ def processes(dirs: list[str]) -> list[int]:
     return []
 
 
+def kill_all(dirs: list[str]) -> None:
+    """SIGKILL every task of the container's cgroup (frozen ones die once thawed)."""
+    from signal import SIGKILL  # here: the light commands that import this kill nothing
+
+    for pid in processes(dirs):
+        try:
+            os.kill(pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def stats(dirs: list[str]) -> dict:
     """runc events --stats's data: cpu, memory and pids, as far as the cgroup has them."""
     def read(name: str) -> int | None:

@@ -69,11 +69,7 @@ def create(g, container_id: str, bundle: str | None, pid_file: str | None,
         if holder:
             os.kill(holder, signal.SIGKILL)
             os.waitpid(holder, 0)
-            for pid in cgroup.processes(dirs):  # whatever the holder had started by then
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            cgroup.kill_all(dirs)  # whatever the holder had started by then
         cgroup.remove(dirs)
         state.remove(g.root, container_id)
         raise

@@ -12,8 +12,6 @@ import time
 from . import OCIError, cgroup, client, hooks, state
 from .procs import start_time
 
-_SIGKILL = 9  # signal.SIGKILL, without importing signal's enums
-
 
 def parse_signal(text: str) -> int:
     """A signal as runc names it: `kill ID TERM` as well as `kill ID 15`."""
@@ -84,15 +82,13 @@ def delete(g, container_id: str, force: bool) -> int:
 def _destroy(current: state.State) -> None:
     """Kill every task of the container: the holder first (the Sentry and guest die with
     it), then whatever is left in its cgroup, which may be frozen."""
+    from signal import SIGKILL  # here, as in parse_signal: start and delete need none
+
     try:
-        os.kill(current.pid, _SIGKILL)
+        os.kill(current.pid, SIGKILL)
     except ProcessLookupError:
         pass
-    for pid in cgroup.processes(current.cgroups):
-        try:
-            os.kill(pid, _SIGKILL)
-        except ProcessLookupError:
-            pass
+    cgroup.kill_all(current.cgroups)
     if current.freezer:
         cgroup.freeze(current.freezer, False)
     deadline = time.monotonic() + 10
