@@ -345,6 +345,12 @@ class _JobShell:
             time.sleep(0.02)
         return group
 
+    def __enter__(self) -> "_JobShell":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
     def close(self) -> None:
         try:
             children = open(f"/proc/{self.pid}/task/{self.pid}/children").read().split()
@@ -390,8 +396,7 @@ def test_suspend_stops_the_job_and_fg_resumes_it(platform, tmp_path, program):
     `fg` gives it the terminal again and resumes it: cat echoes a line, then ends at ^D;
     sleep ends at ^C."""
     for prefix in _prefixes(platform):
-        shell = _JobShell(tmp_path)
-        try:
+        with _JobShell(tmp_path) as shell:
             shell.type(_command(prefix, f"echo ready; exec {program}"))
             shell.expect(b"\nready")
             guest = shell.command_group(not prefix)
@@ -412,16 +417,13 @@ def test_suspend_stops_the_job_and_fg_resumes_it(platform, tmp_path, program):
                 shell.key(b"\x03")
                 shell.expect(shell.PROMPT)
                 assert shell.status() == 130, (prefix, shell.out)
-        finally:
-            shell.close()
 
 
 def test_bg_then_fg(platform, tmp_path):
     """`bg` continues the stopped command in the background, where its read of the terminal
     stops it again (SIGTTIN); `fg` then gives it the terminal."""
     for prefix in _prefixes(platform):
-        shell = _JobShell(tmp_path)
-        try:
+        with _JobShell(tmp_path) as shell:
             shell.type(_command(prefix, "echo ready; read line; echo got=$line"))
             shell.expect(b"\nready")
             shell.key(b"\x1a")
@@ -434,16 +436,13 @@ def test_bg_then_fg(platform, tmp_path):
             shell.expect(b"\ngot=ping")
             shell.expect(shell.PROMPT)
             assert shell.status() == 0, (prefix, shell.out)
-        finally:
-            shell.close()
 
 
 def test_fg_after_bg_gives_the_running_command_the_terminal(platform, tmp_path):
     """`fg` of a job `bg` left running hands the command the terminal again (^C from the
     terminal then reaches it, and only it)."""
     for prefix in _prefixes(platform):
-        shell = _JobShell(tmp_path)
-        try:
+        with _JobShell(tmp_path) as shell:
             shell.type(_command(prefix, "echo ready; exec sleep 30"))
             shell.expect(b"\nready")
             guest = shell.command_group(not prefix)
@@ -459,8 +458,6 @@ def test_fg_after_bg_gives_the_running_command_the_terminal(platform, tmp_path):
             shell.key(b"\x03")
             shell.expect(shell.PROMPT)
             assert shell.status() == 130, (prefix, shell.out)
-        finally:
-            shell.close()
 
 
 _TSTP_AND_READ = """import signal, sys
@@ -478,8 +475,7 @@ def test_suspend_leaves_a_command_that_handles_or_ignores_it(platform, tmp_path,
     """A command with its own SIGTSTP handler gets ^Z and runs on; one that ignores it
     runs on: neither is stopped, and the shell never reports a stop."""
     for prefix in _prefixes(platform):
-        shell = _JobShell(tmp_path)
-        try:
+        with _JobShell(tmp_path) as shell:
             shell.type(shlex.join([*prefix, "python3", "-c",
                                    _TSTP_AND_READ.format(setup=setup)]))
             shell.expect(b"\nready")
@@ -490,8 +486,6 @@ def test_suspend_leaves_a_command_that_handles_or_ignores_it(platform, tmp_path,
             shell.expect(shell.PROMPT)
             assert shell.status() == 0, (prefix, shell.out)
             assert b"Stopped" not in shell.out, (prefix, shell.out)
-        finally:
-            shell.close()
 
 
 _SUSPENDS_ITSELF = """import os, signal, sys
@@ -511,8 +505,7 @@ def test_a_command_that_suspends_itself_at_suspend_stops(platform, tmp_path, tar
     """A command whose SIGTSTP handler tidies up and then stops itself (less's and
     ncurses' way, kill(getpid()); vim's, kill(0)) stops, and goes on after `fg`."""
     for prefix in _prefixes(platform):
-        shell = _JobShell(tmp_path)
-        try:
+        with _JobShell(tmp_path) as shell:
             shell.type(shlex.join([*prefix, "python3", "-c",
                                    _SUSPENDS_ITSELF.format(target=target)]))
             shell.expect(b"\nready")
@@ -525,6 +518,4 @@ def test_a_command_that_suspends_itself_at_suspend_stops(platform, tmp_path, tar
             shell.expect(b"\ngot ping")
             shell.expect(shell.PROMPT)
             assert shell.status() == 0, (prefix, shell.out)
-        finally:
-            shell.close()
 
