@@ -29,13 +29,15 @@ import time
 from collections import deque
 
 from .. import abi
-from ..sentry.dispatch import CONTINUE, InstallFd, WaitFd
+from ..sentry.dispatch import CONTINUE, ENTER_STRICT, InstallFd, WaitFd
 from ..sentry.kernel.task import Task
 from .base import Platform
 from .inject import (ARGS, NREGS, ORIG_RAX, RAX, RIP, SYSCALL_INSN, Couriers, sigaction_flags,
                      unsupported_install)
-from .linux import iovec, ptrace, seccomp_load, wait_any
+from .linux import iovec, ptrace, seccomp_load, tkill, wait_any
 from .memory import ProcessMemory
+from . import strict
+from .strict import STRICT_TRAP_DATA
 from .tasks import HostTasks
 from .waiting import WAKE, signals, wait_in_thread
 
@@ -47,6 +49,10 @@ _GROUP_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN,
 _U64 = (1 << 64) - 1
 SENTRY_TRAP_DATA = 0x5E17  # SECCOMP_RET_DATA of the Sentry's own RET_TRACE
 _ENOSYS = -errno.ENOSYS
+
+
+def _no_strict_mode(tid: int, pending, saved) -> int:
+    return -errno.EINVAL  # as before: the kernel's answer under a filter (strict.py)
 
 
 class _X86_64Regs:
@@ -120,6 +126,7 @@ class PtracePlatform(Platform):
         pending = deque()  # (tid, status) reaped while injecting, handled before waiting again
         couriers = Couriers(host, pending) if x86_64 else ()  # false while there are none
         install = couriers.install if x86_64 else unsupported_install
+        enter_strict = strict.enter if x86_64 else _no_strict_mode
         handle = sentry.handle
         WALL = abi.WALL
         EVENT_SECCOMP, EVENT_STOP = abi.PTRACE_EVENT_SECCOMP, abi.PTRACE_EVENT_STOP
@@ -128,6 +135,7 @@ class PtracePlatform(Platform):
         message = ctypes.c_ulong()
         message_addr = ctypes.addressof(message)
         waiting = {}  # tid -> the WaitFd its trapped call waits for
+        strict_tids = set()  # threads in strict-mode seccomp (strict.py)
         finished = deque()  # (tid, answer, its outcome) from the waiting threads
         signal.signal(WAKE, lambda *_: None)  # only to interrupt wait_any and waiting threads
         try:
@@ -150,6 +158,7 @@ class PtracePlatform(Platform):
                     if tid == pid:
                         return status
                     waiting.pop(tid, None)
+                    strict_tids.discard(tid)
                     host.forget(tid)
                     if couriers:
                         couriers.forget(tid)  # a leader is reported last: the process is gone
@@ -159,7 +168,11 @@ class PtracePlatform(Platform):
                     if event == EVENT_SECCOMP:
                         ptrace(GETEVENTMSG, tid, 0, message_addr)
                         if message.value != SENTRY_TRAP_DATA:
-                            regs.syscall(tid)
+                            nr, _ = regs.syscall(tid)
+                            if (message.value == STRICT_TRAP_DATA and tid in strict_tids
+                                    and nr not in strict.ALLOWED):
+                                tkill(tid, signal.SIGKILL)  # a strict thread's call ends it
+                                continue
                             regs.skip(tid, _ENOSYS)  # a guest filter's own RET_TRACE
                             ptrace(CONT, tid, 0, 0)
                             continue
@@ -170,7 +183,11 @@ class PtracePlatform(Platform):
                             self._answer_later(tid, result, finished)
                             continue
                         if result is not CONTINUE:
-                            if result.__class__ is InstallFd:
+                            if result is ENTER_STRICT:
+                                result = enter_strict(tid, pending, regs.regs)
+                                if result == 0:
+                                    strict_tids.add(tid)
+                            elif result.__class__ is InstallFd:
                                 answer, result = result, install(tid, regs.regs, result)
                                 if answer.report is not None:
                                     answer.report(result)

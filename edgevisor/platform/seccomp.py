@@ -19,13 +19,15 @@ import signal
 import struct
 import threading
 import time
+from collections import deque
 
 from .. import abi
 from . import SENTRY_THREADS
-from ..sentry.dispatch import CONTINUE, InstallFd, WaitFd
+from ..sentry.dispatch import CONTINUE, ENTER_STRICT, InstallFd, WaitFd
 from ..sentry.kernel.task import Task
+from . import strict
 from .base import Platform
-from .linux import pidfd_getfd, seccomp_load
+from .linux import pidfd_getfd, seccomp_load, tkill, wait_any
 from ._notify import ffi, lib
 from .memory import ProcessMemory
 from .tasks import HostTasks
@@ -39,6 +41,10 @@ class SeccompPlatform(Platform):
     def __init__(self):
         self.listener = -1
         self._proc = -1
+        # Strict-mode seccomp (strict.py): the threads in it, whose emulated calls end them,
+        # and the requests to enter it, for the reaper to take.
+        self._strict: set[int] = set()
+        self._to_attach: deque = deque()
 
     def load_filter(self, program: bytes, to_sentry: int, from_sentry: int) -> None:
         probe = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
@@ -94,10 +100,12 @@ class SeccompPlatform(Platform):
         listener = self.listener
         done = threading.Event()
         signal.signal(WAKE, lambda *_: None)  # only to interrupt NOTIF_RECV and waiting threads
-        start_thread(self._reap, pid, done)
+        reaper = start_thread(self._reap, pid, done)
         host = HostTasks()
         memo = sentry.per_task_constant
-        lib.ev_set_memo(ffi.new("int32_t[]", sorted(memo)), len(memo))
+        memo_nrs = ffi.new("int32_t[]", sorted(memo))
+        lib.ev_set_memo(memo_nrs, len(memo))
+        strict_tids = self._strict
         out = ffi.new("struct ev_notif *")
         handle = sentry.handle
         CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
@@ -110,6 +118,9 @@ class SeccompPlatform(Platform):
                         continue
                     raise OSError(-err, os.strerror(-err))
                 nid, tid, nr = out.id, out.tid, out.nr
+                if strict_tids and tid in strict_tids and nr not in strict.ALLOWED:
+                    tkill(tid, signal.SIGKILL)  # as the kernel ends a strict task's call
+                    continue
                 result = handle(_NotifiedTask(tid, host, listener, nid), nr, list(out.args))
                 if result is CONTINUE:
                     err = lib.ev_send(listener, nid, 0, 0, CONTINUE_FLAG)
@@ -117,6 +128,12 @@ class SeccompPlatform(Platform):
                     err = _install(listener, nid, result)
                 elif type(result) is WaitFd:
                     _answer_later(listener, nid, tid, self._proc, result)
+                    continue
+                elif result is ENTER_STRICT:
+                    # Its answers are not to be remembered any more (a strict getpid ends
+                    # it): the memo is cleared, for every task, as rarely as this happens.
+                    lib.ev_set_memo(memo_nrs, len(memo))
+                    self._hand_to_reaper(reaper, (tid, nid), done)
                     continue
                 elif result < 0:
                     err = lib.ev_send(listener, nid, 0, result, 0)
@@ -136,16 +153,52 @@ class SeccompPlatform(Platform):
 
     _status = 0
 
+    def _hand_to_reaper(self, reaper: threading.Thread, item: tuple[int, int],
+                        done: threading.Event) -> None:
+        """Strict mode for thread `item[0]`, whose notification `item[1]` the reaper answers
+        once it has attached to it; woken until it has taken the request (a signal just
+        before its wait would be missed)."""
+        if not strict.SUPPORTED:
+            lib.ev_send(self.listener, item[1], 0, -errno.EINVAL, 0)
+            return
+        self._to_attach.append(item)
+        while item in self._to_attach and not done.is_set():
+            signal.pthread_kill(reaper.ident, WAKE)
+            time.sleep(0.0005)
+
     def _reap(self, pid: int, done: threading.Event) -> None:
         """Reap every child (orphans of the guest are reparented to the Sentry, its pid
         namespace's init); when the main process goes, wake the loop with SIGUSR1 until it
-        notices, since a signal that lands just before NOTIF_RECV would be missed."""
+        notices, since a signal that lands just before NOTIF_RECV would be missed. Also the
+        tracer of the threads in strict mode (strict.Tracer), which only this thread can be:
+        it receives their stops."""
+        tracer = None
+        pending = deque()  # statuses reaped while injecting into a strict thread
         while True:
-            try:
-                child, status = os.waitpid(-1, abi.WALL)
-            except ChildProcessError:
-                time.sleep(0.01)
+            if self._to_attach:
+                if tracer is None:
+                    tracer = strict.Tracer(self._strict)
+                tid, nid = self._to_attach[0]
+                result = tracer.attach(tid, lambda: _valid(self.listener, nid))
+                self._to_attach.popleft()
+                lib.ev_send(self.listener, nid, 0, result, 0)  # it then stops, if attached
                 continue
+            if pending:
+                child, status = pending.popleft()
+            else:
+                try:
+                    got = wait_any()
+                except ChildProcessError:
+                    time.sleep(0.01)
+                    continue
+                if got is None:  # WAKE: a request to attach
+                    continue
+                child, status = got
+            if tracer is not None:
+                if os.WIFSTOPPED(status):
+                    tracer.stopped(child, status, pending)
+                    continue
+                tracer.exited(child)
             if child == pid:
                 self._status = status
                 break
@@ -153,6 +206,15 @@ class SeccompPlatform(Platform):
         while True:
             signal.pthread_kill(threading.main_thread().ident, WAKE)
             time.sleep(0.01)
+
+
+def _valid(listener: int, nid: int) -> bool:
+    """Whether notification `nid` still waits for its answer (its task lives)."""
+    try:
+        fcntl.ioctl(listener, abi.SECCOMP_IOCTL_NOTIF_ID_VALID, struct.pack("=Q", nid))
+    except OSError:
+        return False
+    return True
 
 
 def _install(listener: int, nid: int, answer: InstallFd) -> int:

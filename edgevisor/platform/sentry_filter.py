@@ -13,8 +13,11 @@ loads an allowlist of the syscalls it makes while serving. What is not on the li
   AT_FDCWD;
 - sockets: unix (socketpairs for guest sockets) always, IP and netlink with --network=host,
   where the Sentry makes the guest's host sockets;
-- ptrace only on the ptrace platform, and never to attach (new guest tasks are traced
-  from birth through PTRACE_O_TRACECLONE and its kin).
+- ptrace: on the ptrace platform never to attach (new guest tasks are traced from birth
+  through PTRACE_O_TRACECLONE and its kin); on the seccomp platform only to attach to a guest
+  thread that asks for strict-mode seccomp (strict.py). Its pid namespace holds only the
+  sandbox's processes, and with CAP_SYS_PTRACE it already reads and writes their memory and
+  takes their descriptors: attaching reaches nothing new.
 
 A forbidden call kills the Sentry (SECCOMP_RET_KILL_PROCESS), and with it the sandbox, as
 gVisor's filters do: a Sentry that makes a call it never makes is either buggy or taken over,
@@ -77,6 +80,13 @@ PTRACE_REQUESTS = (
     abi.PTRACE_GETREGSET, abi.PTRACE_SETREGSET, abi.PTRACE_INTERRUPT, abi.PTRACE_LISTEN,
     abi.PTRACE_SYSCALL, abi.PTRACE_GETSIGMASK, abi.PTRACE_SETSIGMASK,
 )
+# The seccomp platform's, on a thread entering strict mode and then while it lives (strict.py,
+# inject.py).
+STRICT_MODE_PTRACE_REQUESTS = (
+    abi.PTRACE_SEIZE, abi.PTRACE_INTERRUPT, abi.PTRACE_CONT, abi.PTRACE_LISTEN,
+    abi.PTRACE_DETACH, abi.PTRACE_GETREGS, abi.PTRACE_SETREGS, abi.PTRACE_SYSCALL,
+    abi.PTRACE_GETEVENTMSG, abi.PTRACE_GETSIGMASK, abi.PTRACE_SETSIGMASK,
+)
 HOST_NETWORK_FAMILIES = (abi.AF_INET, abi.AF_INET6, abi.AF_NETLINK)
 
 # The capabilities the Sentry keeps (see docs/architecture.md): ptrace access to guests that
@@ -118,9 +128,10 @@ def _compile(platform: str, network: str, debug: bool, directfs: bool) -> bytes:
     f.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
     for name in allowed_syscalls(platform, network):
         f.add_rule(pyseccomp.ALLOW, name)
-    if platform == "ptrace":  # the guests it traces already; never a new tracee
-        for request in PTRACE_REQUESTS:
-            f.add_rule(pyseccomp.ALLOW, "ptrace", pyseccomp.Arg(0, pyseccomp.EQ, request))
+    # On ptrace the guests it traces already, never a new tracee; on seccomp the threads in
+    # strict mode.
+    for request in PTRACE_REQUESTS if platform == "ptrace" else STRICT_MODE_PTRACE_REQUESTS:
+        f.add_rule(pyseccomp.ALLOW, "ptrace", pyseccomp.Arg(0, pyseccomp.EQ, request))
     f.add_rule(pyseccomp.ERRNO(38), "clone3")  # ENOSYS: glibc then uses clone
     f.add_rule(pyseccomp.ALLOW, "clone", pyseccomp.Arg(0, pyseccomp.EQ, abi.CLONE_THREAD_FLAGS))
     # Descriptor-relative only: a dirfd in 0..INT_MAX. AT_FDCWD, sign-extended or not, is

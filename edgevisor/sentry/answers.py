@@ -1,6 +1,10 @@
-"""What a handler may answer besides a number: run the call as issued, or install a descriptor."""
+"""What a handler may answer besides a number: run the call as issued, install a descriptor,
+or enter strict-mode seccomp."""
 
 CONTINUE = object()  # let the host kernel run the syscall exactly as issued
+# Put the asking thread in strict-mode seccomp (platform/strict.py); the platform answers 0
+# or the errno of the filter's installation.
+ENTER_STRICT = object()
 
 
 class InstallFd:

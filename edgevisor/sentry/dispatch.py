@@ -10,7 +10,7 @@ named in the log once.
 
 import errno
 
-from .answers import CONTINUE, InstallFd, WaitFd  # noqa: F401 - the platforms take them from here
+from .answers import CONTINUE, ENTER_STRICT, InstallFd, WaitFd  # noqa: F401 - the platforms take them from here
 from .syscalls import HANDLERS
 from .syscalls.sys_signal import stop_action
 

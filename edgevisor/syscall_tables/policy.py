@@ -34,11 +34,11 @@ class Rule(NamedTuple):
     action: str
     errno: str | None  # a name from Python's errno module, for deny
     note: str
-    refuse: tuple[Refusal, ...] = ()  # for passthrough: argument values that get EPERM
+    refuse: tuple[Refusal, ...] = ()  # argument values refused in the kernel, with an errno
 
 
-def emulate(note: str) -> Rule:
-    return Rule("emulate", None, note)
+def emulate(note: str, refuse: tuple[Refusal, ...] = ()) -> Rule:
+    return Rule("emulate", None, note, refuse)
 
 
 def passthrough(note: str, refuse: tuple[Refusal, ...] = ()) -> Rule:
@@ -152,6 +152,16 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
              "its permission checks"), """
         setuid setgid setreuid setregid setresuid setresgid setfsuid setfsgid setgroups
         capset prctl"""),
+    # A listener's CONTINUE would outrank the Sentry's RET_TRACE on ptrace; EBUSY is what the
+    # kernel itself answers on the seccomp platform, where the Sentry's listener exists.
+    (emulate("strict mode is installed by the Sentry as the filter it is (the kernel refuses it "
+             "under a filter); other operations run in the kernel: guest filters stack on the "
+             "Sentry's and can only restrict further. A filter with its own listener "
+             "(SECCOMP_FILTER_FLAG_NEW_LISTENER) is refused (EBUSY): its CONTINUE answers "
+             "would outrank the Sentry's trap",
+             (Refusal(1, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                      abi.SECCOMP_FILTER_FLAG_NEW_LISTENER, errno_codes.EBUSY),)),
+     "seccomp"),
     (passthrough("the task's own FS/GS base and CPUID faulting"), "arch_prctl"),
     (passthrough("scheduling of the guest's own threads; pid translation: issue 4"), """
         sched_yield sched_setparam sched_getparam sched_setscheduler sched_getscheduler
@@ -171,14 +181,6 @@ _GROUPS: tuple[tuple[Rule, str], ...] = (
         shmget shmat shmdt shmctl semget semop semtimedop semctl msgget msgsnd
         msgrcv msgctl mq_open mq_unlink mq_timedsend mq_timedreceive mq_notify
         mq_getsetattr"""),
-    # A listener's CONTINUE would outrank the Sentry's RET_TRACE on ptrace; EBUSY is what the
-    # kernel itself answers on the seccomp platform, where the Sentry's listener exists.
-    (passthrough("guest filters stack on the Sentry's and can only restrict further; a "
-                 "filter with its own listener (SECCOMP_FILTER_FLAG_NEW_LISTENER) is refused "
-                 "(EBUSY): its CONTINUE answers would outrank the Sentry's trap",
-                 (Refusal(1, abi.SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                          abi.SECCOMP_FILTER_FLAG_NEW_LISTENER, errno_codes.EBUSY),)),
-     "seccomp"),
     (passthrough("Landlock can only restrict the caller"),
      "landlock_create_ruleset landlock_add_rule landlock_restrict_self"),
     (passthrough("reads the caller's own LSM attributes"),

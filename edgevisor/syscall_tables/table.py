@@ -66,8 +66,8 @@ def _load(arch: str) -> SyscallTable:
             continue
         if rule.action not in ACTIONS or (rule.action == "deny") != (rule.errno is not None):
             raise ValueError(f"policy for {name}: bad rule {rule}")
-        if rule.refuse and rule.action != "passthrough":
-            raise ValueError(f"policy for {name}: only passthrough rows refuse arguments")
+        if rule.refuse and rule.action == "deny":  # refused whatever the arguments
+            raise ValueError(f"policy for {name}: a deny row refuses no particular arguments")
         rows.append(Syscall(nr, name, tuple(Arg(*a) for a in args), rule.action,
                             _errno(rule.errno, name), rule.note, rule.refuse))
     return SyscallTable(

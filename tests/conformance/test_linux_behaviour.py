@@ -29,10 +29,7 @@ ON_FILES = ("signals", "emfile", "fsize", "inotify", "inotify-unlink", "created"
 SECTIONS = ON_FILES + ("hostname", "pidfd", "calls", "seccomp", "procsys", "ns", "mem",
                        "fdlinks", "splice", "kill-storm")
 # Still different from Linux, each for a reason its entry gives (docs/architecture.md).
-NOT_YET = {
-    "seccomp": "strict mode: the kernel refuses it (EINVAL) under the sandbox's own filter; "
-               "it would have to be stacked as an equivalent filter from inside the task",
-}
+NOT_YET: dict[str, str] = {}  # section -> why it still differs (a strict xfail)
 
 
 @pytest.fixture

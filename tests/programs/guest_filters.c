@@ -34,6 +34,7 @@
 #include "oracle.h"
 
 #define SENTRY_TRAP_DATA 0x5E17 /* edgevisor/platform/ptrace.py: a guest may forge it */
+#define STRICT_TRAP_DATA 0x5E5C /* edgevisor/platform/strict.py: and this one */
 
 static long load(struct sock_filter *f, unsigned short n, unsigned flags) {
     struct sock_fprog prog = {n, f};
@@ -139,6 +140,7 @@ static const struct action actions[] = {
     {"user_notif", 1, SECCOMP_RET_USER_NOTIF},
     {"trace", 1, SECCOMP_RET_TRACE | 0x1234},
     {"trace_forged", 1, SECCOMP_RET_TRACE | SENTRY_TRAP_DATA},
+    {"trace_strict_forged", 1, SECCOMP_RET_TRACE | STRICT_TRAP_DATA},
     {"log", 1, SECCOMP_RET_LOG},
     {"allow", 1, SECCOMP_RET_ALLOW},
 };

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -377,6 +378,14 @@ static void section_calls(void) {
     }
 }
 
+static int strict_out = -1;
+
+static void strict_handler(int sig) {
+    static const char line[] = "seccomp.strict-handler ran\n";
+    (void)sig;
+    if (write(strict_out, line, sizeof line - 1) < 0) syscall(SYS_exit, 4);
+}
+
 static void section_seccomp(void) {
     int fds[2];
     if (pipe(fds)) die("pipe");
@@ -423,6 +432,69 @@ static void section_seccomp(void) {
         waitpid(p, &status, 0);
         say("seccomp.strict-%s %s", attempts[i], status_of(status));
     }
+
+    /* The same through seccomp(2); its flags and pointer must be 0. */
+    say("seccomp.op-strict-flags %s", res(syscall(SYS_seccomp, SECCOMP_SET_MODE_STRICT, 1, NULL)));
+    p = fork();
+    if (p == 0) {
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_STRICT, 0, NULL)) syscall(SYS_exit, 2);
+        getppid();
+        syscall(SYS_exit, 1);
+    }
+    waitpid(p, &status, 0);
+    say("seccomp.op-strict-getppid %s", status_of(status));
+
+    /* A strict task still takes a handled signal: its handler runs and returns through
+     * rt_sigreturn, and the read it interrupted fails with EINTR (no SA_RESTART). */
+    if (pipe(fds)) die("pipe");
+    int idle[2];
+    if (pipe(idle)) die("pipe");
+    p = fork();
+    if (p == 0) {
+        close(fds[0]);
+        strict_out = fds[1];
+        struct sigaction sa = {.sa_handler = strict_handler};
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval soon = {.it_value = {.tv_usec = 50000}};
+        setitimer(ITIMER_REAL, &soon, NULL);
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT)) syscall(SYS_exit, 2);
+        char c;
+        long r = read(idle[0], &c, 1);
+        const char *line = r < 0 && errno == EINTR ? "seccomp.strict-read EINTR\n"
+                                                   : "seccomp.strict-read other\n";
+        if (write(fds[1], line, strlen(line)) < 0) syscall(SYS_exit, 3);
+        syscall(SYS_exit, 0);
+    }
+    close(fds[1]);
+    close(idle[0]);
+    while ((n = read(fds[0], buf, sizeof buf)) > 0)
+        if (write(1, buf, n) != n) die("write");
+    close(fds[0]);
+    close(idle[1]);
+    waitpid(p, &status, 0);
+    say("seccomp.strict-signal %s", status_of(status));
+
+    /* Job control of a strict task: stopped and continued by its parent, which sees both;
+     * then its read sees the end of the pipe and it exits. */
+    if (pipe(idle)) die("pipe");
+    p = fork();
+    if (p == 0) {
+        close(idle[1]);
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT)) syscall(SYS_exit, 2);
+        char c;
+        syscall(SYS_exit, read(idle[0], &c, 1) == 0 ? 0 : 1);
+    }
+    close(idle[0]);
+    usleep(50000);
+    kill(p, SIGSTOP);
+    waitpid(p, &status, WUNTRACED);
+    say("seccomp.strict-stop %s", WIFSTOPPED(status) ? "stopped" : status_of(status));
+    kill(p, SIGCONT);
+    waitpid(p, &status, WCONTINUED);
+    say("seccomp.strict-cont %s", WIFCONTINUED(status) ? "continued" : status_of(status));
+    close(idle[1]);
+    waitpid(p, &status, 0);
+    say("seccomp.strict-after-stop %s", status_of(status));
 }
 
 static void section_created(void) {

@@ -203,3 +203,23 @@ def test_debug_filter_refuses_and_reports(tmp_path, platform, attempt):
     status, report = _attempt(tmp_path, platform, attempt, debug=True)
     assert attempt.__name__ in report, report
     assert os.WIFEXITED(status) or os.WTERMSIG(status) == signal.SIGSYS
+
+
+def test_only_the_seccomp_platform_attaches_and_only_with_seize(tmp_path, platform):
+    """ptrace(PTRACE_SEIZE) is the seccomp platform's, for strict-mode seccomp
+    (platform/strict.py); the ptrace platform never takes a new tracee. PTRACE_ATTACH is
+    refused on both (FORBIDDEN above)."""
+    victim = subprocess.Popen(["sleep", "60"])
+
+    def attempt():
+        if libc.ptrace(abi.PTRACE_SEIZE, victim.pid, None, None) != 0:
+            os._exit(3)
+    try:
+        status, _ = confined_child(tmp_path, platform, "sandbox", attempt)
+    finally:
+        victim.kill()
+        victim.wait()
+    if platform == "ptrace":
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS, status
+    else:
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

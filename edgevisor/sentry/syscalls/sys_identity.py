@@ -7,7 +7,7 @@ import errno
 
 from . import per_task_constant
 from ... import abi
-from ..answers import CONTINUE
+from ..answers import CONTINUE, ENTER_STRICT
 
 _UTS_FIELD = 65  # __NEW_UTS_LEN + 1
 _HOST_NAME_MAX = 64
@@ -71,5 +71,21 @@ def _changes_credentials(k, t, a):
 
 
 for _name in ("setuid setgid setreuid setregid setresuid setresgid setfsuid setfsgid "
-              "setgroups capset prctl").split():
+              "setgroups capset").split():
     globals()[f"sys_{_name}"] = _changes_credentials
+
+
+def sys_prctl(k, t, a):
+    # The option is an int; the mode an unsigned long, compared whole (prctl_set_seccomp).
+    if a[0] & 0xFFFFFFFF == abi.PR_SET_SECCOMP and a[1] == abi.SECCOMP_MODE_STRICT:
+        return ENTER_STRICT
+    return _changes_credentials(k, t, a)
+
+
+def sys_seccomp(k, t, a):
+    """Strict mode is the Sentry's to install; every other operation runs in the kernel."""
+    if a[0] & 0xFFFFFFFF == abi.SECCOMP_SET_MODE_STRICT:
+        if a[1] & 0xFFFFFFFF or a[2]:  # flags, uargs: as do_seccomp checks them
+            return -errno.EINVAL
+        return ENTER_STRICT
+    return CONTINUE
