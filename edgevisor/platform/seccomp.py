@@ -22,10 +22,9 @@ import time
 from collections import deque
 
 from .. import abi
-from . import SENTRY_THREADS
+from . import SENTRY_THREADS, strict
 from ..sentry.dispatch import CONTINUE, ENTER_STRICT, InstallFd, WaitFd
 from ..sentry.kernel.task import Task
-from . import strict
 from .base import Platform
 from .linux import pidfd_getfd, seccomp_load, tkill, wait_any
 from ._notify import ffi, lib

@@ -405,11 +405,7 @@ static void section_seccomp(void) {
         syscall(SYS_exit, 1);
     }
     close(fds[1]);
-    char buf[256];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0)
-        if (write(1, buf, n) != n) die("write");
-    close(fds[0]);
+    relay(fds[0]);
     int status;
     waitpid(p, &status, 0);
     say("seccomp.child %s", status_of(status));
@@ -467,9 +463,7 @@ static void section_seccomp(void) {
     }
     close(fds[1]);
     close(idle[0]);
-    while ((n = read(fds[0], buf, sizeof buf)) > 0)
-        if (write(1, buf, n) != n) die("write");
-    close(fds[0]);
+    relay(fds[0]);
     close(idle[1]);
     waitpid(p, &status, 0);
     say("seccomp.strict-signal %s", status_of(status));

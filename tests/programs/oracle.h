@@ -30,6 +30,16 @@ static inline void die(const char *what) {
     _exit(121);
 }
 
+/* Copy what a child writes to pipe `fd` (its lines, made with raw writes where it may call
+ * nothing else) to our output, until it closes its end; then close ours. */
+static inline void relay(int fd) {
+    char buf[256];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        if (write(1, buf, n) != n) die("write");
+    close(fd);
+}
+
 /* Short strings live in a ring of buffers, so that a line can hold several. */
 static inline char *scratch(void) {
     static char ring[32][96];

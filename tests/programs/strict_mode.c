@@ -44,10 +44,7 @@ static void bad_stack(void) {
         syscall(SYS_exit, 0);
     }
     close(fds[1]);
-    char buf[64];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0)
-        if (write(1, buf, n) != n) die("write");
+    relay(fds[0]);
     int status;
     waitpid(p, &status, 0);
     say("child %s", WIFEXITED(status) ? "exited" : "killed");
@@ -84,10 +81,7 @@ static void threads(void) {
         syscall(SYS_exit, 1);
     }
     close(fds[1]);
-    char buf[64];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0)
-        if (write(1, buf, n) != n) die("write");
+    relay(fds[0]);
     int status;
     waitpid(p, &status, 0);
     say("process %s", WIFSIGNALED(status) ? "killed" : "exited");
