@@ -12,8 +12,9 @@ Sentry attaches to that one thread for the purpose.
 
 Where it differs from Linux (docs/architecture.md): the whole thread group dies, where Linux
 ends only the thread (SIGKILL cannot be sent to one thread); and a thread that already stacked
-a filter of its own is given strict mode, where Linux answers EINVAL. x86_64 only: on aarch64
-the request is still EINVAL.
+a filter of its own is given strict mode, where Linux answers EINVAL; a stack pointer that
+points at no memory fails the call with EFAULT. x86_64 only: on aarch64 the request is still
+EINVAL.
 """
 
 import ctypes
@@ -40,7 +41,7 @@ _FPROG = struct.Struct("=H6xQ")  # struct sock_fprog
 _U64 = (1 << 64) - 1
 
 
-def program() -> bytes:
+def _program() -> bytes:
     """The strict filter, for threads of the host's architecture: another ABI is refused too
     (the Sentry's own filter kills it first)."""
     audit_arch = importlib.import_module(f"edgevisor.syscall_tables.{host_arch()}").AUDIT_ARCH
@@ -57,6 +58,9 @@ def program() -> bytes:
     return b"".join(abi.SOCK_FILTER.pack(*i) for i in ins)
 
 
+PROGRAM = _program()  # made at import: the Sentry imports nothing once it is confined
+
+
 def enter(tid: int, pending, saved=None) -> int:
     """Make stopped thread `tid` stack the strict filter; the result of its seccomp(2) call
     (0 or -errno). `saved` is the platform's register buffer at the thread's seccomp stop,
@@ -66,7 +70,7 @@ def enter(tid: int, pending, saved=None) -> int:
     zone, where a signal frame would go; no handler runs meanwhile (Injection blocks them)."""
     injection = Injection(tid, pending, saved)
     try:
-        prog = program()
+        prog = PROGRAM
         addr = (injection.saved[RSP] - RED_ZONE - _FPROG.size - len(prog)) & ~15
         try:
             ProcessMemory(tid).write(addr, _FPROG.pack(len(prog) // abi.SOCK_FILTER.size,
