@@ -63,6 +63,7 @@ from .sentry.kernel.pids import PidNamespace
 from .sentry.syscalls.sys_signal import deliver_to_init
 from .sentry.mounts import build_file_system
 from .sentry.net import publish
+from .sentry.net.policy import direct_sockets
 from .sentry.net.stack import Network
 from .syscall_tables import load as load_table
 
@@ -81,8 +82,11 @@ def run(cfg: RunConfig, report_fd: int | None = None) -> int:
     keep_inherited_fds(cfg.preserve_fds, own)
     platform = get_platform(cfg.platform)
     CLOCK.mark("table")
+    # Under --strace every socket call is shown, so none bypasses the Sentry.
+    sockets = () if cfg.strace else direct_sockets(cfg.network)
     programs = (build_refusals(table), build_filter(table, platform.trap, _traced(cfg, table),
-                                                    stop_actions=terminal.wanted()),
+                                                    stop_actions=terminal.wanted(),
+                                                    sockets=sockets),
                 publish.build_filter() if cfg.publish else None,
                 sentry_filter.build_filter(cfg.platform, cfg.network, cfg.debug, cfg.directfs),
                 allowlist.template())

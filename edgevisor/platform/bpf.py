@@ -21,19 +21,23 @@ from . import bpf_cache
 
 
 def build_filter(table, trap: int, also_trap: frozenset[int] = frozenset(),
-                 stop_actions: bool = False) -> bytes:
+                 stop_actions: bool = False, sockets: tuple[tuple[int, ...], ...] = ()) -> bytes:
     """BPF for `table` on the host architecture. `trap` is the seccomp action that hands a
     syscall to the Sentry; numbers in `also_trap` are trapped even if the table passes them
     through (for --strace, which then lets the kernel run them) or denies them (for --strace
     and the log, the Sentry then answering the row's errno). With `stop_actions` (on a
     terminal, for job control) an rt_sigaction that sets a stop signal's action is trapped
-    too: a few calls per program, the Sentry then lets the kernel run it."""
-    inputs = (bpf_cache.table_digest(table), trap, tuple(sorted(also_trap)), stop_actions)
-    return bpf_cache.program("guest",
-                             inputs, lambda: _compile(table, trap, also_trap, stop_actions))
+    too: a few calls per program, the Sentry then lets the kernel run it. `sockets` are the
+    socket(2) calls allowed outright (net/policy.direct_sockets: (family,) or (family, type,
+    protocol)); with them socketpair(2) of unix sockets, which the Sentry only checks."""
+    inputs = (bpf_cache.table_digest(table), trap, tuple(sorted(also_trap)), stop_actions,
+              sockets)
+    return bpf_cache.program("guest", inputs,
+                             lambda: _compile(table, trap, also_trap, stop_actions, sockets))
 
 
-def _compile(table, trap: int, also_trap: frozenset[int], stop_actions: bool) -> bytes:
+def _compile(table, trap: int, also_trap: frozenset[int], stop_actions: bool,
+             sockets: tuple[tuple[int, ...], ...]) -> bytes:
     import pyseccomp  # only when no cached program will do
 
     f = pyseccomp.SyscallFilter(defaction=trap)
@@ -53,6 +57,12 @@ def _compile(table, trap: int, also_trap: frozenset[int], stop_actions: bool) ->
                                                              min(abi.STOP_SIGNALS)))
             f.add_rule(pyseccomp.ALLOW, row.nr, pyseccomp.Arg(0, pyseccomp.GT,
                                                              max(abi.STOP_SIGNALS)))
+        elif row.name in ("socket", "socketpair") and sockets and row.nr not in also_trap:
+            # The emulated row's calls that need no Sentry; each register compared whole
+            # (libseccomp's 64 bits), so that one with high bits set is still trapped.
+            for call in sockets if row.name == "socket" else ((abi.AF_UNIX,),):
+                f.add_rule(pyseccomp.ALLOW, row.nr,
+                           *(pyseccomp.Arg(i, pyseccomp.EQ, v) for i, v in enumerate(call)))
         elif row.action == "passthrough" and row.nr not in also_trap:
             f.add_rule(pyseccomp.ALLOW, row.nr)
         elif row.action == "deny" and row.nr not in also_trap:

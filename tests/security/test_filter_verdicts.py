@@ -17,6 +17,7 @@ import pytest
 from edgevisor import abi
 from edgevisor.platform.bpf import build_filter
 from edgevisor.platform.linux import pidfd_getfd
+from edgevisor.sentry.net.policy import direct_sockets
 from edgevisor.syscall_tables import load
 
 from .verdict_child import SECCOMP_EXEMPT
@@ -141,3 +142,32 @@ def test_foreign_abi_kills_the_process(sandbox, programs, abi_name):
     r = sandbox(programs["foreign_abi"], abi_name)
     assert r.returncode == 128 + signal.SIGSYS, (r.stdout, r.stderr)
     assert "survived" not in r.stdout
+
+
+@pytest.mark.parametrize("network", ["sandbox", "host"])
+def test_only_the_ordinary_sockets_bypass_the_sentry(network):
+    """The other verdicts that depend on arguments: socket(2) calls net/policy.direct_sockets
+    lists are the kernel's, and so is a unix socketpair; any other family, type or protocol,
+    and a listed one with a high bit set in a register, goes to the Sentry."""
+    table = load("x86_64")
+    sock, pair = table.by_name["socket"].nr, table.by_name["socketpair"].nr
+    program = build_filter(table, abi.SECCOMP_RET_USER_NOTIF,
+                           sockets=direct_sockets(network))
+    stream, dgram, high = abi.SOCK_STREAM, abi.SOCK_DGRAM, 1 << 32
+    direct = [[sock, abi.AF_UNIX, stream, 0], [sock, abi.AF_UNIX, abi.SOCK_SEQPACKET, 0],
+              [pair, abi.AF_UNIX, stream, 0]]
+    inet = [[sock, abi.AF_INET, stream | abi.SOCK_CLOEXEC, 0],
+            [sock, abi.AF_INET6, dgram | abi.SOCK_NONBLOCK, abi.IPPROTO_UDP],
+            [sock, abi.AF_INET, dgram, abi.IPPROTO_ICMP]]
+    trapped = [[sock, abi.AF_INET, abi.SOCK_RAW, 0], [sock, abi.AF_PACKET, abi.SOCK_RAW, 0],
+               [sock, abi.AF_INET, stream, 132], [sock, abi.AF_NETLINK, abi.SOCK_RAW, 0],
+               [sock, abi.AF_UNIX | high, stream, 0], [sock, abi.AF_INET, stream | high, 0],
+               [sock, abi.AF_INET6, stream, abi.IPPROTO_TCP | high],
+               [pair, abi.AF_INET, stream, 0], [pair, abi.AF_UNIX | high, stream, 0]]
+    if network == "host":  # the Sentry makes the IP ones
+        trapped, direct = trapped + inet, direct
+    else:
+        direct = direct + inet
+    calls = direct + trapped
+    verdicts = [v for _, v in _verdicts(program, json.dumps(calls))]
+    assert verdicts == [errno.ENOSYS] * len(direct) + [MARKER] * len(trapped), verdicts

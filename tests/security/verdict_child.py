@@ -39,12 +39,12 @@ def probe_filter() -> bytes:
 
 def main() -> None:
     """argv: FIRST LAST (every number between, with zero arguments), or a JSON list of
-    [number, arg0, arg1] to issue."""
+    [number, arg0, arg1[, arg2]] to issue."""
     program = sys.stdin.buffer.read(int(sys.stdin.buffer.readline()))
     if sys.argv[1].startswith("["):
-        calls = [tuple(call) for call in json.loads(sys.argv[1])]
+        calls = [(*call, 0)[:4] for call in json.loads(sys.argv[1])]
     else:
-        calls = [(nr, 0, 0) for nr in range(int(sys.argv[1]), int(sys.argv[2]))
+        calls = [(nr, 0, 0, 0) for nr in range(int(sys.argv[1]), int(sys.argv[2]))
                  if nr not in SECCOMP_EXEMPT]
     prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
     seccomp_load(probe_filter(), 0)
@@ -55,10 +55,10 @@ def main() -> None:
     assert listener == probe
     sys.stdin.buffer.readline()  # the parent holds the listener now
     verdicts = []
-    for nr, arg0, arg1 in calls:
+    for nr, arg0, arg1, arg2 in calls:
         ctypes.set_errno(0)
-        ret = libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(arg0), ctypes.c_ulong(arg1), 0,
-                           0, 0, ctypes.c_ulong(MAGIC))
+        ret = libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(arg0), ctypes.c_ulong(arg1),
+                           ctypes.c_ulong(arg2), 0, 0, ctypes.c_ulong(MAGIC))
         verdicts.append([nr, ctypes.get_errno() if ret == -1 else f"returned {ret}"])
     sys.stdout.write(json.dumps(verdicts) + "\n")
     sys.stdout.flush()

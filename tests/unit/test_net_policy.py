@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from edgevisor import abi
 from edgevisor.sentry.answers import CONTINUE, InstallFd
 from edgevisor.sentry.kernel.fs import int32
+from edgevisor.sentry.net import policy
 from edgevisor.sentry.net.policy import (
     ALLOWED_OPTIONS,
     check_socket,
@@ -614,3 +615,16 @@ def test_sys_socket_host_socket_is_owned_by_the_asking_task():
         os.close(answer.fd)
     with socket.socket() as s:  # made under the Sentry's own ids again
         assert os.fstat(s.fileno()).st_uid == before[0]
+
+
+@pytest.mark.parametrize("network", ["sandbox", "host"])
+def test_the_sockets_the_filter_lets_through_are_ones_the_policy_allows(network):
+    """What the guest's filter allows outright (direct_sockets) never needs the Sentry: the
+    policy allows it, and no Sentry makes it (--network=host makes the IP ones)."""
+    calls = policy.direct_sockets(network)
+    assert (abi.AF_UNIX,) in calls
+    for call in calls:
+        family, type_, protocol = (*call, abi.SOCK_STREAM, 0)[:3]
+        policy.check_socket(family, type_, protocol)  # raises for a refused one
+        assert network != "host" or not policy.is_host_family(family), call
+    assert any(call[0] == abi.AF_INET for call in calls) == (network != "host")

@@ -67,6 +67,26 @@ def check_socket(family: int, type_: int, protocol: int) -> None:
     raise OSError(errno.EAFNOSUPPORT, "socket: address family not offered")
 
 
+def direct_sockets(network: str) -> tuple[tuple[int, ...], ...]:
+    """The socket(2) calls the guest's filter lets through to the kernel without asking the
+    Sentry, as (family,) for any type and protocol, or (family, type, protocol) exactly,
+    each register compared whole: what check_socket allows and no Sentry makes (with
+    --network=host it makes the IP ones). Any other call, one with high bits set included,
+    is trapped and decided above. socket + close of a unix socket costs 6.5 µs so, against
+    20 µs through the Sentry."""
+    calls = [(abi.AF_UNIX,)]
+    if network == "host":
+        return tuple(calls)
+    for family in (abi.AF_INET, abi.AF_INET6):
+        for base, protocols in _INET_PROTOCOLS.items():
+            if base == abi.SOCK_DGRAM:
+                protocols = protocols | {_PING[family]}
+            for flags in (0, abi.SOCK_NONBLOCK, abi.SOCK_CLOEXEC,
+                          abi.SOCK_NONBLOCK | abi.SOCK_CLOEXEC):
+                calls += [(family, base | flags, protocol) for protocol in sorted(protocols)]
+    return tuple(calls)
+
+
 def is_host_family(family: int) -> bool:
     """With --network=host, the families whose sockets the Sentry makes in the host's
     network namespace; unix sockets stay in the guest's own, so abstract names stay private."""
