@@ -121,7 +121,10 @@ def _watch_queued(k) -> None:
                     taken.append(deliver)
             done = not k.init_queued
         for deliver in taken:
-            deliver()
+            try:
+                deliver()
+            except ProcessLookupError:
+                pass  # init was reaped since its status was read: nothing to deliver to
         if done:
             return
 
