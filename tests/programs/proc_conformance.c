@@ -977,7 +977,11 @@ static void check_sigchld(void) {
     p = idle_child("child", g, 4);
     pass(g);
     say("sigchld.SIG_IGN wait4 %s", res(wait4_retry(p, &st, 0)));
-    say("sigchld.SIG_IGN kill(child, 0) %s", ok(kill(p, 0)));
+    /* The kernel releases an auto-reaped child just after wait4 can return ECHILD, so the
+     * pid may still name it for a moment: either answer is Linux's. */
+    long alive = kill(p, 0);
+    say("sigchld.SIG_IGN kill(child, 0) %s",
+        alive == 0 || errno == ESRCH ? "ok or ESRCH" : ok(alive));
     p = child("child");
     if (p == 0) _exit(4);
     say("sigchld.SIG_IGN waitid P_ALL %s", winfo(waitid_retry(P_ALL, 0, &si, WEXITED), &si));
