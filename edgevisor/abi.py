@@ -301,3 +301,5 @@ SA_RESETHAND = 0x80000000  # the action goes back to SIG_DFL as the signal is de
 # and write of the terminal (consecutive numbers).
 SIGTSTP, SIGTTIN, SIGTTOU = 20, 21, 22
 STOP_SIGNALS = frozenset({SIGTSTP, SIGTTIN, SIGTTOU})
+# What begins a group-stop: those and SIGSTOP (a tracer keeps it with PTRACE_LISTEN).
+GROUP_STOP_SIGNALS = STOP_SIGNALS | {19}

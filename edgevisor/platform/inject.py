@@ -48,7 +48,7 @@ NREGS = 27
 R10, R9, R8, RAX, RDX, RSI, RDI, ORIG_RAX, RIP, RSP = 7, 8, 9, 10, 12, 13, 14, 15, 16, 19
 ARGS = (RDI, RSI, RDX, R10, R8, R9)
 _REGS_SIZE = NREGS * 8
-_U64 = (1 << 64) - 1
+U64 = (1 << 64) - 1
 
 SYSCALL_INSN = b"\x0f\x05"  # `syscall`; at a syscall stop rip points just after it
 RED_ZONE = 128
@@ -136,7 +136,7 @@ class Injection:
         tid, work, saved = self.tid, self._work, self.saved
         ctypes.memmove(work, saved, _REGS_SIZE)
         for reg, value in zip(ARGS, args):
-            work[reg] = value & _U64
+            work[reg] = value & U64
         work[ORIG_RAX] = nr
         if self._at_seccomp:
             # Still inside the trapped syscall: only its number and arguments change.
@@ -177,7 +177,7 @@ class Injection:
         # handlers (a forwarded ^C, the terminal's) read guest masks to decide a delivery, so
         # they wait too, and run once the guest's mask is back.
         self._sentry_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        blocked = ctypes.c_uint64(_U64)
+        blocked = ctypes.c_uint64(U64)
         ptrace(abi.PTRACE_SETSIGMASK, self.tid, 8, ctypes.addressof(blocked))
         self._mask = mask
 

@@ -32,8 +32,8 @@ from .. import abi
 from ..sentry.dispatch import CONTINUE, ENTER_STRICT, InstallFd, WaitFd
 from ..sentry.kernel.task import Task
 from .base import Platform
-from .inject import (ARGS, NREGS, ORIG_RAX, RAX, RIP, SYSCALL_INSN, Couriers, sigaction_flags,
-                     unsupported_install)
+from .inject import (ARGS, NREGS, ORIG_RAX, RAX, RIP, SYSCALL_INSN, Couriers,
+                     U64, sigaction_flags, unsupported_install)
 from .linux import iovec, ptrace, seccomp_load, tkill, wait_any
 from .memory import ProcessMemory
 from . import strict
@@ -45,8 +45,6 @@ from .waiting import WAKE, signals, wait_in_thread
 OPTIONS = (abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_TRACEFORK | abi.PTRACE_O_TRACEVFORK
            | abi.PTRACE_O_TRACECLONE | abi.PTRACE_O_TRACEEXEC | abi.PTRACE_O_EXITKILL
            | abi.PTRACE_O_TRACESYSGOOD)
-_GROUP_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
-_U64 = (1 << 64) - 1
 SENTRY_TRAP_DATA = 0x5E17  # SECCOMP_RET_DATA of the Sentry's own RET_TRACE
 _ENOSYS = -errno.ENOSYS
 
@@ -69,8 +67,8 @@ class _X86_64Regs:
         return nr, [r[i] for i in ARGS]
 
     def skip(self, tid: int, result: int) -> None:
-        self.regs[ORIG_RAX] = _U64  # -1: the kernel skips the syscall
-        self.regs[RAX] = result & _U64
+        self.regs[ORIG_RAX] = U64  # -1: the kernel skips the syscall
+        self.regs[RAX] = result & U64
         ptrace(abi.PTRACE_SETREGS, tid, 0, self._addr)
 
     def restart(self, tid: int) -> None:
@@ -101,7 +99,7 @@ class _Aarch64Regs:
     def skip(self, tid: int, result: int) -> None:
         self._nr.value = -1
         ptrace(abi.PTRACE_SETREGSET, tid, abi.NT_ARM_SYSTEM_CALL, ctypes.addressof(self._nr_iov))
-        self.regs[0] = result & _U64
+        self.regs[0] = result & U64
         ptrace(abi.PTRACE_SETREGSET, tid, abi.NT_PRSTATUS, ctypes.addressof(self._iov))
 
 
@@ -197,7 +195,7 @@ class PtracePlatform(Platform):
                         # A group-stop is kept (LISTEN) until SIGCONT; any other event-stop
                         # (a new tracee's first stop, an interrupt) resumes, once a new
                         # process has dropped any courier it inherited.
-                        if sig in _GROUP_STOP_SIGNALS:
+                        if sig in abi.GROUP_STOP_SIGNALS:
                             ptrace(LISTEN, tid, 0, 0)
                         else:
                             if couriers:

@@ -19,14 +19,13 @@ EINVAL.
 
 import ctypes
 import errno
-import importlib
 import os
 import signal
 import struct
 
 from .. import abi
-from ..syscall_tables import host_arch, numbers
-from .inject import NREGS, ORIG_RAX, RAX, RED_ZONE, RSP, Injection, InjectionFailed
+from ..syscall_tables import load, numbers
+from .inject import NREGS, ORIG_RAX, RAX, RED_ZONE, RSP, U64, Injection, InjectionFailed
 from .linux import ptrace, tkill
 from .memory import ProcessMemory
 
@@ -38,13 +37,12 @@ NR_SECCOMP = _NR["seccomp"]
 # What the kernel lets a strict task call (mode1_syscalls).
 ALLOWED = frozenset(_NR[name] for name in ("read", "write", "exit", "rt_sigreturn"))
 _FPROG = struct.Struct("=H6xQ")  # struct sock_fprog
-_U64 = (1 << 64) - 1
 
 
 def _program() -> bytes:
     """The strict filter, for threads of the host's architecture: another ABI is refused too
     (the Sentry's own filter kills it first)."""
-    audit_arch = importlib.import_module(f"edgevisor.syscall_tables.{host_arch()}").AUDIT_ARCH
+    audit_arch = load().audit_arch
     trace = abi.SECCOMP_RET_TRACE | STRICT_TRAP_DATA
     allowed = sorted(ALLOWED)
     n = len(allowed)
@@ -70,11 +68,10 @@ def enter(tid: int, pending, saved=None) -> int:
     zone, where a signal frame would go; no handler runs meanwhile (Injection blocks them)."""
     injection = Injection(tid, pending, saved)
     try:
-        prog = PROGRAM
-        addr = (injection.saved[RSP] - RED_ZONE - _FPROG.size - len(prog)) & ~15
+        addr = (injection.saved[RSP] - RED_ZONE - _FPROG.size - len(PROGRAM)) & ~15
         try:
-            ProcessMemory(tid).write(addr, _FPROG.pack(len(prog) // abi.SOCK_FILTER.size,
-                                                       addr + _FPROG.size) + prog)
+            ProcessMemory(tid).write(addr, _FPROG.pack(len(PROGRAM) // abi.SOCK_FILTER.size,
+                                                       addr + _FPROG.size) + PROGRAM)
         except ProcessLookupError:
             raise
         except OSError as e:  # a stack pointer that points nowhere: the call fails (EFAULT)
@@ -88,7 +85,7 @@ def enter(tid: int, pending, saved=None) -> int:
                 tkill(tid, signal.SIGKILL)
                 raise ProcessLookupError(errno.ESRCH, f"tid {tid} killed") from None
         if saved is None:
-            injection.saved[RAX] = result & _U64
+            injection.saved[RAX] = result & U64
         return result
     finally:
         injection.finish()
@@ -105,8 +102,6 @@ class Tracer:
     ends a strict thread's emulated calls itself) gets the thread once its filter is in."""
 
     OPTIONS = abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_EXITKILL | abi.PTRACE_O_TRACESYSGOOD
-    _GROUP_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN,
-                                     signal.SIGTTOU})
 
     def __init__(self, tids: set):
         self.tids = tids
@@ -142,7 +137,7 @@ class Tracer:
             if tid in self._released:
                 self._released.discard(tid)
                 ptrace(abi.PTRACE_DETACH, tid, 0, deliver)
-            elif event == abi.PTRACE_EVENT_STOP and sig in self._GROUP_STOP_SIGNALS:
+            elif event == abi.PTRACE_EVENT_STOP and sig in abi.GROUP_STOP_SIGNALS:
                 ptrace(abi.PTRACE_LISTEN, tid, 0, 0)  # kept stopped until SIGCONT
             elif tid in self._entering:
                 self._entering.discard(tid)
@@ -163,8 +158,8 @@ class Tracer:
                 # An earlier filter of the guest's own returned RET_TRACE (its data may be
                 # ours, forged): with no tracer of its own the kernel skips the call with
                 # ENOSYS, and so does this one.
-                regs[ORIG_RAX] = _U64
-                regs[RAX] = -errno.ENOSYS & _U64
+                regs[ORIG_RAX] = U64
+                regs[RAX] = -errno.ENOSYS & U64
                 ptrace(abi.PTRACE_SETREGS, tid, 0, ctypes.addressof(regs))
                 ptrace(abi.PTRACE_CONT, tid, 0, 0)
             else:
