@@ -516,6 +516,18 @@ def test_directfs_looks_up_and_opens_without_the_gofer(tmp_path):
             os.close(fd)
             os.close(fs.open(w.lookup(b"/a"), abi.O_RDONLY | abi.O_DIRECTORY))
         assert client.calls == before
+        # A name made is the gofer's change; its descriptor is then opened beneath the
+        # directory's, not asked for: one request each.
+        made = [lambda: w.file(b"/a/new"), lambda: w.mkdir(b"/a/newdir"),
+                lambda: vfs.symlinkat(w.ctx, ROOT, b"new", None, b"/a/newlink")]
+        for make in made:
+            before = client.calls
+            w.syscall()
+            make()
+            assert client.calls == before + 1
+        assert os.readlink(tmp_path / "a/newlink") == "new"
+        assert (tmp_path / "a/new").is_file() and (tmp_path / "a/newdir").is_dir()
+        before = client.calls
         w.fs.host_shared = True
         os.close(fs.open(f, abi.O_WRONLY))
         assert client.calls == before + 1

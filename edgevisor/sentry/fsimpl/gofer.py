@@ -544,8 +544,7 @@ class GoferDirectory(GoferInode):
 
     def _created(self, name: bytes, path: bytes, mode: int | None, uid: int,
                  gid: int) -> GoferInode:
-        fs = self.fs
-        inode = self._attach(name, fs.client.open(fs.mount, path, _O_PATH))
+        inode = self._attach(name, self._open_child(name))
         inode._own(path, mode, uid, gid)
         self._refresh()
         return inode

@@ -11,8 +11,13 @@ def read(proc_fd: int, name: str) -> bytes:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
     except FileNotFoundError:
         raise ProcessLookupError(errno.ESRCH, "task gone") from None
-    with open(fd, "rb", buffering=0) as f:
-        return f.read()
+    try:  # os.read, not a file object: no fstat and lseek before the reads
+        chunks = []
+        while chunk := os.read(fd, 8192):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def listdir(proc_fd: int, name: str) -> list[str]:
