@@ -290,7 +290,8 @@ def test_sandbox_close_leaves_no_process_cgroup_or_state(platform):
     with edgevisor.Sandbox(platform=platform, limits=edgevisor.Limits(pids=64)) as sb:
         sb.run(["sh", "-c", f"setsid sleep {token} & (sleep {token} &); echo ok"],
                capture_output=True, timeout=30)
-        # the two sleeps outlive their shell, which may return before both have exec'd
+        # the two sleeps outlive their shell, which may return while they are mid-fork or
+        # mid-exec (an empty cmdline then)
         deadline = time.monotonic() + 10
         while len(_with_token(token)) != 2 and time.monotonic() < deadline:
             time.sleep(0.05)
