@@ -190,6 +190,13 @@ def _alive(pids: dict[int, int | None]) -> list[int]:
     return [pid for pid, started in pids.items() if start_time(pid) == started]
 
 
+def _poll(done, timeout: float = 10) -> None:
+    """Waits until `done()` or `timeout` seconds; the caller asserts what it needs."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _with_token(token: str) -> list[str]:
     left = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -292,9 +299,7 @@ def test_sandbox_close_leaves_no_process_cgroup_or_state(platform):
                capture_output=True, timeout=30)
         # the two sleeps outlive their shell, which may return while they are mid-fork or
         # mid-exec (an empty cmdline then)
-        deadline = time.monotonic() + 10
-        while len(_with_token(token)) != 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _poll(lambda: len(_with_token(token)) == 2)
         holder = sb.holder_pid
         with open(f"/proc/{holder}/task/{holder}/children") as f:
             sentry = int(f.read().split()[0])
@@ -327,9 +332,7 @@ def test_sandbox_closes_when_the_block_raises_or_the_caller_dies(platform):
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(edgevisor.__file__))})
     orphan, root = caller.stdout.split()
-    deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{orphan}") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _poll(lambda: not os.path.exists(f"/proc/{orphan}"))
     assert not os.path.exists(f"/proc/{orphan}") and not os.path.exists(root)
 
 

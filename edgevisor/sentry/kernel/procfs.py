@@ -11,13 +11,20 @@ def read(proc_fd: int, name: str) -> bytes:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
     except FileNotFoundError:
         raise ProcessLookupError(errno.ESRCH, "task gone") from None
-    try:  # os.read, not a file object: no fstat and lseek before the reads
-        chunks = []
-        while chunk := os.read(fd, 8192):
-            chunks.append(chunk)
-        return b"".join(chunks)
+    try:
+        return read_all(fd)
     finally:
         os.close(fd)
+
+
+def read_all(fd: int) -> bytes:
+    """An open procfs file's whole content, listed afresh (a read from offset 0 restarts the
+    listing); preads, with no file object's fstat and lseek before them."""
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def listdir(proc_fd: int, name: str) -> list[str]:

@@ -15,7 +15,7 @@ import uuid
 from ..fsimpl.proc import mountinfo_line, mounts_line
 from ..net.policy import GUEST_NET_TABLES
 from . import procfs, sysctl
-from .sysvipc import guest_pids, read_all
+from .sysvipc import guest_pids
 from ..vfs import d_path
 
 
@@ -197,7 +197,7 @@ class SentryProcView:
         fd = self.kernel.sysvipc.get(name)
         if fd is None:
             raise OSError(errno.ENOENT, "no /proc/sysvipc")
-        return guest_pids(name, read_all(fd), self.kernel.virtual)
+        return guest_pids(name, procfs.read_all(fd), self.kernel.virtual)
 
     def _last_pid(self) -> bytes:
         # The kernel answers for the reader's pid namespace, the Sentry's here: the guest's

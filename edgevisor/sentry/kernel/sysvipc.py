@@ -1,23 +1,11 @@
 """/proc/sysvipc's content as the guest sees it, from the kernel's files of its ipc namespace
 (opened at start-up by platform/sysvipc.py), whose pids are in the Sentry's numbering."""
 
-import os
 import re
 
 # The columns that hold pids, per file (the first line is a header).
 _PID_COLUMNS = {"msg": (5, 6), "sem": (), "shm": (4, 5)}
 _FIELD = re.compile(rb"\S+")
-
-
-def read_all(fd: int) -> bytes:
-    """The file's whole content, listed afresh (a read from offset 0 restarts the listing)."""
-    chunks, offset = [], 0
-    while True:
-        chunk = os.pread(fd, 1 << 16, offset)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        offset += len(chunk)
 
 
 def guest_pids(name: str, content: bytes, virtual) -> bytes:
