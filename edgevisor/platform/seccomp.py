@@ -109,6 +109,10 @@ class SeccompPlatform(Platform):
         handle = sentry.handle
         CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
         gone = (-errno.ENOENT, -errno.EINTR)
+        fs, view_fds = self._stat_in_view(sentry, pid)
+        stat_nrs = frozenset(sentry.table.by_name[name].nr for name in _STAT_CALLS
+                             if name in sentry.table.by_name) if fs is not None else frozenset()
+        epoch = fs.trust_epoch if fs is not None else 0
         try:
             while not done.is_set():
                 err = lib.ev_next(listener, out)
@@ -121,6 +125,21 @@ class SeccompPlatform(Platform):
                     tkill(tid, signal.SIGKILL)  # as the kernel ends a strict task's call
                     continue
                 result = handle(_NotifiedTask(tid, host, listener, nid), nr, list(out.args))
+                if fs is not None:
+                    if fs.trust_epoch != epoch or fs.chrooted:
+                        # Credentials may change (set*id, capset, exec) once this call is
+                        # answered; a chroot gives tasks roots other than the view's.
+                        lib.ev_forget_trust()
+                        epoch = fs.trust_epoch
+                        if fs.chrooted:
+                            lib.ev_view_off()
+                            fs = None
+                            stat_nrs = frozenset()
+                    elif nr in stat_nrs and result == 0 and fs.searches_everything():
+                        try:
+                            lib.ev_trust(tid, host.pidfd(tid))
+                        except ProcessLookupError:
+                            pass
                 if result is CONTINUE:
                     err = lib.ev_send(listener, nid, 0, 0, CONTINUE_FLAG)
                 elif type(result) is InstallFd:
@@ -147,8 +166,39 @@ class SeccompPlatform(Platform):
                     raise OSError(-err, os.strerror(-err))
             return self._status
         finally:
+            lib.ev_view_off()
             lib.ev_set_memo(ffi.NULL, 0)
+            for fd in view_fds:
+                os.close(fd)
             host.close()
+
+    @staticmethod
+    def _stat_in_view(sentry, pid: int):
+        """Lets the C loop answer stats of host files on the view's mounts itself (c/notify.c,
+        stat_in_view): (the file system, the descriptors it holds), or (None, []) when it
+        may not (--strace must see every call; kernel/fs.py's view_stat_plan says when
+        else)."""
+        fs = sentry.kernel.fs
+        plan = fs.view_stat_plan(pid) if fs is not None and sentry.strace is None else None
+        if plan is None:
+            return None, []
+        fds = [plan.root] + [fd for _, _, fd in plan.mounts]
+        if lib.ev_mnt_id(plan.root) != plan.root_mount:
+            for fd in fds:
+                os.close(fd)
+            return None, []
+        ids = [plan.root_mount]
+        for path, mount_id, fd in plan.mounts:
+            if lib.ev_mnt_id(fd) == mount_id:
+                ids.append(mount_id)
+        lib.ev_view_on(plan.root, fs.proc_fd, ffi.new("uint64_t[]", ids), len(ids),
+                       os.sysconf("SC_PAGE_SIZE"))
+        for path, mount_id, fd in plan.mounts:
+            if lib.ev_mnt_id(fd) == mount_id:
+                lib.ev_view_prefix(path, fd)
+        for dev, ino in plan.covered:
+            lib.ev_view_covered(dev, ino)
+        return fs, fds
 
     _status = 0
 
@@ -205,6 +255,11 @@ class SeccompPlatform(Platform):
         while True:
             signal.pthread_kill(threading.main_thread().ident, WAKE)
             time.sleep(0.01)
+
+
+# The stat calls the C loop answers for a trusted task (stat_in_view). Python answers a
+# task's first, which reads its credentials, and trusts it if they search everything.
+_STAT_CALLS = ("stat", "lstat", "newfstatat", "statx")
 
 
 def _valid(listener: int, nid: int) -> bool:

@@ -43,6 +43,7 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
     fs.kernel = kernel
     fstype = b"overlay" if storage.overlay else b"none"
     fs.mount_names[table.root] = (fstype, fstype if storage.overlay else b"bind")
+    fs.host_stat_mounts[table.root] = b"/"
     ctx = FSContext(table.root.root)
 
     def mount_at(guest: str, fs_root, **flags):
@@ -64,6 +65,8 @@ def build_file_system(storage: Storage, client, proc_fd: int, guest_proc: int,
         if mount is not None:
             fstype = b"tmpfs" if own else _FSTYPES.get(guest, b"bind")
             fs.mount_names[mount] = (fstype if fstype != b"bind" else b"volume", fstype)
+            if not is_file_volume(host) and guest != "/dev" and not guest.startswith("/dev/"):
+                fs.host_stat_mounts[mount] = os.fsencode(guest)
 
     _name_terminals(fs, ctx, proc_fd, terminals)
 

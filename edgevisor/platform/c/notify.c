@@ -1,5 +1,6 @@
 /* The seccomp platform's hot path: receive user notifications and answer the ones whose
- * result the Sentry has already computed for the same task.
+ * result the Sentry has already computed for the same task, and the stats of host files
+ * (stat_in_view below).
  *
  * Python decides every answer. Some handlers (getpid, gettid) return a value that depends
  * only on the asking task and never changes while it lives; after Python has computed one,
@@ -10,12 +11,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <linux/audit.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <linux/stat.h>
 
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
@@ -36,6 +43,7 @@ struct memo {
     int32_t tid; /* 0: empty */
     int32_t pidfd;
     uint32_t known; /* bit i: values[i] holds the answer to memo_nrs[i] */
+    uint32_t searches_all; /* its credentials search every directory (ev_trust) */
     int64_t values[MEMO_NRS];
 };
 
@@ -74,32 +82,293 @@ void ev_set_memo(const int32_t *nrs, int n)
 
 /* Remember `value` as task `tid`'s answer to syscall `nr`; `pidfd` refers to that task and is
  * duplicated. Returns 0 or -errno. */
+static struct memo *memo_slot(int32_t tid, int pidfd)
+{
+    struct memo *m = memo_find(tid);
+    if (m) return m;
+    m = &memos[(uint32_t)tid & (MEMO_SLOTS - 1)]; /* evicted if every probe is taken */
+    for (int i = 0; i < MEMO_PROBES; i++) {
+        struct memo *c = &memos[(uint32_t)(tid + i) & (MEMO_SLOTS - 1)];
+        if (!c->tid) { m = c; break; }
+    }
+    memo_clear(m);
+    int fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return NULL;
+    m->tid = tid;
+    m->pidfd = fd;
+    return m;
+}
+
 int ev_remember(int32_t tid, int pidfd, int32_t nr, int64_t value)
 {
     int index = memo_index(nr);
     if (index < 0 || tid <= 0) return -EINVAL;
-    struct memo *m = memo_find(tid);
-    if (!m) {
-        m = &memos[(uint32_t)tid & (MEMO_SLOTS - 1)]; /* evicted if every probe is taken */
-        for (int i = 0; i < MEMO_PROBES; i++) {
-            struct memo *c = &memos[(uint32_t)(tid + i) & (MEMO_SLOTS - 1)];
-            if (!c->tid) { m = c; break; }
-        }
-        memo_clear(m);
-        int fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
-        if (fd < 0) return -errno;
-        m->tid = tid;
-        m->pidfd = fd;
-    }
+    struct memo *m = memo_slot(tid, pidfd);
+    if (!m) return -errno;
     m->values[index] = value;
     m->known |= 1u << index;
     return 0;
+}
+
+/* Task `tid` (`pidfd`) has credentials that search every directory: CAP_DAC_OVERRIDE or
+ * CAP_DAC_READ_SEARCH, as the Sentry read them. Until ev_forget_trust. */
+int ev_trust(int32_t tid, int pidfd)
+{
+    if (tid <= 0) return -EINVAL;
+    struct memo *m = memo_slot(tid, pidfd);
+    if (!m) return -errno;
+    m->searches_all = 1;
+    return 0;
+}
+
+void ev_forget_trust(void)
+{
+    for (int i = 0; i < MEMO_SLOTS; i++) memos[i].searches_all = 0;
 }
 
 int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flags)
 {
     struct seccomp_notif_resp resp = { .id = id, .val = val, .error = error, .flags = flags };
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) ? -errno : 0;
+}
+
+/* --- Stats of host files, answered here (the Sentry's stat_in_view) -------------------------
+ *
+ * stat, lstat, newfstatat and statx of a path that stays on one mount of the guest's host
+ * view whose files are the Sentry's own gofer files, the same host objects (the root, /tmp,
+ * volumes): the Sentry would answer the host file's own stat, so it is resolved here with
+ * openat2 from the start the task's walk has in the view, and that stat is the answer.
+ * Only what Linux would let the task do is answered, and only what the Sentry would answer
+ * alike; anything else goes to Python, which answers every error:
+ * - the task's credentials search every directory (ev_trust), so no search permission on the
+ *   way can refuse it;
+ * - RESOLVE_NO_XDEV keeps the walk on the start's mount (which must be one the Sentry named),
+ *   so it never reaches a mount the view has over a name (the Sentry's /proc, a file volume)
+ *   nor leaves the mount through `..` or an absolute symlink; RESOLVE_NO_MAGICLINKS keeps
+ *   /proc's links out; RESOLVE_IN_ROOT makes an absolute path the task's root's, and
+ *   RESOLVE_BENEATH keeps a path below a mount's root when it starts there;
+ * - a trailing symlink is never followed here (protected_symlinks is the Sentry's to check),
+ *   a trailing slash never taken, and the names the Sentry mounts over where the view has
+ *   no mount (its /sys) are never the answer (`covered`);
+ * - the notification is checked valid before the task's memory is written. */
+
+#define VIEW_MOUNTS 32
+#define COVERED 16
+
+struct prefix { char path[256]; size_t len; int fd; };
+
+static int view_on;
+static int view_root = -1, view_proc = -1;
+static long view_page = 4096;
+static uint64_t view_mnt_ids[VIEW_MOUNTS];
+static int view_mnt_count;
+static struct prefix view_prefixes[VIEW_MOUNTS];
+static int view_prefix_count;
+static uint64_t covered[COVERED][2];
+static int covered_count;
+
+long ev_read_cstring(int32_t tid, uint64_t addr, char *buf, size_t max, size_t page);
+long ev_write(int32_t tid, uint64_t addr, const char *buf, size_t n);
+
+/* The id of the mount `fd` is on (as in /proc/PID/mountinfo), or 0. */
+uint64_t ev_mnt_id(int fd)
+{
+    struct statx stx;
+    memset(&stx, 0, sizeof stx);
+    if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx)) return 0;
+    return (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
+}
+
+/* Turns the stat path on: `root` is the guest's root in its view, `proc` its pid namespace's
+ * procfs; `mnt_ids` the mounts whose stats are the host's. Then ev_view_prefix for each
+ * such mount other than the root, ev_view_covered for each name the Sentry mounts over. */
+void ev_view_on(int root, int proc, const uint64_t *mnt_ids, int n, long page)
+{
+    view_root = root;
+    view_proc = proc;
+    view_page = page;
+    view_mnt_count = n < VIEW_MOUNTS ? n : VIEW_MOUNTS;
+    memcpy(view_mnt_ids, mnt_ids, view_mnt_count * sizeof *mnt_ids);
+    view_prefix_count = covered_count = 0;
+    view_on = view_mnt_count > 0;
+}
+
+void ev_view_off(void) { view_on = 0; }
+
+/* A mount at `path` (absolute, no `.`, `..` or doubled '/'), whose root `fd` is, in the
+ * view. Longer paths first. Returns 0, or -ENOSPC when the table is full (then that mount
+ * is reached only from the root, where RESOLVE_NO_XDEV sends it to Python). */
+int ev_view_prefix(const char *path, int fd)
+{
+    size_t len = strlen(path);
+    if (view_prefix_count == VIEW_MOUNTS || len >= sizeof view_prefixes[0].path) return -ENOSPC;
+    struct prefix *p = &view_prefixes[view_prefix_count++];
+    memcpy(p->path, path, len + 1);
+    p->len = len;
+    p->fd = fd;
+    return 0;
+}
+
+int ev_view_covered(uint64_t dev, uint64_t ino)
+{
+    if (covered_count == COVERED) { view_on = 0; return -ENOSPC; }
+    covered[covered_count][0] = dev;
+    covered[covered_count][1] = ino;
+    covered_count++;
+    return 0;
+}
+
+static int mount_allowed(int fd)
+{
+    uint64_t id = ev_mnt_id(fd);
+    for (int i = 0; i < view_mnt_count; i++)
+        if (id && view_mnt_ids[i] == id) return 1;
+    return 0;
+}
+
+#if defined(__x86_64__)
+#define VIEW_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define VIEW_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#define STAT_FLAGS (AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH)
+#define STATX_SYNC_BITS 0x6000 /* AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC */
+
+/* Answers notification `n` if it is a stat this path serves: 1 when answered (or when its
+ * task went meanwhile), 0 for Python to answer it. */
+static int stat_in_view(int listener, const struct seccomp_notif *n)
+{
+#ifdef VIEW_ARCH
+    const __u64 *a = n->data.args;
+    int32_t dirfd, flags;
+    uint64_t path_addr, buf;
+    int statx_call = 0;
+    if (n->data.arch != VIEW_ARCH) return 0;
+    switch (n->data.nr) {
+#ifdef __NR_stat
+    case __NR_stat:
+    case __NR_lstat:
+        dirfd = AT_FDCWD;
+        path_addr = a[0];
+        buf = a[1];
+        flags = n->data.nr == __NR_lstat ? AT_SYMLINK_NOFOLLOW : 0;
+        break;
+#endif
+    case __NR_newfstatat:
+        dirfd = (int32_t)a[0];
+        path_addr = a[1];
+        buf = a[2];
+        flags = (int32_t)a[3];
+        if (flags & ~STAT_FLAGS) return 0;
+        break;
+    case __NR_statx:
+        dirfd = (int32_t)a[0];
+        path_addr = a[1];
+        flags = (int32_t)a[2];
+        buf = a[4];
+        if (flags & ~(STAT_FLAGS | STATX_SYNC_BITS) || (flags & STATX_SYNC_BITS) == STATX_SYNC_BITS
+            || a[3] & 0x80000000u /* STATX__RESERVED */)
+            return 0;
+        statx_call = 1;
+        break;
+    default:
+        return 0;
+    }
+    if (!path_addr || !buf) return 0;
+    struct memo *m = memo_find((int32_t)n->pid);
+    if (!m || !m->searches_all) return 0;
+    if (syscall(SYS_pidfd_send_signal, m->pidfd, 0, NULL, 0)) {
+        memo_clear(m);
+        return 0;
+    }
+
+    char path[4096];
+    long len = ev_read_cstring((int32_t)n->pid, path_addr, path, sizeof path, (size_t)view_page);
+    if (len <= 0 || path[len - 1] == '/') return 0;
+
+    int start = -1, owned = 0;
+    const char *rest = path;
+    struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                            .resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS };
+    if (path[0] == '/') {
+        for (int i = 0; i < view_prefix_count; i++) {
+            const struct prefix *p = &view_prefixes[i];
+            if (strncmp(path, p->path, p->len) == 0 && (path[p->len] == '/' || !path[p->len])) {
+                start = p->fd;
+                rest = path + p->len;
+                while (*rest == '/') rest++;
+                if (!*rest) rest = ".";
+                how.resolve |= RESOLVE_BENEATH;
+                break;
+            }
+        }
+        if (start < 0) {
+            start = view_root;
+            how.resolve |= RESOLVE_IN_ROOT;
+        }
+    } else {
+        if (dirfd == AT_FDCWD) {
+            char name[32];
+            snprintf(name, sizeof name, "%d/cwd", (int)n->pid);
+            start = openat(view_proc, name, O_PATH | O_CLOEXEC);
+        } else if (dirfd >= 0) {
+            start = (int)syscall(SYS_pidfd_getfd, m->pidfd, dirfd, 0);
+        }
+        if (start < 0) return 0;
+        owned = 1;
+        if (!mount_allowed(start)) {
+            close(start);
+            return 0;
+        }
+    }
+    int fd = (int)syscall(SYS_openat2, start, rest, &how, sizeof how);
+    if (owned) close(start);
+    if (fd < 0) return 0;
+    struct stat st;
+    int failed = (int)syscall(__NR_newfstatat, fd, "", &st, AT_EMPTY_PATH);
+    close(fd);
+    if (failed || (S_ISLNK(st.st_mode) && !(flags & AT_SYMLINK_NOFOLLOW))) return 0;
+    for (int i = 0; i < covered_count; i++)
+        if (covered[i][0] == st.st_dev && covered[i][1] == st.st_ino) return 0;
+
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &n->id)) return 1; /* the task went */
+    long wrote;
+    if (statx_call) {
+        struct statx x;
+        memset(&x, 0, sizeof x);
+        x.stx_mask = STATX_BASIC_STATS;
+        x.stx_blksize = (uint32_t)st.st_blksize;
+        x.stx_nlink = (uint32_t)st.st_nlink;
+        x.stx_uid = st.st_uid;
+        x.stx_gid = st.st_gid;
+        x.stx_mode = (uint16_t)st.st_mode;
+        x.stx_ino = st.st_ino;
+        x.stx_size = (uint64_t)st.st_size;
+        x.stx_blocks = (uint64_t)st.st_blocks;
+        x.stx_atime.tv_sec = st.st_atim.tv_sec;
+        x.stx_atime.tv_nsec = (uint32_t)st.st_atim.tv_nsec;
+        x.stx_ctime.tv_sec = st.st_ctim.tv_sec;
+        x.stx_ctime.tv_nsec = (uint32_t)st.st_ctim.tv_nsec;
+        x.stx_mtime.tv_sec = st.st_mtim.tv_sec;
+        x.stx_mtime.tv_nsec = (uint32_t)st.st_mtim.tv_nsec;
+        x.stx_rdev_major = major(st.st_rdev);
+        x.stx_rdev_minor = minor(st.st_rdev);
+        x.stx_dev_major = major(st.st_dev);
+        x.stx_dev_minor = minor(st.st_dev);
+        wrote = ev_write((int32_t)n->pid, buf, (const char *)&x, sizeof x);
+        if (wrote != (long)sizeof x) return 0;
+    } else {
+        wrote = ev_write((int32_t)n->pid, buf, (const char *)&st, sizeof st);
+        if (wrote != (long)sizeof st) return 0;
+    }
+    ev_send(listener, n->id, 0, 0, 0);
+    return 1;
+#else
+    (void)listener;
+    (void)n;
+    return 0;
+#endif
 }
 
 /* Block for the next notification that needs the Sentry; answer remembered ones on the way.
@@ -110,6 +379,7 @@ int ev_next(int listener, struct ev_notif *out)
     for (;;) {
         memset(&n, 0, sizeof n); /* NOTIF_RECV insists on a zeroed buffer */
         if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n)) return -errno;
+        if (view_on && stat_in_view(listener, &n)) continue;
         int index = memo_index(n.data.nr);
         if (index >= 0) {
             struct memo *m = memo_find((int32_t)n.pid);

@@ -18,9 +18,12 @@ that fork, clone, exec and close would have to keep in step:
 import errno
 import fcntl
 import os
+import re
 import stat
 
+from ... import abi
 from ..answers import InstallFd, WaitFd
+from ...gofer.hostcalls import openat2
 from ..fsimpl.directfs import open_beneath
 from ..fsimpl.gofer import Generation, GoferDirectory, GoferInode
 from ..vfs import Credentials, Dentry, FSContext, Kind, MountTable, d_path, lookup
@@ -35,6 +38,30 @@ from .fifo import open_fifo
 # deleted file still open, an O_PATH stand-in) is then unknown.
 _CACHE_LIMIT = 4096
 _CREDS_KEPT = 4096
+
+
+_IN_VIEW = abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_SYMLINKS | abi.RESOLVE_NO_MAGICLINKS
+
+
+def _unescape(field: bytes) -> bytes:
+    """A mountinfo path: space, tab, newline and backslash come as octal escapes."""
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), field)
+
+
+class ViewStatPlan:
+    """The guest's root in its view (`root`, an O_PATH descriptor, and its mount id), the
+    other mounts whose stats are the host's ([(path, mount id, descriptor of its root)],
+    a mount within another first) and the host identities of the names the Sentry mounts
+    over where the view has no mount (`covered`: /sys's directory, which only the Sentry's
+    walk enters). The descriptors are the platform's to keep."""
+
+    __slots__ = ("covered", "mounts", "root", "root_mount")
+
+    def __init__(self, root: int, root_mount: int, covered: list[tuple[int, int]]):
+        self.root = root
+        self.root_mount = root_mount
+        self.mounts: list[tuple[bytes, int, int]] = []
+        self.covered = covered
 
 
 class FileSystem:
@@ -59,6 +86,12 @@ class FileSystem:
         self._asker: tuple[object, Credentials] | None = None
         self._known: dict[tuple[int, int], Dentry] = {}  # host identity -> dentry
         self.chrooted = False  # until a task chroots, every root is the mount table's
+        # Bumped when what the platform was told of credentials (`trusted`) may be stale.
+        self.trust_epoch = 0
+        # The mounts whose files answer stat with their host stat, the same host objects the
+        # guest's view has at the same place (gofer mounts but /dev and a file volume's):
+        # mount -> its path in the guest (`view_stat_plan`).
+        self.host_stat_mounts: dict = {}
         self.synthetic = []  # file systems whose descriptors are not the files themselves
         self.mount_names = {}  # Mount -> (source, fstype)
         self._path_only_keys: dict[tuple[int, int], Dentry] = {}  # O_PATH stand-ins
@@ -102,6 +135,51 @@ class FileSystem:
         prctl, exec): read them afresh next time."""
         self._creds.clear()
         self._asker = None
+        self.trust_epoch += 1
+
+    def searches_everything(self) -> bool:
+        """Whether the asking task may search every directory (CAP_DAC_OVERRIDE or
+        CAP_DAC_READ_SEARCH): no search permission on a path can refuse it."""
+        creds = self.creds
+        return creds.cap_dac_override or creds.cap_dac_read_search
+
+    def view_stat_plan(self, pid: int) -> "ViewStatPlan | None":
+        """What the seccomp platform needs to answer stats of host files itself (its C
+        loop's stat_in_view, platform/c/notify.c), from task `pid`'s view; None without
+        directfs (the Sentry may then open nothing itself), after a chroot, or when a name
+        the Sentry mounts over where the view has no mount is not an empty directory."""
+        if self._view_roots is None or self.chrooted:
+            return None
+        points = {}  # mount point in the view -> mount id
+        for line in procfs.read(self.proc_fd, f"{pid}/mountinfo").splitlines():
+            fields = line.split()
+            points[_unescape(fields[4])] = int(fields[0])
+        root_path = self.table.root.root
+        covered = []
+        for mount in self.table.mounts()[1:]:
+            path, _ = d_path(mount.root, root_path)
+            if path in points:
+                continue
+            under = mount.mountpoint.inode  # the view shows this name as it is
+            if not isinstance(under, GoferDirectory) or under.readdir():
+                return None
+            covered.append(under.host_key)
+        if b"/" not in points:
+            return None
+        root = os.open(f"{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                       dir_fd=self.proc_fd)
+        plan = ViewStatPlan(root, points[b"/"], covered)
+        for mount, path in self.host_stat_mounts.items():
+            if mount is self.table.root or path not in points:
+                continue
+            try:
+                fd = openat2(root, path.lstrip(b"/"), os.O_PATH | os.O_DIRECTORY
+                             | os.O_CLOEXEC, 0, _IN_VIEW)
+            except OSError:
+                continue
+            plan.mounts.append((path, points[path], fd))
+        plan.mounts.sort(key=lambda m: -len(m[0]))  # a mount within another first
+        return plan
 
     # Host identity <-> dentry --------------------------------------------------------
 

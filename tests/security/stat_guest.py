@@ -1,0 +1,144 @@
+"""Run in a sandbox by test_stat_in_view.py: the guest side.
+
+`tree`: builds the same small tree in the rootfs (/t), the sandbox's /tmp (/tmp/t) and a
+volume (/vol/t): directories, a file, a directory of another user's with mode 0700, and
+symlinks that lead within it, across mounts, into /proc and /sys, nowhere and in a loop.
+
+`dump SPECS`: each spec (`CALL START PATH` joined by tabs, CALL one of newfstatat,
+newfstatat-nofollow, statx, statx-nofollow; START `cwd`, a directory to open as the dirfd, or
+`fd:N`, a descriptor the guest was handed)
+asked by a thread the Sentry trusts and by a fresh one (`dump`); prints those that differ.
+
+`drop`, `setuid`: stats of the 0700 directories' file, before and after the task gave up its
+capabilities over files (capset) or became uid 1000 (which drops them). `chroot`: stats
+before and after a chroot to /t."""
+
+import ctypes
+import errno
+import os
+import struct
+import sys
+import threading
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+SYS_STATX = 332 if os.uname().machine == "x86_64" else 291
+SYS_CAPSET = 126 if os.uname().machine == "x86_64" else 91
+AT_SYMLINK_NOFOLLOW = 0x100
+OWNER = 1234
+
+LINKS = {
+    "rel": "d/f", "abs": "/t/d", "up": "../..", "proc": "/proc/self", "sys": "/sys",
+    "tmp": "/tmp/t", "vol": "/vol/t", "dangling": "nope", "loop": "loop", "dir": "d/",
+    "mtab": "/etc/mtab", "exe": "/proc/self/exe",
+}
+
+
+def tree() -> None:
+    for top in ("/t", "/tmp/t", "/vol/t"):
+        os.makedirs(f"{top}/d/sub", exist_ok=True)
+        with open(f"{top}/d/f", "w") as f:
+            f.write("x" * 100)
+        os.makedirs(f"{top}/secret", mode=0o700, exist_ok=True)
+        with open(f"{top}/secret/inner", "w") as f:
+            f.write("s")
+        os.chown(f"{top}/secret", OWNER, OWNER)
+        os.chmod(f"{top}/secret", 0o700)
+        for name, target in LINKS.items():
+            os.symlink(target, f"{top}/{name}")
+            os.symlink(target, f"{top}/d/{name}")
+
+
+def newfstatat(dirfd: int, path: bytes, nofollow: bool) -> str:
+    try:
+        st = os.stat(path, dir_fd=None if dirfd < 0 else dirfd, follow_symlinks=not nofollow)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    return (f"{st.st_dev}:{st.st_ino} {st.st_mode:o} {st.st_nlink} {st.st_uid} {st.st_gid} "
+            f"{st.st_rdev} {st.st_size} {st.st_blocks} {st.st_blksize} {st.st_mtime_ns} "
+            f"{st.st_ctime_ns}")
+
+
+def statx(dirfd: int, path: bytes, nofollow: bool) -> str:
+    buf = ctypes.create_string_buffer(256)
+    if LIBC.syscall(SYS_STATX, dirfd, path, AT_SYMLINK_NOFOLLOW if nofollow else 0, 0xFFF, buf):
+        return errno.errorcode[ctypes.get_errno()]
+    raw = bytearray(buf.raw)
+    raw[64:80] = bytes(16)  # stx_atime: the one field a walk may change (a link's, relatime)
+    return raw.hex()
+
+
+def dump(specs_file: str) -> None:
+    """Each spec asked twice: by this thread, which the Sentry trusts after its first stat
+    (here, of /), and by a thread of its own, whose first call the Sentry's VFS answers.
+    Prints the specs whose answers differ, then `checked N`."""
+    os.stat("/")
+    starts: dict[bytes, int | None] = {}
+    os.chdir("/t")
+    checked = 0
+    for line in open(specs_file, "rb").read().splitlines():
+        call, start, path = line.split(b"\t")
+        if start == b"cwd":
+            dirfd = -100  # AT_FDCWD
+        elif start.startswith(b"fd:"):
+            dirfd = int(start[3:])  # one the guest was handed
+        else:
+            if start not in starts:
+                try:
+                    starts[start] = os.open(start, os.O_PATH | os.O_DIRECTORY)
+                except OSError:
+                    starts[start] = None
+            dirfd = starts[start]
+            if dirfd is None:
+                continue
+        nofollow = call.endswith(b"-nofollow")
+        stat = statx if call.startswith(b"statx") else newfstatat
+        mine = stat(dirfd, path, nofollow)
+        theirs = []
+        helper = threading.Thread(target=lambda: theirs.append(stat(dirfd, path, nofollow)))
+        helper.start()
+        helper.join()
+        if mine != theirs[0]:
+            print(f"{line!r}: {mine} != {theirs[0]}")
+        checked += 1
+    print(f"checked {checked}")
+
+
+def drop_file_capabilities() -> None:
+    """capset: keep nothing (the guest is root, so it still owns root's files)."""
+    header = struct.pack("=Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    data = bytes(24)  # effective, permitted, inheritable: 0, in two 32-bit halves
+    if LIBC.syscall(SYS_CAPSET, header, data):
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    if what == "tree":
+        tree()
+    elif what == "dump":
+        dump(sys.argv[2])
+    elif what in ("drop", "setuid"):
+        # First as root, which the Sentry may come to answer from its C loop; then without
+        # the capabilities that search every directory: each answer must be the new one.
+        path = "/t/secret/inner"
+        before = [newfstatat(-1, path.encode(), False) for _ in range(3)]
+        if what == "drop":
+            drop_file_capabilities()
+        else:
+            os.setgroups([])
+            os.setgid(1000)
+            os.setuid(1000)
+        after = [newfstatat(-1, p.encode(), False) for p in (path, "/tmp/t/secret/inner", "/vol/t/secret/inner", path)]
+        print(" ".join(s.split()[0] for s in before), "|", " ".join(after))
+    elif what == "chroot":
+        # Trusted first; then a root of its own, which absolute paths, `..` and absolute
+        # symlinks must now start from.
+        before = [newfstatat(-1, b"/t/d/f", False) for _ in range(3)]
+        os.chroot("/t")
+        os.chdir("/d")
+        after = [newfstatat(-1, p, nofollow) for p, nofollow in (
+            (b"/d/f", False), (b"/t/d/f", False), (b"../../../d/f", False), (b"rel", False),
+            (b"abs", False), (b"/abs", True), (b"/up/d/f", False))]
+        print(" ".join(s.split()[0] for s in before), "|", " | ".join(after))
+    else:
+        raise SystemExit(f"unknown: {what}")
