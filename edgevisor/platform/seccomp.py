@@ -135,7 +135,8 @@ class SeccompPlatform(Platform):
                             lib.ev_view_off()
                             fs = None
                             stat_nrs = frozenset()
-                    elif nr in stat_nrs and result == 0 and fs.searches_everything():
+                    elif (nr in stat_nrs and (type(result) is InstallFd or result == 0)
+                          and fs.searches_everything()):
                         try:
                             lib.ev_trust(tid, host.pidfd(tid))
                         except ProcessLookupError:
@@ -257,9 +258,9 @@ class SeccompPlatform(Platform):
             time.sleep(0.01)
 
 
-# The stat calls the C loop answers for a trusted task (stat_in_view). Python answers a
-# task's first, which reads its credentials, and trusts it if they search everything.
-_STAT_CALLS = ("stat", "lstat", "newfstatat", "statx")
+# The path calls the C loop answers for a trusted task (in_view, c/notify.c). Python answers
+# a task's first, which reads its credentials, and trusts it if they search everything.
+_STAT_CALLS = ("stat", "lstat", "newfstatat", "statx", "open", "openat")
 
 
 def _valid(listener: int, nid: int) -> bool:

@@ -7,7 +7,8 @@ symlinks that lead within it, across mounts, into /proc and /sys, nowhere and in
 `dump SPECS`: each spec (`CALL START PATH` joined by tabs, CALL one of newfstatat,
 newfstatat-nofollow, statx, statx-nofollow; START `cwd`, a directory to open as the dirfd, or
 `fd:N`, a descriptor the guest was handed)
-asked by a thread the Sentry trusts and by a fresh one (`dump`); prints those that differ.
+or one of the opens in OPENS, asked by a thread the Sentry trusts and by a fresh one (`dump`);
+prints those that differ.
 
 `drop`, `setuid`: stats of the 0700 directories' file, before and after the task gave up its
 capabilities over files (capset) or became uid 1000 (which drops them). `chroot`: stats
@@ -15,6 +16,7 @@ before and after a chroot to /t."""
 
 import ctypes
 import errno
+import fcntl
 import os
 import struct
 import sys
@@ -67,6 +69,29 @@ def statx(dirfd: int, path: bytes, nofollow: bool) -> str:
     return raw.hex()
 
 
+def open_(dirfd: int, path: bytes, flags: int) -> str:
+    """An open's answer: the descriptor's number, flags, close-on-exec, host stat and (for
+    a directory) its names, or the errno."""
+    try:
+        fd = os.open(path, flags, dir_fd=None if dirfd < 0 else dirfd)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    try:
+        st = os.fstat(fd)
+        names = sorted(os.listdir(fd)) if os.path.stat.S_ISDIR(st.st_mode) else []
+        return (f"fd {fd} flags {fcntl.fcntl(fd, fcntl.F_GETFL):o} "
+                f"cloexec {fcntl.fcntl(fd, fcntl.F_GETFD)} {st.st_dev}:{st.st_ino} "
+                f"{st.st_mode:o} {st.st_size} {st.st_mtime_ns} {len(names)} {names[:5]}")
+    finally:
+        os.close(fd)
+
+
+OPENS = {b"open": os.O_RDONLY | os.O_CLOEXEC, b"open-nofollow": os.O_RDONLY | os.O_NOFOLLOW,
+         b"open-dir": os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+         b"open-nonblock": os.O_RDONLY | os.O_NONBLOCK, b"open-write": os.O_WRONLY,
+         b"open-path": os.O_PATH}
+
+
 def dump(specs_file: str) -> None:
     """Each spec asked twice: by this thread, which the Sentry trusts after its first stat
     (here, of /), and by a thread of its own, whose first call the Sentry's VFS answers.
@@ -90,11 +115,16 @@ def dump(specs_file: str) -> None:
             dirfd = starts[start]
             if dirfd is None:
                 continue
-        nofollow = call.endswith(b"-nofollow")
-        stat = statx if call.startswith(b"statx") else newfstatat
-        mine = stat(dirfd, path, nofollow)
+        if call in OPENS:
+            def ask(dirfd=dirfd, path=path, flags=OPENS[call]):
+                return open_(dirfd, path, flags)
+        else:
+            def ask(dirfd=dirfd, path=path, nofollow=call.endswith(b"-nofollow"),
+                    stat=statx if call.startswith(b"statx") else newfstatat):
+                return stat(dirfd, path, nofollow)
+        mine = ask()
         theirs = []
-        helper = threading.Thread(target=lambda: theirs.append(stat(dirfd, path, nofollow)))
+        helper = threading.Thread(target=lambda: theirs.append(ask()))
         helper.start()
         helper.join()
         if mine != theirs[0]:
@@ -129,6 +159,7 @@ if __name__ == "__main__":
             os.setgid(1000)
             os.setuid(1000)
         after = [newfstatat(-1, p.encode(), False) for p in (path, "/tmp/t/secret/inner", "/vol/t/secret/inner", path)]
+        after += [open_(-1, p.encode(), os.O_RDONLY) for p in (path, "/vol/t/secret")]
         print(" ".join(s.split()[0] for s in before), "|", " ".join(after))
     elif what == "chroot":
         # Trusted first; then a root of its own, which absolute paths, `..` and absolute

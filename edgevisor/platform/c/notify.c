@@ -234,33 +234,175 @@ static int mount_allowed(int fd)
 
 #define STAT_FLAGS (AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH)
 #define STATX_SYNC_BITS 0x6000 /* AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC */
+/* The opens answered here: for reading, of a regular file or a directory. */
+#define OPEN_FLAGS (O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_LARGEFILE | O_NOCTTY)
 
-/* Answers notification `n` if it is a stat this path serves: 1 when answered (or when its
+/* Guest descriptor `fd` of the task `m` is, as a descriptor of the Sentry's, if it is on one
+ * of the view's mounts whose files are the host's; else -1. */
+static int view_descriptor(const struct memo *m, int32_t fd)
+{
+    if (fd < 0) return -1;
+    int own = (int)syscall(SYS_pidfd_getfd, m->pidfd, fd, 0);
+    if (own >= 0 && !mount_allowed(own)) {
+        close(own);
+        own = -1;
+    }
+    return own;
+}
+
+/* A walk in the view from a task's start: the start, whether it is this walk's own to close,
+ * the path from there and how openat2 resolves it. */
+struct walk {
+    int start, owned;
+    const char *rest;
+    struct open_how how;
+};
+
+static int walk_begin(const struct seccomp_notif *n, const struct memo *m, int32_t dirfd,
+                      const char *path, struct walk *w)
+{
+    w->start = -1;
+    w->owned = 0;
+    w->rest = path;
+    memset(&w->how, 0, sizeof w->how);
+    w->how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
+    if (path[0] == '/') {
+        for (int i = 0; i < view_prefix_count; i++) {
+            const struct prefix *p = &view_prefixes[i];
+            if (strncmp(path, p->path, p->len) == 0 && (path[p->len] == '/' || !path[p->len])) {
+                w->start = p->fd;
+                w->rest = path + p->len;
+                while (*w->rest == '/') w->rest++;
+                if (!*w->rest) w->rest = ".";
+                w->how.resolve |= RESOLVE_BENEATH;
+                return 0;
+            }
+        }
+        w->start = view_root;
+        w->how.resolve |= RESOLVE_IN_ROOT;
+        return 0;
+    }
+    if (dirfd == AT_FDCWD) {
+        char name[32];
+        snprintf(name, sizeof name, "%d/cwd", (int)n->pid);
+        w->start = openat(view_proc, name, O_PATH | O_CLOEXEC);
+        if (w->start >= 0 && !mount_allowed(w->start)) {
+            close(w->start);
+            w->start = -1;
+        }
+    } else {
+        w->start = view_descriptor(m, dirfd);
+    }
+    w->owned = 1;
+    return w->start < 0 ? -1 : 0;
+}
+
+static int walk_open(struct walk *w, uint64_t flags)
+{
+    w->how.flags = flags;
+    return (int)syscall(SYS_openat2, w->start, w->rest, &w->how, sizeof w->how);
+}
+
+static void walk_end(struct walk *w)
+{
+    if (w->owned && w->start >= 0) close(w->start);
+    w->start = -1;
+}
+
+/* The stat of what the walk names, its final symlink not followed, in *st: 0, or -1 for
+ * Python to resolve it. */
+static int walk_stat(struct walk *w, struct stat *st)
+{
+    int fd = walk_open(w, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int failed = (int)syscall(__NR_newfstatat, fd, "", st, AT_EMPTY_PATH);
+    close(fd);
+    for (int i = 0; !failed && i < covered_count; i++)
+        if (covered[i][0] == st->st_dev && covered[i][1] == st->st_ino) failed = 1;
+    return failed ? -1 : 0;
+}
+
+static int write_stat(const struct seccomp_notif *n, uint64_t buf, const struct stat *st,
+                      int statx_call)
+{
+    long wrote;
+    if (statx_call) {
+        struct statx x;
+        memset(&x, 0, sizeof x);
+        x.stx_mask = STATX_BASIC_STATS;
+        x.stx_blksize = (uint32_t)st->st_blksize;
+        x.stx_nlink = (uint32_t)st->st_nlink;
+        x.stx_uid = st->st_uid;
+        x.stx_gid = st->st_gid;
+        x.stx_mode = (uint16_t)st->st_mode;
+        x.stx_ino = st->st_ino;
+        x.stx_size = (uint64_t)st->st_size;
+        x.stx_blocks = (uint64_t)st->st_blocks;
+        x.stx_atime.tv_sec = st->st_atim.tv_sec;
+        x.stx_atime.tv_nsec = (uint32_t)st->st_atim.tv_nsec;
+        x.stx_ctime.tv_sec = st->st_ctim.tv_sec;
+        x.stx_ctime.tv_nsec = (uint32_t)st->st_ctim.tv_nsec;
+        x.stx_mtime.tv_sec = st->st_mtim.tv_sec;
+        x.stx_mtime.tv_nsec = (uint32_t)st->st_mtim.tv_nsec;
+        x.stx_rdev_major = major(st->st_rdev);
+        x.stx_rdev_minor = minor(st->st_rdev);
+        x.stx_dev_major = major(st->st_dev);
+        x.stx_dev_minor = minor(st->st_dev);
+        wrote = ev_write((int32_t)n->pid, buf, (const char *)&x, sizeof x);
+        return wrote == (long)sizeof x;
+    }
+    wrote = ev_write((int32_t)n->pid, buf, (const char *)st, sizeof *st);
+    return wrote == (long)sizeof *st;
+}
+
+static int answer_stat(int listener, const struct seccomp_notif *n, uint64_t buf,
+                       const struct stat *st, int statx_call)
+{
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &n->id)) return 1; /* the task went */
+    if (!write_stat(n, buf, st, statx_call)) return 0;
+    ev_send(listener, n->id, 0, 0, 0);
+    return 1;
+}
+
+/* Answers notification `n` if it is a call this path serves: 1 when answered (or when its
  * task went meanwhile), 0 for Python to answer it. */
-static int stat_in_view(int listener, const struct seccomp_notif *n)
+static int in_view(int listener, const struct seccomp_notif *n)
 {
 #ifdef VIEW_ARCH
     const __u64 *a = n->data.args;
-    int32_t dirfd, flags;
-    uint64_t path_addr, buf;
-    int statx_call = 0;
+    int32_t dirfd = AT_FDCWD, flags = 0;
+    uint64_t path_addr = 0, buf = 0;
+    enum { STAT, STATX, OPEN, BY_DESCRIPTOR } call;
     if (n->data.arch != VIEW_ARCH) return 0;
     switch (n->data.nr) {
 #ifdef __NR_stat
     case __NR_stat:
     case __NR_lstat:
-        dirfd = AT_FDCWD;
         path_addr = a[0];
         buf = a[1];
         flags = n->data.nr == __NR_lstat ? AT_SYMLINK_NOFOLLOW : 0;
+        call = STAT;
         break;
+    case __NR_open:
+        path_addr = a[0];
+        flags = (int32_t)a[1];
+        call = OPEN;
+        break;
+    case __NR_getdents:
 #endif
+    case __NR_fstat:
+    case __NR_fstatfs:
+    case __NR_getdents64:
+        dirfd = (int32_t)a[0];
+        call = BY_DESCRIPTOR;
+        break;
     case __NR_newfstatat:
         dirfd = (int32_t)a[0];
         path_addr = a[1];
         buf = a[2];
         flags = (int32_t)a[3];
         if (flags & ~STAT_FLAGS) return 0;
+        call = STAT;
         break;
     case __NR_statx:
         dirfd = (int32_t)a[0];
@@ -270,99 +412,93 @@ static int stat_in_view(int listener, const struct seccomp_notif *n)
         if (flags & ~(STAT_FLAGS | STATX_SYNC_BITS) || (flags & STATX_SYNC_BITS) == STATX_SYNC_BITS
             || a[3] & 0x80000000u /* STATX__RESERVED */)
             return 0;
-        statx_call = 1;
+        call = STATX;
+        break;
+    case __NR_openat:
+        dirfd = (int32_t)a[0];
+        path_addr = a[1];
+        flags = (int32_t)a[2];
+        call = OPEN;
         break;
     default:
         return 0;
     }
-    if (!path_addr || !buf) return 0;
+    if (call == OPEN && flags & ~OPEN_FLAGS) return 0; /* O_RDONLY is 0 */
     struct memo *m = memo_find((int32_t)n->pid);
-    if (!m || !m->searches_all) return 0;
+    if (!m) return 0;
     if (syscall(SYS_pidfd_send_signal, m->pidfd, 0, NULL, 0)) {
         memo_clear(m);
         return 0;
     }
 
+    /* Calls on a descriptor of a host file: the kernel's answer is the Sentry's. */
+    if (call == BY_DESCRIPTOR) {
+        int own = view_descriptor(m, dirfd);
+        if (own < 0) return 0;
+        close(own);
+        ev_send(listener, n->id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+        return 1;
+    }
+
     char path[4096];
-    long len = ev_read_cstring((int32_t)n->pid, path_addr, path, sizeof path, (size_t)view_page);
-    if (len <= 0 || path[len - 1] == '/') return 0;
-
-    int start = -1, owned = 0;
-    const char *rest = path;
-    struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-                            .resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS };
-    if (path[0] == '/') {
-        for (int i = 0; i < view_prefix_count; i++) {
-            const struct prefix *p = &view_prefixes[i];
-            if (strncmp(path, p->path, p->len) == 0 && (path[p->len] == '/' || !path[p->len])) {
-                start = p->fd;
-                rest = path + p->len;
-                while (*rest == '/') rest++;
-                if (!*rest) rest = ".";
-                how.resolve |= RESOLVE_BENEATH;
-                break;
-            }
-        }
-        if (start < 0) {
-            start = view_root;
-            how.resolve |= RESOLVE_IN_ROOT;
-        }
-    } else {
-        if (dirfd == AT_FDCWD) {
-            char name[32];
-            snprintf(name, sizeof name, "%d/cwd", (int)n->pid);
-            start = openat(view_proc, name, O_PATH | O_CLOEXEC);
-        } else if (dirfd >= 0) {
-            start = (int)syscall(SYS_pidfd_getfd, m->pidfd, dirfd, 0);
-        }
-        if (start < 0) return 0;
-        owned = 1;
-        if (!mount_allowed(start)) {
-            close(start);
-            return 0;
-        }
+    long len = 0;
+    if (path_addr) {
+        len = ev_read_cstring((int32_t)n->pid, path_addr, path, sizeof path, (size_t)view_page);
+        if (len < 0) return 0;
     }
-    int fd = (int)syscall(SYS_openat2, start, rest, &how, sizeof how);
-    if (owned) close(start);
-    if (fd < 0) return 0;
     struct stat st;
-    int failed = (int)syscall(__NR_newfstatat, fd, "", &st, AT_EMPTY_PATH);
-    close(fd);
-    if (failed || (S_ISLNK(st.st_mode) && !(flags & AT_SYMLINK_NOFOLLOW))) return 0;
-    for (int i = 0; i < covered_count; i++)
-        if (covered[i][0] == st.st_dev && covered[i][1] == st.st_ino) return 0;
-
-    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &n->id)) return 1; /* the task went */
-    long wrote;
-    if (statx_call) {
-        struct statx x;
-        memset(&x, 0, sizeof x);
-        x.stx_mask = STATX_BASIC_STATS;
-        x.stx_blksize = (uint32_t)st.st_blksize;
-        x.stx_nlink = (uint32_t)st.st_nlink;
-        x.stx_uid = st.st_uid;
-        x.stx_gid = st.st_gid;
-        x.stx_mode = (uint16_t)st.st_mode;
-        x.stx_ino = st.st_ino;
-        x.stx_size = (uint64_t)st.st_size;
-        x.stx_blocks = (uint64_t)st.st_blocks;
-        x.stx_atime.tv_sec = st.st_atim.tv_sec;
-        x.stx_atime.tv_nsec = (uint32_t)st.st_atim.tv_nsec;
-        x.stx_ctime.tv_sec = st.st_ctim.tv_sec;
-        x.stx_ctime.tv_nsec = (uint32_t)st.st_ctim.tv_nsec;
-        x.stx_mtime.tv_sec = st.st_mtim.tv_sec;
-        x.stx_mtime.tv_nsec = (uint32_t)st.st_mtim.tv_nsec;
-        x.stx_rdev_major = major(st.st_rdev);
-        x.stx_rdev_minor = minor(st.st_rdev);
-        x.stx_dev_major = major(st.st_dev);
-        x.stx_dev_minor = minor(st.st_dev);
-        wrote = ev_write((int32_t)n->pid, buf, (const char *)&x, sizeof x);
-        if (wrote != (long)sizeof x) return 0;
-    } else {
-        wrote = ev_write((int32_t)n->pid, buf, (const char *)&st, sizeof st);
-        if (wrote != (long)sizeof st) return 0;
+    if (len == 0) {
+        /* The descriptor itself (fstat's newfstatat): its host stat. */
+        if (call == OPEN || !(flags & AT_EMPTY_PATH) || !buf) return 0;
+        int fd = view_descriptor(m, dirfd);
+        if (fd < 0) return 0;
+        int failed = (int)syscall(__NR_newfstatat, fd, "", &st, AT_EMPTY_PATH);
+        close(fd);
+        if (failed) return 0;
+        return answer_stat(listener, n, buf, &st, call == STATX);
     }
-    ev_send(listener, n->id, 0, 0, 0);
+    /* A walk: only for a task that may search every directory on it. */
+    if (!m->searches_all || path[len - 1] == '/') return 0;
+    struct walk w;
+    if (walk_begin(n, m, dirfd, path, &w) || walk_stat(&w, &st)) {
+        walk_end(&w);
+        return 0;
+    }
+    int follow = call == OPEN ? !(flags & O_NOFOLLOW) : !(flags & AT_SYMLINK_NOFOLLOW);
+    if (S_ISLNK(st.st_mode) && follow) { /* protected_symlinks is the Sentry's to check */
+        walk_end(&w);
+        return 0;
+    }
+    if (call != OPEN) {
+        walk_end(&w);
+        return answer_stat(listener, n, buf, &st, call == STATX);
+    }
+
+    /* An open for reading of a regular file or a directory, which a task that searches
+     * everything may read: opened again by the same walk with the guest's flags, and
+     * O_NONBLOCK until open (a fifo renamed in meanwhile cannot block this loop), then
+     * checked to be the very file; installed as the guest's and the Sentry's copy closed
+     * before the answer, as Python does. */
+    if (!(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        walk_end(&w);
+        return 0;
+    }
+    int file = walk_open(&w, (uint64_t)(flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    walk_end(&w);
+    if (file < 0) return 0;
+    struct stat now;
+    if ((!(flags & O_NONBLOCK) && fcntl(file, F_SETFL, 0))
+        || syscall(__NR_newfstatat, file, "", &now, AT_EMPTY_PATH)
+        || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+        close(file);
+        return 0;
+    }
+    struct seccomp_notif_addfd add = { .id = n->id, .srcfd = (uint32_t)file,
+                                       .newfd_flags = (uint32_t)(flags & O_CLOEXEC) };
+    int number = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+    close(file);
+    if (number < 0) return errno == ENOENT; /* the task went; else Python (EMFILE ...) */
+    ev_send(listener, n->id, number, 0, 0);
     return 1;
 #else
     (void)listener;
@@ -379,7 +515,7 @@ int ev_next(int listener, struct ev_notif *out)
     for (;;) {
         memset(&n, 0, sizeof n); /* NOTIF_RECV insists on a zeroed buffer */
         if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n)) return -errno;
-        if (view_on && stat_in_view(listener, &n)) continue;
+        if (view_on && in_view(listener, &n)) continue;
         int index = memo_index(n.data.nr);
         if (index >= 0) {
             struct memo *m = memo_find((int32_t)n.pid);

@@ -14,8 +14,11 @@ Every open here is `openat2` with:
   no symlink in it; one a racing guest thread renamed in is refused, never followed;
 - RESOLVE_NO_XDEV: never into another mount (a submount of a volume, a mount the view has
   over a name): the gofer, which knows the mounts, answers those;
-- O_NOFOLLOW, O_NOCTTY, O_CLOEXEC, and O_NONBLOCK until opened: a fifo or device renamed
-  over a checked name cannot block the Sentry's single serving thread.
+- O_NOCTTY, O_CLOEXEC, and O_NONBLOCK until opened: a fifo or device renamed over a
+  checked name cannot block the Sentry's single serving thread. Not O_NOFOLLOW, which
+  RESOLVE_NO_SYMLINKS already is for the last name (ELOOP) and which would stay in the
+  description's flags, where the guest's F_GETFL would see it; an O_PATH open takes it, to
+  open a symlink itself.
 
 The gofer stays the authority: an open refused here for any reason is asked of the gofer,
 whose answer the guest gets, so both modes answer alike. The caller still checks that what
@@ -31,7 +34,7 @@ from ...gofer.hostcalls import openat2
 
 RESOLVE = (abi.RESOLVE_BENEATH | abi.RESOLVE_NO_SYMLINKS | abi.RESOLVE_NO_MAGICLINKS
            | abi.RESOLVE_NO_XDEV)
-_ALWAYS = abi.O_NOFOLLOW | abi.O_NOCTTY | abi.O_CLOEXEC
+_ALWAYS = abi.O_NOCTTY | abi.O_CLOEXEC
 
 
 def open_beneath(dirfd: int, path: bytes, flags: int) -> int:
