@@ -24,6 +24,7 @@ ffibuilder.cdef("""
     void ev_view_off(void);
     int ev_view_prefix(const char *path, int fd);
     int ev_view_covered(uint64_t dev, uint64_t ino);
+    void ev_set_uts(const char *buf, size_t n);
 """)
 ffibuilder.set_source(
     "edgevisor.platform._notify",

@@ -25,6 +25,7 @@ from .. import abi
 from . import SENTRY_THREADS, strict
 from ..sentry.dispatch import CONTINUE, ENTER_STRICT, InstallFd, WaitFd
 from ..sentry.kernel.task import Task
+from ..sentry.syscalls.sys_identity import utsname
 from .base import Platform
 from .linux import pidfd_getfd, seccomp_load, tkill, wait_any
 from ._notify import ffi, lib
@@ -113,6 +114,12 @@ class SeccompPlatform(Platform):
         stat_nrs = frozenset(sentry.table.by_name[name].nr for name in _STAT_CALLS
                              if name in sentry.table.by_name) if fs is not None else frozenset()
         epoch = fs.trust_epoch if fs is not None else 0
+        # uname is answered in C, from the names as they are (none under --strace); the
+        # calls that set one give C the new answer.
+        uts_nrs = frozenset(sentry.table.by_name[name].nr for name in
+                            ("sethostname", "setdomainname")) if sentry.strace is None else ()
+        if uts_nrs:
+            lib.ev_set_uts(utsname(sentry.kernel), 390)
         try:
             while not done.is_set():
                 err = lib.ev_next(listener, out)
@@ -125,6 +132,8 @@ class SeccompPlatform(Platform):
                     tkill(tid, signal.SIGKILL)  # as the kernel ends a strict task's call
                     continue
                 result = handle(_NotifiedTask(tid, host, listener, nid), nr, list(out.args))
+                if nr in uts_nrs and result == 0:
+                    lib.ev_set_uts(utsname(sentry.kernel), 390)
                 if fs is not None:
                     if fs.trust_epoch != epoch or fs.chrooted:
                         # Credentials may change (set*id, capset, exec) once this call is
@@ -150,8 +159,11 @@ class SeccompPlatform(Platform):
                     continue
                 elif result is ENTER_STRICT:
                     # Its answers are not to be remembered any more (a strict getpid ends
-                    # it): the memo is cleared, for every task, as rarely as this happens.
+                    # it): the memo is cleared, for every task, as rarely as this happens,
+                    # and uname is Python's again.
                     lib.ev_set_memo(memo_nrs, len(memo))
+                    lib.ev_set_uts(ffi.NULL, 0)
+                    uts_nrs = ()
                     self._hand_to_reaper(reaper, (tid, nid), done)
                     continue
                 elif result < 0:
@@ -168,6 +180,7 @@ class SeccompPlatform(Platform):
             return self._status
         finally:
             lib.ev_view_off()
+            lib.ev_set_uts(ffi.NULL, 0)
             lib.ev_set_memo(ffi.NULL, 0)
             for fd in view_fds:
                 os.close(fd)

@@ -17,10 +17,14 @@ def _field(value: bytes) -> bytes:
     return value[: _UTS_FIELD - 1].ljust(_UTS_FIELD, b"\0")
 
 
+def utsname(k) -> bytes:
+    """struct new_utsname, as uname(2) writes it."""
+    return b"".join(_field(v) for v in (k.sysname, k.hostname, k.release, k.version, k.machine,
+                                        k.domainname))
+
+
 def sys_uname(k, t, a) -> int:
-    uts = b"".join(_field(v) for v in (k.sysname, k.hostname, k.release, k.version, k.machine,
-                                       k.domainname))
-    t.mem.write(a[0], uts)
+    t.mem.write(a[0], utsname(k))
     return 0
 
 
