@@ -110,8 +110,8 @@ class SeccompPlatform(Platform):
         handle = sentry.handle
         CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
         gone = (-errno.ENOENT, -errno.EINTR)
-        fs, view_fds = self._stat_in_view(sentry, pid)
-        stat_nrs = frozenset(sentry.table.by_name[name].nr for name in _STAT_CALLS
+        fs, view_fds = self._answer_in_view(sentry, pid)
+        trusting_nrs = frozenset(sentry.table.by_name[name].nr for name in _TRUSTING_CALLS
                              if name in sentry.table.by_name) if fs is not None else frozenset()
         epoch = fs.trust_epoch if fs is not None else 0
         # uname is answered in C, from the names as they are (none under --strace); the
@@ -143,8 +143,8 @@ class SeccompPlatform(Platform):
                         if fs.chrooted:
                             lib.ev_view_off()
                             fs = None
-                            stat_nrs = frozenset()
-                    elif (nr in stat_nrs and (type(result) is InstallFd or result == 0)
+                            trusting_nrs = frozenset()
+                    elif (nr in trusting_nrs and (type(result) is InstallFd or result == 0)
                           and fs.searches_everything()):
                         try:
                             lib.ev_trust(tid, host.pidfd(tid))
@@ -187,13 +187,13 @@ class SeccompPlatform(Platform):
             host.close()
 
     @staticmethod
-    def _stat_in_view(sentry, pid: int):
-        """Lets the C loop answer stats of host files on the view's mounts itself (c/notify.c,
-        stat_in_view): (the file system, the descriptors it holds), or (None, []) when it
-        may not (--strace must see every call; kernel/fs.py's view_stat_plan says when
-        else)."""
+    def _answer_in_view(sentry, pid: int):
+        """Lets the C loop answer stats and read-opens of host files on the view's mounts
+        itself (c/notify.c, in_view): (the file system, the descriptors it holds), or
+        (None, []) when it may not (--strace must see every call; kernel/fs.py's view_plan
+        says when else)."""
         fs = sentry.kernel.fs
-        plan = fs.view_stat_plan(pid) if fs is not None and sentry.strace is None else None
+        plan = fs.view_plan(pid) if fs is not None and sentry.strace is None else None
         if plan is None:
             return None, []
         fds = [plan.root] + [fd for _, _, fd in plan.mounts]
@@ -273,7 +273,7 @@ class SeccompPlatform(Platform):
 
 # The path calls the C loop answers for a trusted task (in_view, c/notify.c). Python answers
 # a task's first, which reads its credentials, and trusts it if they search everything.
-_STAT_CALLS = ("stat", "lstat", "newfstatat", "statx", "open", "openat")
+_TRUSTING_CALLS = ("stat", "lstat", "newfstatat", "statx", "open", "openat")
 
 
 def _valid(listener: int, nid: int) -> bool:

@@ -55,15 +55,20 @@ EDGES = [
 ]
 
 
-def _check(sandbox, tmp: Path, specs, flags=(), **kw) -> None:
-    """Every spec answered alike by a thread the C loop answers and by a fresh one."""
-    vol = Path(tmp)
+def _guest(sandbox, vol: Path, command: str, flags=(), **kw):
+    """stat_guest.py's `tree`, then `command`, in a sandbox with `vol` as its /vol."""
     vol.mkdir(exist_ok=True)
     shutil.copy(GUEST, vol / "guest.py")
+    return sandbox("sh", "-c", f"python3 /vol/guest.py tree && python3 /vol/guest.py {command}",
+                   flags=("-v", f"{vol}:/vol", *flags), **kw)
+
+
+def _check(sandbox, vol: Path, specs, flags=(), **kw) -> None:
+    """Every spec answered alike by a thread the C loop answers and by a fresh one."""
+    vol.mkdir()
     (vol / "specs").write_bytes(b"".join(b"\t".join(s.encode() for s in spec) + b"\n"
                                          for spec in specs))
-    r = sandbox("sh", "-c", "python3 /vol/guest.py tree && python3 /vol/guest.py dump /vol/specs",
-                flags=("-v", f"{vol}:/vol", *flags), **kw)
+    r = _guest(sandbox, vol, "dump /vol/specs", flags, **kw)
     assert r.returncode == 0, r.stderr
     *differ, last = r.stdout.splitlines()
     assert not differ, "\n".join(differ)
@@ -71,7 +76,7 @@ def _check(sandbox, tmp: Path, specs, flags=(), **kw) -> None:
 
 
 def test_fixed_paths_answer_as_the_sentry(sandbox, tmp_path):
-    _check(sandbox, tmp_path, EDGES)
+    _check(sandbox, tmp_path / "vol", EDGES)
 
 
 paths = st.builds(
@@ -86,27 +91,19 @@ specs = st.lists(st.tuples(st.sampled_from(CALLS), st.sampled_from(STARTS), path
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(specs=specs)
 def test_any_path_answers_as_the_sentry(sandbox, tmp_path_factory, specs):
-    _check(sandbox, tmp_path_factory.mktemp("stats"), [s for s in specs if s[2]])
+    _check(sandbox, tmp_path_factory.mktemp("stats") / "vol", [s for s in specs if s[2]])
 
 
 @pytest.mark.parametrize("how", ["drop", "setuid"])
 def test_a_task_that_can_no_longer_search_is_refused(sandbox, tmp_path, how):
-    vol = tmp_path / "vol"
-    vol.mkdir()
-    shutil.copy(GUEST, vol / "guest.py")
-    r = sandbox("sh", "-c", f"python3 /vol/guest.py tree && python3 /vol/guest.py {how}",
-                flags=("-v", f"{vol}:/vol"))
+    r = _guest(sandbox, tmp_path / "vol", how)
     before, after = r.stdout.split("|")
     assert len(set(before.split())) == 1 and "EACCES" not in before, r.stdout + r.stderr
     assert after.split() == ["EACCES"] * 6, r.stdout + r.stderr
 
 
 def test_a_chroot_moves_where_paths_start(sandbox, tmp_path):
-    vol = tmp_path / "vol"
-    vol.mkdir()
-    shutil.copy(GUEST, vol / "guest.py")
-    r = sandbox("sh", "-c", "python3 /vol/guest.py tree && python3 /vol/guest.py chroot",
-                flags=("-v", f"{vol}:/vol"))
+    r = _guest(sandbox, tmp_path / "vol", "chroot")
     before, *after = [part.split()[0] for part in r.stdout.split("|")]
     f = before  # /t/d/f's host identity
     assert ":" in f, r.stdout + r.stderr

@@ -1,6 +1,6 @@
 /* The seccomp platform's hot path: receive user notifications and answer the ones whose
- * result the Sentry has already computed for the same task, and the stats of host files
- * (stat_in_view below).
+ * result the Sentry has already computed for the same task, uname, and the stats and
+ * read-opens of host files (in_view below).
  *
  * Python decides every answer. Some handlers (getpid, gettid) return a value that depends
  * only on the asking task and never changes while it lives; after Python has computed one,
@@ -132,16 +132,19 @@ int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flag
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) ? -errno : 0;
 }
 
-/* --- Stats of host files, answered here (the Sentry's stat_in_view) -------------------------
+/* --- Stats and read-opens of host files, answered here (in_view) ----------------------------
  *
- * stat, lstat, newfstatat and statx of a path that stays on one mount of the guest's host
- * view whose files are the Sentry's own gofer files, the same host objects (the root, /tmp,
- * volumes): the Sentry would answer the host file's own stat, so it is resolved here with
- * openat2 from the start the task's walk has in the view, and that stat is the answer.
- * Only what Linux would let the task do is answered, and only what the Sentry would answer
- * alike; anything else goes to Python, which answers every error:
- * - the task's credentials search every directory (ev_trust), so no search permission on the
- *   way can refuse it;
+ * A path that stays on one mount of the guest's host view whose files are the Sentry's own
+ * gofer files, the same host objects (the root, /tmp, volumes): the Sentry would answer its
+ * stat with the host file's own, and open it for reading as it is. So it is resolved here
+ * with openat2 from the start the task's walk has in the view: stat, lstat, newfstatat and
+ * statx are answered with that file's stat, open and openat for reading of a regular file
+ * or a directory with a descriptor of it. fstat, fstatfs and getdents64 on a descriptor of
+ * such a file are the kernel's (CONTINUE), as in Python. Only what Linux would let the task
+ * do is answered, and only what the Sentry would answer alike; anything else goes to
+ * Python, which answers every error:
+ * - the task's credentials search and read everything (ev_trust), so no permission on the
+ *   way, nor the file's own for reading, can refuse it;
  * - RESOLVE_NO_XDEV keeps the walk on the start's mount (which must be one the Sentry named),
  *   so it never reaches a mount the view has over a name (the Sentry's /proc, a file volume)
  *   nor leaves the mount through `..` or an absolute symlink; RESOLVE_NO_MAGICLINKS keeps
@@ -179,7 +182,7 @@ uint64_t ev_mnt_id(int fd)
     return (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
 }
 
-/* Turns the stat path on: `root` is the guest's root in its view, `proc` its pid namespace's
+/* Turns in_view on: `root` is the guest's root in its view, `proc` its pid namespace's
  * procfs; `mnt_ids` the mounts whose stats are the host's. Then ev_view_prefix for each
  * such mount other than the root, ev_view_covered for each name the Sentry mounts over. */
 void ev_view_on(int root, int proc, const uint64_t *mnt_ids, int n, long page)

@@ -48,7 +48,7 @@ def _unescape(field: bytes) -> bytes:
     return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), field)
 
 
-class ViewStatPlan:
+class ViewPlan:
     """The guest's root in its view (`root`, an O_PATH descriptor, and its mount id), the
     other mounts whose stats are the host's ([(path, mount id, descriptor of its root)],
     a mount within another first) and the host identities of the names the Sentry mounts
@@ -86,11 +86,12 @@ class FileSystem:
         self._asker: tuple[object, Credentials] | None = None
         self._known: dict[tuple[int, int], Dentry] = {}  # host identity -> dentry
         self.chrooted = False  # until a task chroots, every root is the mount table's
-        # Bumped when what the platform was told of credentials (`trusted`) may be stale.
+        # Bumped when credentials may change: the platform then forgets which tasks it
+        # found may search every directory (`searches_everything`).
         self.trust_epoch = 0
         # The mounts whose files answer stat with their host stat, the same host objects the
         # guest's view has at the same place (gofer mounts but /dev and a file volume's):
-        # mount -> its path in the guest (`view_stat_plan`).
+        # mount -> its path in the guest (`view_plan`).
         self.host_stat_mounts: dict = {}
         self.synthetic = []  # file systems whose descriptors are not the files themselves
         self.mount_names = {}  # Mount -> (source, fstype)
@@ -143,9 +144,9 @@ class FileSystem:
         creds = self.creds
         return creds.cap_dac_override or creds.cap_dac_read_search
 
-    def view_stat_plan(self, pid: int) -> "ViewStatPlan | None":
-        """What the seccomp platform needs to answer stats of host files itself (its C
-        loop's stat_in_view, platform/c/notify.c), from task `pid`'s view; None without
+    def view_plan(self, pid: int) -> "ViewPlan | None":
+        """What the seccomp platform needs to answer stats and read-opens of host files
+        itself (its C loop's in_view, platform/c/notify.c), from task `pid`'s view; None without
         directfs (the Sentry may then open nothing itself), after a chroot, or when a name
         the Sentry mounts over where the view has no mount is not an empty directory."""
         if self._view_roots is None or self.chrooted:
@@ -168,7 +169,7 @@ class FileSystem:
             return None
         root = os.open(f"{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
                        dir_fd=self.proc_fd)
-        plan = ViewStatPlan(root, points[b"/"], covered)
+        plan = ViewPlan(root, points[b"/"], covered)
         for mount, path in self.host_stat_mounts.items():
             if mount is self.table.root or path not in points:
                 continue
