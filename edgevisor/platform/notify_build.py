@@ -22,8 +22,8 @@ ffibuilder.cdef("""
     uint64_t ev_mnt_id(int fd);
     void ev_view_on(int root, int proc, const uint64_t *mnt_ids, int n, long page);
     void ev_view_off(void);
-    int ev_view_prefix(const char *path, int fd);
-    int ev_view_covered(uint64_t dev, uint64_t ino);
+    int ev_view_prefix(const char *path, int fd, uint64_t mnt_id);
+    int ev_view_covered(uint64_t dev, uint64_t ino, uint64_t mnt_id, const char *path);
     void ev_set_uts(const char *buf, size_t n);
 """)
 ffibuilder.set_source(

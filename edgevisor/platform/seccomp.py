@@ -209,9 +209,9 @@ class SeccompPlatform(Platform):
                        os.sysconf("SC_PAGE_SIZE"))
         for path, mount_id, fd in plan.mounts:
             if lib.ev_mnt_id(fd) == mount_id:
-                lib.ev_view_prefix(path, fd)
-        for dev, ino in plan.covered:
-            lib.ev_view_covered(dev, ino)
+                lib.ev_view_prefix(path, fd, mount_id)
+        for dev, ino, mount_id, path in plan.covered:
+            lib.ev_view_covered(dev, ino, mount_id, path)
         return fs, fds
 
     _status = 0
@@ -273,7 +273,8 @@ class SeccompPlatform(Platform):
 
 # The path calls the C loop answers for a trusted task (in_view, c/notify.c). Python answers
 # a task's first, which reads its credentials, and trusts it if they search everything.
-_TRUSTING_CALLS = ("stat", "lstat", "newfstatat", "statx", "open", "openat")
+_TRUSTING_CALLS = ("stat", "lstat", "newfstatat", "statx", "open", "openat", "readlink",
+                   "readlinkat")
 
 
 def _valid(listener: int, nid: int) -> bool:

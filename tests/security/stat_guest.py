@@ -7,7 +7,7 @@ symlinks that lead within it, across mounts, into /proc and /sys, nowhere and in
 `dump SPECS`: each spec (`CALL START PATH` joined by tabs, CALL one of newfstatat,
 newfstatat-nofollow, statx, statx-nofollow; START `cwd`, a directory to open as the dirfd, or
 `fd:N`, a descriptor the guest was handed)
-or one of the opens in OPENS, asked by a thread the Sentry trusts and by a fresh one (`dump`);
+readlink, or one of the opens in OPENS, asked by a thread the Sentry trusts and by a fresh one (`dump`);
 prints those that differ.
 
 `drop`, `setuid`: stats of the 0700 directories' file, before and after the task gave up its
@@ -115,7 +115,13 @@ def dump(specs_file: str) -> None:
             dirfd = starts[start]
             if dirfd is None:
                 continue
-        if call in OPENS:
+        if call == b"readlink":
+            def ask(dirfd=dirfd, path=path):
+                try:
+                    return os.readlink(path, dir_fd=None if dirfd < 0 else dirfd)
+                except OSError as e:
+                    return errno.errorcode[e.errno]
+        elif call in OPENS:
             def ask(dirfd=dirfd, path=path, flags=OPENS[call]):
                 return open_(dirfd, path, flags)
         else:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 GUEST = Path(__file__).with_name("stat_guest.py")
 CALLS = ("newfstatat", "newfstatat-nofollow", "statx", "statx-nofollow", "open",
-         "open-nofollow", "open-dir", "open-nonblock", "open-write", "open-path")
+         "open-nofollow", "open-dir", "open-nonblock", "open-write", "open-path", "readlink")
 STARTS = ("cwd", "/t", "/t/d", "/tmp/t", "/vol/t", "/proc", "/sys", "/", "/tmp", "/vol", "/dev",
           "/proc/self", "/t/secret")
 NAMES = ("t", "d", "f", "sub", "secret", "inner", "rel", "abs", "up", "proc", "sys", "tmp",
@@ -52,6 +52,14 @@ EDGES = [
     ("open-nonblock", "cwd", "/t/d/f"), ("open-write", "cwd", "/t/d/f"),
     ("open-path", "cwd", "/t/d/f"), ("open", "cwd", "/t/d/f/"), ("open", "cwd", "/t/loop"),
     ("open", "fd:0", "x"),
+    ("readlink", "cwd", "/bin"), ("readlink", "cwd", "/usr/bin/env"), ("readlink", "cwd", "/t/up"),
+    ("readlink", "cwd", "/proc/self/exe"), ("readlink", "cwd", "/etc/mtab"), ("readlink", "/t", "abs"),
+    ("readlink", "cwd", "/sys"), ("readlink", "cwd", "nope"), ("readlink", "cwd", "/t/dir/"),
+    ("newfstatat", "cwd", "/sys/kernel"), ("newfstatat", "cwd", "/usr/../sys/kernel"),
+    ("newfstatat", "cwd", "/sys/nope"), ("newfstatat", "cwd", "/t/sys/kernel"),
+    ("newfstatat", "cwd", "/t/up/sys/kernel"), ("open", "cwd", "/usr/include/nope.h"),
+    ("newfstatat", "cwd", "/t/d/f/x"), ("newfstatat", "/tmp/t", "nope/x"),
+    ("newfstatat", "/vol/t", "d/f/x"), ("newfstatat", "cwd", "/tmp/nope"),
 ]
 
 

@@ -158,7 +158,7 @@ int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flag
 #define VIEW_MOUNTS 32
 #define COVERED 16
 
-struct prefix { char path[256]; size_t len; int fd; };
+struct prefix { char path[256]; size_t len; int fd; uint64_t mnt_id; };
 
 static int view_on;
 static int view_root = -1, view_proc = -1;
@@ -167,7 +167,7 @@ static uint64_t view_mnt_ids[VIEW_MOUNTS];
 static int view_mnt_count;
 static struct prefix view_prefixes[VIEW_MOUNTS];
 static int view_prefix_count;
-static uint64_t covered[COVERED][2];
+static struct covered { uint64_t dev, ino, mnt_id; char path[256]; } covered[COVERED];
 static int covered_count;
 
 long ev_read_cstring(int32_t tid, uint64_t addr, char *buf, size_t max, size_t page);
@@ -201,7 +201,7 @@ void ev_view_off(void) { view_on = 0; }
 /* A mount at `path` (absolute, no `.`, `..` or doubled '/'), whose root `fd` is, in the
  * view. Longer paths first. Returns 0, or -ENOSPC when the table is full (then that mount
  * is reached only from the root, where RESOLVE_NO_XDEV sends it to Python). */
-int ev_view_prefix(const char *path, int fd)
+int ev_view_prefix(const char *path, int fd, uint64_t mnt_id)
 {
     size_t len = strlen(path);
     if (view_prefix_count == VIEW_MOUNTS || len >= sizeof view_prefixes[0].path) return -ENOSPC;
@@ -209,23 +209,32 @@ int ev_view_prefix(const char *path, int fd)
     memcpy(p->path, path, len + 1);
     p->len = len;
     p->fd = fd;
+    p->mnt_id = mnt_id;
     return 0;
 }
 
-int ev_view_covered(uint64_t dev, uint64_t ino)
+/* A name the Sentry mounts over where the view has no mount: its host identity, the view's
+ * mount it is on and its path in the guest. */
+int ev_view_covered(uint64_t dev, uint64_t ino, uint64_t mnt_id, const char *path)
 {
-    if (covered_count == COVERED) { view_on = 0; return -ENOSPC; }
-    covered[covered_count][0] = dev;
-    covered[covered_count][1] = ino;
-    covered_count++;
+    if (covered_count == COVERED || strlen(path) >= sizeof covered[0].path) {
+        view_on = 0;
+        return -ENOSPC;
+    }
+    struct covered *c = &covered[covered_count++];
+    c->dev = dev;
+    c->ino = ino;
+    c->mnt_id = mnt_id;
+    strcpy(c->path, path);
     return 0;
 }
 
-static int mount_allowed(int fd)
+/* The id of the mount `fd` is on if it is one of those in_view serves, else 0. */
+static uint64_t mount_allowed(int fd)
 {
     uint64_t id = ev_mnt_id(fd);
     for (int i = 0; i < view_mnt_count; i++)
-        if (id && view_mnt_ids[i] == id) return 1;
+        if (id && view_mnt_ids[i] == id) return id;
     return 0;
 }
 
@@ -242,11 +251,11 @@ static int mount_allowed(int fd)
 
 /* Guest descriptor `fd` of the task `m` is, as a descriptor of the Sentry's, if it is on one
  * of the view's mounts whose files are the host's; else -1. */
-static int view_descriptor(const struct memo *m, int32_t fd)
+static int view_descriptor(const struct memo *m, int32_t fd, uint64_t *mnt_id)
 {
     if (fd < 0) return -1;
     int own = (int)syscall(SYS_pidfd_getfd, m->pidfd, fd, 0);
-    if (own >= 0 && !mount_allowed(own)) {
+    if (own >= 0 && !(*mnt_id = mount_allowed(own))) {
         close(own);
         own = -1;
     }
@@ -257,6 +266,8 @@ static int view_descriptor(const struct memo *m, int32_t fd)
  * the path from there and how openat2 resolves it. */
 struct walk {
     int start, owned;
+    uint64_t mnt_id; /* the start's mount */
+    const char *path; /* as the guest wrote it */
     const char *rest;
     struct open_how how;
 };
@@ -266,7 +277,7 @@ static int walk_begin(const struct seccomp_notif *n, const struct memo *m, int32
 {
     w->start = -1;
     w->owned = 0;
-    w->rest = path;
+    w->path = w->rest = path;
     memset(&w->how, 0, sizeof w->how);
     w->how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
     if (path[0] == '/') {
@@ -274,6 +285,7 @@ static int walk_begin(const struct seccomp_notif *n, const struct memo *m, int32
             const struct prefix *p = &view_prefixes[i];
             if (strncmp(path, p->path, p->len) == 0 && (path[p->len] == '/' || !path[p->len])) {
                 w->start = p->fd;
+                w->mnt_id = p->mnt_id;
                 w->rest = path + p->len;
                 while (*w->rest == '/') w->rest++;
                 if (!*w->rest) w->rest = ".";
@@ -282,6 +294,7 @@ static int walk_begin(const struct seccomp_notif *n, const struct memo *m, int32
             }
         }
         w->start = view_root;
+        w->mnt_id = view_mnt_ids[0];
         w->how.resolve |= RESOLVE_IN_ROOT;
         return 0;
     }
@@ -289,12 +302,12 @@ static int walk_begin(const struct seccomp_notif *n, const struct memo *m, int32
         char name[32];
         snprintf(name, sizeof name, "%d/cwd", (int)n->pid);
         w->start = openat(view_proc, name, O_PATH | O_CLOEXEC);
-        if (w->start >= 0 && !mount_allowed(w->start)) {
+        if (w->start >= 0 && !(w->mnt_id = mount_allowed(w->start))) {
             close(w->start);
             w->start = -1;
         }
     } else {
-        w->start = view_descriptor(m, dirfd);
+        w->start = view_descriptor(m, dirfd, &w->mnt_id);
     }
     w->owned = 1;
     return w->start < 0 ? -1 : 0;
@@ -312,17 +325,73 @@ static void walk_end(struct walk *w)
     w->start = -1;
 }
 
-/* The stat of what the walk names, its final symlink not followed, in *st: 0, or -1 for
- * Python to resolve it. */
-static int walk_stat(struct walk *w, struct stat *st)
+/* Whether the walk's failure `err` is the Sentry's answer too. ENOENT and ENOTDIR are, but
+ * where the walk could have passed a covered name (which the Sentry's walk enters, and this
+ * one finds empty): on a mount that has one, only an absolute path whose walk, tried again
+ * with no symlink allowed, fails alike (so it followed none up to its failure) and whose
+ * names, `..` taken as written, never make a covered path. */
+static int walk_failure_is_answer(struct walk *w, int err)
 {
+    if (err != ENOENT && err != ENOTDIR) return 0;
+    int on_covered_mount = 0;
+    for (int i = 0; i < covered_count; i++)
+        if (covered[i].mnt_id == w->mnt_id) on_covered_mount = 1;
+    if (!on_covered_mount) return 1;
+    if (w->path[0] != '/' || w->start != view_root) return 0;
+    struct open_how how = w->how;
+    how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+    how.resolve |= RESOLVE_NO_SYMLINKS;
+    int fd = (int)syscall(SYS_openat2, w->start, w->rest, &how, sizeof how);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno != err) return 0;
+    char walked[4096];
+    size_t len = 0;
+    for (const char *c = w->path; *c;) {
+        while (*c == '/') c++;
+        const char *end = c;
+        while (*end && *end != '/') end++;
+        size_t n = (size_t)(end - c);
+        if (n == 0 || (n == 1 && c[0] == '.')) {
+            /* nothing */
+        } else if (n == 2 && c[0] == '.' && c[1] == '.') {
+            while (len > 0 && walked[len - 1] != '/') len--;
+            if (len > 0) len--;
+        } else {
+            if (len + 1 + n >= sizeof walked) return 0;
+            walked[len++] = '/';
+            memcpy(walked + len, c, n);
+            len += n;
+            walked[len] = 0;
+            for (int i = 0; i < covered_count; i++)
+                if (strcmp(walked, covered[i].path) == 0) return 0;
+        }
+        c = end;
+    }
+    return 1;
+}
+
+/* An O_PATH descriptor of what the walk names, its final symlink not followed, and its stat
+ * in *st; or -1 with *err the errno to answer, or 0 for Python to resolve it. */
+static int walk_path(struct walk *w, struct stat *st, int *err)
+{
+    *err = 0;
     int fd = walk_open(w, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return -1;
+    if (fd < 0) {
+        int e = errno;
+        if (walk_failure_is_answer(w, e)) *err = e;
+        return -1;
+    }
     int failed = (int)syscall(__NR_newfstatat, fd, "", st, AT_EMPTY_PATH);
-    close(fd);
     for (int i = 0; !failed && i < covered_count; i++)
-        if (covered[i][0] == st->st_dev && covered[i][1] == st->st_ino) failed = 1;
-    return failed ? -1 : 0;
+        if (covered[i].dev == st->st_dev && covered[i].ino == st->st_ino) failed = 1;
+    if (failed) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static int write_stat(const struct seccomp_notif *n, uint64_t buf, const struct stat *st,
@@ -375,7 +444,8 @@ static int in_view(int listener, const struct seccomp_notif *n)
     const __u64 *a = n->data.args;
     int32_t dirfd = AT_FDCWD, flags = 0;
     uint64_t path_addr = 0, buf = 0;
-    enum { STAT, STATX, OPEN, BY_DESCRIPTOR } call;
+    int32_t size = 0;
+    enum { STAT, STATX, OPEN, READLINK, BY_DESCRIPTOR } call;
     if (n->data.arch != VIEW_ARCH) return 0;
     switch (n->data.nr) {
 #ifdef __NR_stat
@@ -390,6 +460,12 @@ static int in_view(int listener, const struct seccomp_notif *n)
         path_addr = a[0];
         flags = (int32_t)a[1];
         call = OPEN;
+        break;
+    case __NR_readlink:
+        path_addr = a[0];
+        buf = a[1];
+        size = (int32_t)a[2];
+        call = READLINK;
         break;
     case __NR_getdents:
 #endif
@@ -423,9 +499,17 @@ static int in_view(int listener, const struct seccomp_notif *n)
         flags = (int32_t)a[2];
         call = OPEN;
         break;
+    case __NR_readlinkat:
+        dirfd = (int32_t)a[0];
+        path_addr = a[1];
+        buf = a[2];
+        size = (int32_t)a[3];
+        call = READLINK;
+        break;
     default:
         return 0;
     }
+    if (call == READLINK && size <= 0) return 0;
     if (call == OPEN && flags & ~OPEN_FLAGS) return 0; /* O_RDONLY is 0 */
     struct memo *m = memo_find((int32_t)n->pid);
     if (!m) return 0;
@@ -436,7 +520,8 @@ static int in_view(int listener, const struct seccomp_notif *n)
 
     /* Calls on a descriptor of a host file: the kernel's answer is the Sentry's. */
     if (call == BY_DESCRIPTOR) {
-        int own = view_descriptor(m, dirfd);
+        uint64_t mnt_id;
+        int own = view_descriptor(m, dirfd, &mnt_id);
         if (own < 0) return 0;
         close(own);
         ev_send(listener, n->id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
@@ -452,8 +537,9 @@ static int in_view(int listener, const struct seccomp_notif *n)
     struct stat st;
     if (len == 0) {
         /* The descriptor itself (fstat's newfstatat): its host stat. */
-        if (call == OPEN || !(flags & AT_EMPTY_PATH) || !buf) return 0;
-        int fd = view_descriptor(m, dirfd);
+        if (call == OPEN || call == READLINK || !(flags & AT_EMPTY_PATH) || !buf) return 0;
+        uint64_t mnt_id;
+        int fd = view_descriptor(m, dirfd, &mnt_id);
         if (fd < 0) return 0;
         int failed = (int)syscall(__NR_newfstatat, fd, "", &st, AT_EMPTY_PATH);
         close(fd);
@@ -463,10 +549,35 @@ static int in_view(int listener, const struct seccomp_notif *n)
     /* A walk: only for a task that may search every directory on it. */
     if (!m->searches_all || path[len - 1] == '/') return 0;
     struct walk w;
-    if (walk_begin(n, m, dirfd, path, &w) || walk_stat(&w, &st)) {
+    if (walk_begin(n, m, dirfd, path, &w)) {
         walk_end(&w);
         return 0;
     }
+    int err, fd = walk_path(&w, &st, &err);
+    if (fd < 0) {
+        walk_end(&w);
+        if (!err) return 0;
+        ev_send(listener, n->id, 0, -err, 0);
+        return 1;
+    }
+    if (call == READLINK) {
+        walk_end(&w);
+        if (!S_ISLNK(st.st_mode)) {
+            close(fd);
+            ev_send(listener, n->id, 0, -EINVAL, 0);
+            return 1;
+        }
+        char body[4096];
+        long got = (long)syscall(SYS_readlinkat, fd, "", body, sizeof body);
+        close(fd);
+        if (got <= 0) return 0;
+        if (got > size) got = size;
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &n->id)) return 1; /* the task went */
+        if (ev_write((int32_t)n->pid, buf, body, (size_t)got) != got) return 0;
+        ev_send(listener, n->id, got, 0, 0);
+        return 1;
+    }
+    close(fd);
     int follow = call == OPEN ? !(flags & O_NOFOLLOW) : !(flags & AT_SYMLINK_NOFOLLOW);
     if (S_ISLNK(st.st_mode) && follow) { /* protected_symlinks is the Sentry's to check */
         walk_end(&w);

@@ -52,12 +52,13 @@ class ViewPlan:
     """The guest's root in its view (`root`, an O_PATH descriptor, and its mount id), the
     other mounts whose stats are the host's ([(path, mount id, descriptor of its root)],
     a mount within another first) and the host identities of the names the Sentry mounts
-    over where the view has no mount (`covered`: /sys's directory, which only the Sentry's
-    walk enters). The descriptors are the platform's to keep."""
+    over where the view has no mount (`covered`: [(st_dev, st_ino, the view's mount it is
+    on, its path)], /sys's directory, which only the Sentry's walk enters). The descriptors
+    are the platform's to keep."""
 
     __slots__ = ("covered", "mounts", "root", "root_mount")
 
-    def __init__(self, root: int, root_mount: int, covered: list[tuple[int, int]]):
+    def __init__(self, root: int, root_mount: int, covered: list[tuple[int, int, int, bytes]]):
         self.root = root
         self.root_mount = root_mount
         self.mounts: list[tuple[bytes, int, int]] = []
@@ -162,9 +163,11 @@ class FileSystem:
             if path in points:
                 continue
             under = mount.mountpoint.inode  # the view shows this name as it is
-            if not isinstance(under, GoferDirectory) or under.readdir():
+            parent, _ = d_path(mount.parent.root, root_path)
+            if (not isinstance(under, GoferDirectory) or under.readdir()
+                    or parent not in points):
                 return None
-            covered.append(under.host_key)
+            covered.append((*under.host_key, points[parent], path))
         if b"/" not in points:
             return None
         root = os.open(f"{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
