@@ -10,11 +10,15 @@ VFS's)."""
 
 import os
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from ..support import EDGEVISOR
 
 GUEST = Path(__file__).with_name("stat_guest.py")
 CALLS = ("newfstatat", "newfstatat-nofollow", "statx", "statx-nofollow", "open",
@@ -147,3 +151,42 @@ def test_a_strict_mode_thread_is_ended_by_a_stat(sandbox, programs):
     its stat must end it all the same."""
     r = sandbox(programs["strict_stat"])
     assert "survived" not in r.stdout and r.returncode == 137, (r.returncode, r.stdout, r.stderr)
+
+
+def test_a_directory_moved_out_of_a_volume_leads_nowhere_above(platform, tmp_path):
+    """The host moves a directory out of a volume while the guest's cwd is in it: `..` from
+    there never reaches the host directory it now sits in, nor anything beside it (the
+    kernel's walk finds it disconnected, ENOENT; the C loop leaves `..` to the Sentry)."""
+    vol = tmp_path / "vol"
+    (vol / "inside").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret").write_text("host")
+    code = ("import os, time\n"
+            "os.chdir('/vol/inside')\n"
+            "for _ in range(3): os.stat('.')\n"
+            "open('/vol/ready', 'w').close()\n"
+            "while not os.path.exists('/vol/go'): time.sleep(0.01)\n"
+            "for path in ('../secret', '../../elsewhere/secret'):\n"
+            "    try:\n"
+            "        os.stat(path); print('reached', path)\n"
+            "    except OSError as e:\n"
+            "        print(e.strerror)\n"
+            "    try:\n"
+            "        open(path).read(); print('read', path)\n"
+            "    except OSError as e:\n"
+            "        print(e.strerror)\n")
+    p = subprocess.Popen([*EDGEVISOR, "do", f"--platform={platform}",
+                          "-v", f"{vol}:/vol", "--", "python3", "-c", code],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (vol / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.rename(vol / "inside", elsewhere / "inside")
+        (vol / "go").touch()
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert "reached" not in out and "read" not in out, out + err
+    assert out.count("No such file or directory") == 4, out + err

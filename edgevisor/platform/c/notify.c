@@ -298,6 +298,10 @@ static int walk_begin(const struct seccomp_notif *n, const struct memo *m, int32
         w->how.resolve |= RESOLVE_IN_ROOT;
         return 0;
     }
+    /* Below the start only: `..` from a cwd or a descriptor is the Sentry's to resolve (the
+     * parent it knows), which may not be the kernel's: the kernel answers ENOENT from a
+     * directory the host moved out of a volume, the Sentry the volume it was in. */
+    w->how.resolve |= RESOLVE_BENEATH;
     if (dirfd == AT_FDCWD) {
         char name[32];
         snprintf(name, sizeof name, "%d/cwd", (int)n->pid);
