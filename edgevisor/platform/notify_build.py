@@ -17,8 +17,8 @@ ffibuilder.cdef("""
     long ev_read(int32_t tid, uint64_t addr, char *buf, size_t n);
     long ev_write(int32_t tid, uint64_t addr, const char *buf, size_t n);
     long ev_read_cstring(int32_t tid, uint64_t addr, char *buf, size_t max, size_t page);
-    int ev_trust(int32_t tid, int pidfd);
     void ev_forget_trust(void);
+    void ev_self_trust(int on);
     uint64_t ev_mnt_id(int fd);
     void ev_view_on(int root, int proc, const uint64_t *mnt_ids, int n, long page);
     void ev_view_off(void);

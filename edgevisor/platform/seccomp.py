@@ -111,8 +111,6 @@ class SeccompPlatform(Platform):
         CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
         gone = (-errno.ENOENT, -errno.EINTR)
         fs, view_fds = self._answer_in_view(sentry, pid)
-        trusting_nrs = frozenset(sentry.table.by_name[name].nr for name in _TRUSTING_CALLS
-                             if name in sentry.table.by_name) if fs is not None else frozenset()
         epoch = fs.trust_epoch if fs is not None else 0
         # uname is answered in C, from the names as they are (none under --strace); the
         # calls that set one give C the new answer.
@@ -134,22 +132,15 @@ class SeccompPlatform(Platform):
                 result = handle(_NotifiedTask(tid, host, listener, nid), nr, list(out.args))
                 if nr in uts_nrs and result == 0:
                     lib.ev_set_uts(utsname(sentry.kernel), 390)
-                if fs is not None:
-                    if fs.trust_epoch != epoch or fs.chrooted:
-                        # Credentials may change (set*id, capset, exec) once this call is
-                        # answered; a chroot gives tasks roots other than the view's.
-                        lib.ev_forget_trust()
-                        epoch = fs.trust_epoch
-                        if fs.chrooted:
-                            lib.ev_view_off()
-                            fs = None
-                            trusting_nrs = frozenset()
-                    elif (nr in trusting_nrs and (type(result) is InstallFd or result == 0)
-                          and fs.searches_everything()):
-                        try:
-                            lib.ev_trust(tid, host.pidfd(tid))
-                        except ProcessLookupError:
-                            pass
+                if fs is not None and (fs.trust_epoch != epoch or fs.chrooted):
+                    # Credentials may change (set*id, capset, exec) once this call is
+                    # answered: C reads them again. A chroot gives tasks roots other than
+                    # the view's.
+                    lib.ev_forget_trust()
+                    epoch = fs.trust_epoch
+                    if fs.chrooted:
+                        lib.ev_view_off()
+                        fs = None
                 if result is CONTINUE:
                     err = lib.ev_send(listener, nid, 0, 0, CONTINUE_FLAG)
                 elif type(result) is InstallFd:
@@ -162,6 +153,7 @@ class SeccompPlatform(Platform):
                     # it): the memo is cleared, for every task, as rarely as this happens,
                     # and uname is Python's again.
                     lib.ev_set_memo(memo_nrs, len(memo))
+                    lib.ev_self_trust(0)
                     lib.ev_set_uts(ffi.NULL, 0)
                     uts_nrs = ()
                     self._hand_to_reaper(reaper, (tid, nid), done)
@@ -180,6 +172,7 @@ class SeccompPlatform(Platform):
             return self._status
         finally:
             lib.ev_view_off()
+            lib.ev_self_trust(0)
             lib.ev_set_uts(ffi.NULL, 0)
             lib.ev_set_memo(ffi.NULL, 0)
             for fd in view_fds:
@@ -212,6 +205,7 @@ class SeccompPlatform(Platform):
                 lib.ev_view_prefix(path, fd, mount_id)
         for dev, ino, mount_id, path in plan.covered:
             lib.ev_view_covered(dev, ino, mount_id, path)
+        lib.ev_self_trust(1)
         return fs, fds
 
     _status = 0
@@ -269,12 +263,6 @@ class SeccompPlatform(Platform):
         while True:
             signal.pthread_kill(threading.main_thread().ident, WAKE)
             time.sleep(0.01)
-
-
-# The path calls the C loop answers for a trusted task (in_view, c/notify.c). Python answers
-# a task's first, which reads its credentials, and trusts it if they search everything.
-_TRUSTING_CALLS = ("stat", "lstat", "newfstatat", "statx", "open", "openat", "readlink",
-                   "readlinkat")
 
 
 def _valid(listener: int, nid: int) -> bool:

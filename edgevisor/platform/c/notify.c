@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -43,7 +44,8 @@ struct memo {
     int32_t tid; /* 0: empty */
     int32_t pidfd;
     uint32_t known; /* bit i: values[i] holds the answer to memo_nrs[i] */
-    uint32_t searches_all; /* its credentials search every directory (ev_trust) */
+    uint32_t checked; /* searches_all is known (trust) */
+    uint32_t searches_all; /* its credentials search every directory */
     int64_t values[MEMO_NRS];
 };
 
@@ -110,20 +112,9 @@ int ev_remember(int32_t tid, int pidfd, int32_t nr, int64_t value)
     return 0;
 }
 
-/* Task `tid` (`pidfd`) has credentials that search every directory: CAP_DAC_OVERRIDE or
- * CAP_DAC_READ_SEARCH, as the Sentry read them. Until ev_forget_trust. */
-int ev_trust(int32_t tid, int pidfd)
-{
-    if (tid <= 0) return -EINVAL;
-    struct memo *m = memo_slot(tid, pidfd);
-    if (!m) return -errno;
-    m->searches_all = 1;
-    return 0;
-}
-
 void ev_forget_trust(void)
 {
-    for (int i = 0; i < MEMO_SLOTS; i++) memos[i].searches_all = 0;
+    for (int i = 0; i < MEMO_SLOTS; i++) memos[i].checked = memos[i].searches_all = 0;
 }
 
 int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flags)
@@ -143,7 +134,7 @@ int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flag
  * such a file are the kernel's (CONTINUE), as in Python. Only what Linux would let the task
  * do is answered, and only what the Sentry would answer alike; anything else goes to
  * Python, which answers every error:
- * - the task's credentials search and read everything (ev_trust), so no permission on the
+ * - the task's credentials search and read everything (trust), so no permission on the
  *   way, nor the file's own for reading, can refuse it;
  * - RESOLVE_NO_XDEV keeps the walk on the start's mount (which must be one the Sentry named),
  *   so it never reaches a mount the view has over a name (the Sentry's /proc, a file volume)
@@ -156,11 +147,15 @@ int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flag
  * - the notification is checked valid before the task's memory is written. */
 
 #define VIEW_MOUNTS 32
+#define PIDFD_THREAD_FLAG O_EXCL
+#define CAP_DAC_OVERRIDE_BIT 1
+#define CAP_DAC_READ_SEARCH_BIT 2
 #define COVERED 16
 
 struct prefix { char path[256]; size_t len; int fd; uint64_t mnt_id; };
 
 static int view_on;
+static int self_trust; /* in_view may read a task's credentials itself (ev_self_trust) */
 static int view_root = -1, view_proc = -1;
 static long view_page = 4096;
 static uint64_t view_mnt_ids[VIEW_MOUNTS];
@@ -440,6 +435,48 @@ static int answer_stat(int listener, const struct seccomp_notif *n, uint64_t buf
     return 1;
 }
 
+/* The memo of the task that sent `n`, with whether its credentials search every directory
+ * (CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH in its effective set, from its /proc status, as
+ * the Sentry reads them), or NULL. Known until ev_forget_trust, which the Sentry calls
+ * before any call that may change credentials runs. */
+static struct memo *trust(int listener, const struct seccomp_notif *n)
+{
+    int32_t tid = (int32_t)n->pid;
+    struct memo *m = memo_find(tid);
+    if (m && syscall(SYS_pidfd_send_signal, m->pidfd, 0, NULL, 0)) {
+        memo_clear(m); /* the task is gone: its tid may be someone else's now */
+        m = NULL;
+    }
+    if (m && m->checked) return m;
+    if (!self_trust) return m;
+    int pidfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD_FLAG);
+    if (pidfd < 0) return NULL;
+    char name[32], status[4096];
+    snprintf(name, sizeof name, "%d/status", (int)tid);
+    int fd = openat(view_proc, name, O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd < 0 ? -1 : read(fd, status, sizeof status - 1);
+    if (fd >= 0) close(fd);
+    const char *caps = NULL;
+    if (got > 0) {
+        status[got] = 0;
+        caps = strstr(status, "\nCapEff:");
+    }
+    /* Still the task that asked: its tid named it all along. */
+    if (!caps || ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &n->id)) {
+        close(pidfd);
+        return NULL;
+    }
+    unsigned long long effective = strtoull(caps + 8, NULL, 16);
+    m = memo_slot(tid, pidfd);
+    close(pidfd);
+    if (!m) return NULL;
+    m->checked = 1;
+    m->searches_all = (effective >> CAP_DAC_OVERRIDE_BIT | effective >> CAP_DAC_READ_SEARCH_BIT) & 1;
+    return m;
+}
+
+void ev_self_trust(int on) { self_trust = on; }
+
 /* Answers notification `n` if it is a call this path serves: 1 when answered (or when its
  * task went meanwhile), 0 for Python to answer it. */
 static int in_view(int listener, const struct seccomp_notif *n)
@@ -515,12 +552,8 @@ static int in_view(int listener, const struct seccomp_notif *n)
     }
     if (call == READLINK && size <= 0) return 0;
     if (call == OPEN && flags & ~OPEN_FLAGS) return 0; /* O_RDONLY is 0 */
-    struct memo *m = memo_find((int32_t)n->pid);
+    struct memo *m = trust(listener, n);
     if (!m) return 0;
-    if (syscall(SYS_pidfd_send_signal, m->pidfd, 0, NULL, 0)) {
-        memo_clear(m);
-        return 0;
-    }
 
     /* Calls on a descriptor of a host file: the kernel's answer is the Sentry's. */
     if (call == BY_DESCRIPTOR) {

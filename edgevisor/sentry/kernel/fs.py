@@ -88,7 +88,7 @@ class FileSystem:
         self._known: dict[tuple[int, int], Dentry] = {}  # host identity -> dentry
         self.chrooted = False  # until a task chroots, every root is the mount table's
         # Bumped when credentials may change: the platform then forgets which tasks it
-        # found may search every directory (`searches_everything`).
+        # found may search every directory.
         self.trust_epoch = 0
         # The mounts whose files answer stat with their host stat, the same host objects the
         # guest's view has at the same place (gofer mounts but /dev and a file volume's):
@@ -138,12 +138,6 @@ class FileSystem:
         self._creds.clear()
         self._asker = None
         self.trust_epoch += 1
-
-    def searches_everything(self) -> bool:
-        """Whether the asking task may search every directory (CAP_DAC_OVERRIDE or
-        CAP_DAC_READ_SEARCH): no search permission on a path can refuse it."""
-        creds = self.creds
-        return creds.cap_dac_override or creds.cap_dac_read_search
 
     def view_plan(self, pid: int) -> "ViewPlan | None":
         """What the seccomp platform needs to answer stats and read-opens of host files
