@@ -110,14 +110,15 @@ class SeccompPlatform(Platform):
         handle = sentry.handle
         CONTINUE_FLAG = abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE
         gone = (-errno.ENOENT, -errno.EINTR)
-        fs, view_fds = self._answer_in_view(sentry, pid)
+        kernel = _answered_from(sentry)
+        fs, view_fds = self._answer_in_view(kernel, pid)
         epoch = fs.trust_epoch if fs is not None else 0
-        # uname is answered in C, from the names as they are (none under --strace); the
-        # calls that set one give C the new answer.
+        # uname is answered in C, from the names as they are; the calls that set one give
+        # C the new answer.
         uts_nrs = frozenset(sentry.table.by_name[name].nr for name in
-                            ("sethostname", "setdomainname")) if sentry.strace is None else ()
+                            ("sethostname", "setdomainname")) if kernel is not None else ()
         if uts_nrs:
-            lib.ev_set_uts(utsname(sentry.kernel), 390)
+            lib.ev_set_uts(utsname(kernel), 390)
         try:
             while not done.is_set():
                 err = lib.ev_next(listener, out)
@@ -131,7 +132,7 @@ class SeccompPlatform(Platform):
                     continue
                 result = handle(_NotifiedTask(tid, host, listener, nid), nr, list(out.args))
                 if nr in uts_nrs and result == 0:
-                    lib.ev_set_uts(utsname(sentry.kernel), 390)
+                    lib.ev_set_uts(utsname(kernel), 390)
                 if fs is not None and (fs.trust_epoch != epoch or fs.chrooted):
                     # Credentials may change (set*id, capset, exec) once this call is
                     # answered: C reads them again. A chroot gives tasks roots other than
@@ -180,13 +181,12 @@ class SeccompPlatform(Platform):
             host.close()
 
     @staticmethod
-    def _answer_in_view(sentry, pid: int):
+    def _answer_in_view(kernel, pid: int):
         """Lets the C loop answer stats and read-opens of host files on the view's mounts
         itself (c/notify.c, in_view): (the file system, the descriptors it holds), or
-        (None, []) when it may not (--strace must see every call; kernel/fs.py's view_plan
-        says when else)."""
-        fs = sentry.kernel.fs
-        plan = fs.view_plan(pid) if fs is not None and sentry.strace is None else None
+        (None, []) when it may not (kernel/fs.py's view_plan says when)."""
+        fs = kernel.fs if kernel is not None else None
+        plan = fs.view_plan(pid) if fs is not None else None
         if plan is None:
             return None, []
         fds = [plan.root] + [fd for _, _, fd in plan.mounts]
@@ -263,6 +263,15 @@ class SeccompPlatform(Platform):
         while True:
             signal.pthread_kill(threading.main_thread().ident, WAKE)
             time.sleep(0.01)
+
+
+def _answered_from(sentry):
+    """The kernel whose state the C loop may answer calls from (uname, in_view), or None:
+    under --strace every call must reach the Sentry, and a Sentry without a kernel of its
+    own (a test's stub) has nothing to answer from."""
+    if getattr(sentry, "strace", None) is not None:
+        return None
+    return getattr(sentry, "kernel", None)
 
 
 def _valid(listener: int, nid: int) -> bool:
