@@ -82,8 +82,8 @@ void ev_set_memo(const int32_t *nrs, int n)
     memcpy(memo_nrs, nrs, memo_count * sizeof *nrs);
 }
 
-/* Remember `value` as task `tid`'s answer to syscall `nr`; `pidfd` refers to that task and is
- * duplicated. Returns 0 or -errno. */
+/* Task `tid`'s memo, made (with a duplicate of `pidfd`, which refers to that task) if it has
+ * none; NULL with errno set if the duplicate fails. */
 static struct memo *memo_slot(int32_t tid, int pidfd)
 {
     struct memo *m = memo_find(tid);
@@ -101,6 +101,8 @@ static struct memo *memo_slot(int32_t tid, int pidfd)
     return m;
 }
 
+/* Remember `value` as task `tid`'s answer to syscall `nr`; `pidfd` refers to that task and is
+ * duplicated. Returns 0 or -errno. */
 int ev_remember(int32_t tid, int pidfd, int32_t nr, int64_t value)
 {
     int index = memo_index(nr);
@@ -130,7 +132,8 @@ int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flag
  * stat with the host file's own, and open it for reading as it is. So it is resolved here
  * with openat2 from the start the task's walk has in the view: stat, lstat, newfstatat and
  * statx are answered with that file's stat, open and openat for reading of a regular file
- * or a directory with a descriptor of it. fstat, fstatfs and getdents64 on a descriptor of
+ * or a directory with a descriptor of it, readlink and readlinkat with the link's body (or
+ * EINVAL for what is not one). fstat, fstatfs and getdents64 on a descriptor of
  * such a file are the kernel's (CONTINUE), as in Python. Only what Linux would let the task
  * do is answered, and only what the Sentry would answer alike; anything else goes to
  * Python, which answers every error:
@@ -143,7 +146,8 @@ int ev_send(int listener, uint64_t id, int64_t val, int32_t error, uint32_t flag
  *   RESOLVE_BENEATH keeps a path below a mount's root when it starts there;
  * - a trailing symlink is never followed here (protected_symlinks is the Sentry's to check),
  *   a trailing slash never taken, and the names the Sentry mounts over where the view has
- *   no mount (its /sys) are never the answer (`covered`);
+ *   no mount (its /sys) are never the answer (`covered`), nor an error a walk that may have
+ *   passed them met (walk_failure_is_answer);
  * - the notification is checked valid before the task's memory is written. */
 
 #define VIEW_MOUNTS 32
