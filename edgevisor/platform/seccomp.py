@@ -118,7 +118,7 @@ class SeccompPlatform(Platform):
         uts_nrs = frozenset(sentry.table.by_name[name].nr for name in
                             ("sethostname", "setdomainname")) if kernel is not None else ()
         if uts_nrs:
-            lib.ev_set_uts(utsname(kernel), 390)
+            _set_uts(kernel)
         try:
             while not done.is_set():
                 err = lib.ev_next(listener, out)
@@ -132,7 +132,7 @@ class SeccompPlatform(Platform):
                     continue
                 result = handle(_NotifiedTask(tid, host, listener, nid), nr, list(out.args))
                 if nr in uts_nrs and result == 0:
-                    lib.ev_set_uts(utsname(kernel), 390)
+                    _set_uts(kernel)
                 if fs is not None and (fs.trust_epoch != epoch or fs.chrooted):
                     # Credentials may change (set*id, capset, exec) once this call is
                     # answered: C reads them again. A chroot gives tasks roots other than
@@ -263,6 +263,11 @@ class SeccompPlatform(Platform):
         while True:
             signal.pthread_kill(threading.main_thread().ident, WAKE)
             time.sleep(0.01)
+
+
+def _set_uts(kernel) -> None:
+    uts = utsname(kernel)
+    lib.ev_set_uts(uts, len(uts))
 
 
 def _answered_from(sentry):
