@@ -194,15 +194,13 @@ class SeccompPlatform(Platform):
             for fd in fds:
                 os.close(fd)
             return None, []
-        ids = [plan.root_mount]
-        for path, mount_id, fd in plan.mounts:
-            if lib.ev_mnt_id(fd) == mount_id:
-                ids.append(mount_id)
+        mounts = [(path, mount_id, fd) for path, mount_id, fd in plan.mounts
+                  if lib.ev_mnt_id(fd) == mount_id]
+        ids = [plan.root_mount] + [mount_id for _, mount_id, _ in mounts]
         lib.ev_view_on(plan.root, fs.proc_fd, ffi.new("uint64_t[]", ids), len(ids),
                        os.sysconf("SC_PAGE_SIZE"))
-        for path, mount_id, fd in plan.mounts:
-            if lib.ev_mnt_id(fd) == mount_id:
-                lib.ev_view_prefix(path, fd, mount_id)
+        for path, mount_id, fd in mounts:
+            lib.ev_view_prefix(path, fd, mount_id)
         for dev, ino, mount_id, path in plan.covered:
             lib.ev_view_covered(dev, ino, mount_id, path)
         lib.ev_self_trust(1)

@@ -232,8 +232,8 @@ int ev_view_covered(uint64_t dev, uint64_t ino, uint64_t mnt_id, const char *pat
 static uint64_t mount_allowed(int fd)
 {
     uint64_t id = ev_mnt_id(fd);
-    for (int i = 0; i < view_mnt_count; i++)
-        if (id && view_mnt_ids[i] == id) return id;
+    for (int i = 0; id && i < view_mnt_count; i++)
+        if (view_mnt_ids[i] == id) return id;
     return 0;
 }
 
